@@ -1,0 +1,44 @@
+# `make run` and `make test` each start from nothing: they create .venv if it is missing and install the project.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/notifier migrate
+	$(BIN)/notifier run $(ARGS)
+
+demo: install
+	$(BIN)/notifier migrate
+	$(BIN)/notifier run --demo $(ARGS)
+
+lint: install
+	$(BIN)/ruff check notifier tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+# The schema is built by the test harness with the same migration runner (`notifier migrate`), in a fresh database.
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/match.py
+	$(BIN)/python bench/email.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""notifier: notifications and subscriptions for local government meetings and decisions."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""Types shared by the web process and the worker.
+
+The string enums here are mirrored by CHECK constraints in migrations/0001_initial.sql; each side names the other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+
+class SourceKind(StrEnum):
+    """Should match the CHECK on sources.kind."""
+
+    MODERNGOV = "moderngov"
+    MODERNGOV_DECISIONS = "moderngov_decisions"
+    RSS = "rss"
+    ICAL = "ical"
+    LEGISTAR = "legistar"
+
+
+class ItemKind(StrEnum):
+    """Should match the CHECK on items.kind."""
+
+    MEETING = "meeting"
+    AGENDA_ITEM = "agenda_item"
+    DOCUMENT = "document"
+    DECISION = "decision"
+
+
+class EventType(StrEnum):
+    """Should match the CHECK on events.type."""
+
+    MEETING_SCHEDULED = "meeting.scheduled"
+    MEETING_UPDATED = "meeting.updated"
+    MEETING_RESCHEDULED = "meeting.rescheduled"
+    MEETING_CANCELLED = "meeting.cancelled"
+    AGENDA_PUBLISHED = "agenda.published"
+    MINUTES_PUBLISHED = "minutes.published"
+    DOCUMENT_PUBLISHED = "document.published"
+    DECISION_PUBLISHED = "decision.published"
+    DECISION_UPDATED = "decision.updated"
+
+
+class SubscriberStatus(StrEnum):
+    """Should match the CHECK on subscribers.status."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class Channel(StrEnum):
+    """Should match the CHECK on subscriptions.channel."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    FEED = "feed"
+
+
+class Frequency(StrEnum):
+    """Should match the CHECK on subscriptions.frequency."""
+
+    IMMEDIATE = "immediate"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class DeliveryStatus(StrEnum):
+    """Should match the CHECK on deliveries.status."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class EndpointStatus(StrEnum):
+    """Should match the CHECK on webhook_endpoints.status."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+# ---- API bodies and shared shapes -----------------------------------------------------------------------------------
+
+class FilterModel(BaseModel):
+    """What a subscription follows. Every key is optional; an empty filter follows everything everywhere."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(default="", max_length=1000)
+    councils: list[str] = Field(default_factory=list, max_length=500)
+    regions: list[str] = Field(default_factory=list, max_length=20)
+    committees: list[str] = Field(default_factory=list, max_length=100)
+    kinds: list[ItemKind] = Field(default_factory=list)
+    event_types: list[EventType] = Field(default_factory=list)
+
+    @field_validator("councils", "regions", "committees")
+    @classmethod
+    def _strip(cls, values: list[str]) -> list[str]:
+        out = []
+        for v in values:
+            v = v.strip()
+            if not v or len(v) > 200:
+                raise ValueError("entries must be non-empty and at most 200 characters")
+            if v not in out:
+                out.append(v)
+        return out
+
+    @field_validator("councils")
+    @classmethod
+    def _lower(cls, values: list[str]) -> list[str]:
+        return [v.lower() for v in values]
+
+
+class SubscriberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    timezone: str | None = None
+    consent: Literal["confirm", "vouched"] = "confirm"
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subscriber_id: int
+    filter: FilterModel = Field(default_factory=FilterModel)
+    frequency: Frequency = Frequency.IMMEDIATE
+    hour: int | None = Field(default=None, ge=0, le=23)
+    weekday: int | None = Field(default=None, ge=0, le=6)
+
+
+class SubscriptionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: FilterModel | None = None
+    frequency: Frequency | None = None
+    hour: int | None = Field(default=None, ge=0, le=23)
+    weekday: int | None = Field(default=None, ge=0, le=6)
+    paused_until: datetime | None = None
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: FilterModel = Field(default_factory=FilterModel)

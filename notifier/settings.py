@@ -1,0 +1,141 @@
+"""Every option of the service, read from `NOTIFIER_…` environment variables and `.env`.
+
+One `Settings` object is built at start-up and passed explicitly to the web app and the worker; nothing reads the
+environment anywhere else. The README's configuration table lists the same fields.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting has a value the service cannot use; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", env_file=".env", extra="ignore")
+
+    # Where things live. Empty URLs mean "start an embedded one under data_dir".
+    database_url: str = ""
+    redis_url: str = ""
+    smtp_url: str = ""
+    data_dir: Path = Path("./var")
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    mail_from: str = "notifier <notifier@localhost>"
+    admin_token: str = ""
+    contact_url: str = "https://github.com/notifier/notifier"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Web
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    db_pool_min: int = Field(default=1, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+
+    # Polling
+    poll_interval_minutes: int = Field(default=30, ge=1)
+    poll_max_backoff_minutes: int = Field(default=24 * 60, ge=1)
+    poll_connect_timeout: float = Field(default=10.0, gt=0)
+    poll_total_timeout: float = Field(default=60.0, gt=0)
+    poll_max_response_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    poll_concurrency: int = Field(default=20, ge=1)
+    poll_per_host_concurrency: int = Field(default=2, ge=1)
+
+    # Email
+    alert_batch_seconds: int = Field(default=120, ge=0)
+    digest_hour: int = Field(default=7, ge=0, le=23)
+    weekly_day: int = Field(default=0, ge=0, le=6, description="0 = Monday")
+    default_timezone: str = "Europe/London"
+    confirm_token_days: int = Field(default=7, ge=1)
+    smtp_rate_per_second: float = Field(default=50.0, gt=0)
+    smtp_connections: int = Field(default=4, ge=1)
+    # how long a claimed delivery may stay `sending` before the sweeper hands it to another worker
+    delivery_lease_seconds: int = Field(default=300, ge=1)
+
+    # Webhooks
+    webhook_allow_private_targets: bool = False
+    webhook_timeout: float = Field(default=15.0, gt=0)
+
+    # API
+    api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    subscribe_rate_limit_per_hour: int = Field(default=20, ge=1)
+
+    # Processes
+    demo: bool = False
+    worker_max_jobs: int = Field(default=20, ge=1)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r}") from e
+        return value
+
+    @field_validator("base_url", "contact_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// URL (or empty for the embedded server)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL (or empty for the embedded server)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL (or empty for the local sink)")
+        return value
+
+    @property
+    def user_agent(self) -> str:
+        from notifier import __version__
+
+        return f"notifier/{__version__} (+{self.contact_url})"
+
+    def ensure_secret_key(self) -> str:
+        """The configured secret key, or one made once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        self.secret_key = path.read_text().strip()
+        return self.secret_key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning a validation failure into one message per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"NOTIFIER_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from e

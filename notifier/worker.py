@@ -1,0 +1,250 @@
+"""The arq worker: its context, its jobs and its cron schedule.
+
+Job functions are thin wrappers over the modules that do the work. Redis only carries triggers: every job re-reads
+its state from PostgreSQL, and arq may run a job more than once, so every job is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict, cast
+
+import aiohttp
+import asyncpg
+from arq import Retry, cron
+from arq.connections import ArqRedis, RedisSettings
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, Worker, func
+
+from notifier import ingest
+from notifier.db import create_pool
+from notifier.delivery import outbox
+from notifier.delivery.email import Mailer, TemporaryFailure
+from notifier.logs import context_id
+from notifier.matching import CURSOR_NAME, SubscriptionIndex
+from notifier.matching import match_events as run_matcher
+from notifier.metrics import Metrics
+from notifier.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WorkerContext(TypedDict, total=False):
+    """What every job receives. arq adds `redis`, `job_id`, `job_try`, `enqueue_time`, `score`."""
+
+    settings: Settings
+    metrics: Metrics
+    pool: asyncpg.Pool
+    http: aiohttp.ClientSession
+    fetcher: ingest.Fetcher
+    index: SubscriptionIndex
+    mailer: Mailer
+    redis: ArqRedis
+    job_id: str
+    job_try: int
+
+
+JobFn = Callable[..., Awaitable[Any]]
+
+
+def _observed(name: str, fn: JobFn) -> WorkerCoroutine:
+    """Wrap a job so it is counted, timed and logged with its job id."""
+
+    async def run(ctx: WorkerContext, *args: Any, **kwargs: Any) -> Any:
+        token = context_id.set(f"job:{ctx.get('job_id', '?')}")
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await fn(ctx, *args, **kwargs)
+            outcome = "ok"
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            metrics = ctx["metrics"]
+            metrics.jobs.labels(name, outcome).inc()
+            metrics.job_latency.labels(name).observe(time.perf_counter() - start)
+            context_id.reset(token)
+
+    run.__name__ = name
+    run.__qualname__ = name
+    return cast(WorkerCoroutine, run)
+
+
+# ---- jobs ----
+
+
+async def schedule_polls(ctx: WorkerContext) -> int:
+    """Enqueue a poll for every due source; the job id names source and minute, so overlapping schedulers agree."""
+    return await ingest.enqueue_due_polls(ctx["pool"], ctx["redis"], now=datetime.now(UTC))
+
+
+async def poll_source(ctx: WorkerContext, source_id: int) -> dict[str, Any]:
+    settings = ctx["settings"]
+    result = await ingest.poll_source(
+        ctx["pool"], ctx["fetcher"], source_id, metrics=ctx["metrics"],
+        max_backoff=timedelta(minutes=settings.poll_max_backoff_minutes),
+    )
+    if result.event_ids:
+        await enqueue_matcher(ctx["redis"], result.event_ids[-1])
+    return result.as_dict()
+
+
+async def enqueue_matcher(redis: ArqRedis, up_to_event: int) -> None:
+    """Wake the matcher. The job id names the newest event, so repeated wake-ups for the same events collapse."""
+    await redis.enqueue_job("match_events", _job_id=f"match:{up_to_event}")
+
+
+async def match_events(ctx: WorkerContext) -> dict[str, Any]:
+    result = await run_matcher(ctx["pool"], ctx["index"], ctx["settings"])
+    job_id = ctx.get("job_id", "")
+    if result.skipped and not job_id.startswith("match-again:"):
+        # Another matcher holds the lock and may have looked for events just before ours were committed: look again
+        # shortly (once), rather than leave them to the sweeper's next round.
+        await ctx["redis"].enqueue_job("match_events", _job_id=f"match-again:{job_id}", _defer_by=2)
+    if result.deliveries:
+        await ctx["redis"].enqueue_job("send_emails", _job_id=f"send:{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    return {"events": result.events, "deliveries": result.deliveries, "skipped": result.skipped}
+
+
+async def send_emails(ctx: WorkerContext) -> int:
+    """Send every email delivery that is due (cron every minute too: digests fall due with no other trigger)."""
+    return await ctx["mailer"].send_due()
+
+
+async def send_confirmation(ctx: WorkerContext, subscription_id: int) -> str:
+    try:
+        return await ctx["mailer"].send_confirmation(subscription_id)
+    except TemporaryFailure as e:
+        raise Retry(defer=CONFIRM_RETRY_DELAYS[min(ctx.get("job_try", 1), len(CONFIRM_RETRY_DELAYS)) - 1]) from e
+
+
+CONFIRM_RETRY_DELAYS = [10, 60, 300, 1800]
+
+
+async def sweep(ctx: WorkerContext) -> dict[str, int]:
+    """Recover from lost jobs and dead workers: expired send leases, events the matcher has not reached."""
+    pool = ctx["pool"]
+    now = datetime.now(UTC)
+    released = await outbox.release_expired_leases(pool, now=now)
+    behind = await pool.fetchval(
+        """
+        select max(e.id) from events e
+        where e.id > coalesce((select position from cursors where name = $1), 0)
+        """,
+        CURSOR_NAME,
+    )
+    if behind is not None:
+        await enqueue_matcher(ctx["redis"], behind)
+    # the percolators have long caught up with changes older than a day
+    await pool.execute(
+        """
+        delete from subscription_changes
+        where at < now() - interval '1 day' and seq < (select max(seq) from subscription_changes)
+        """
+    )
+    return {"released": released, "matcher_behind": int(behind is not None)}
+
+
+# ---- wiring ----
+
+
+def worker_functions() -> list[Function]:
+    return [
+        func(_observed("poll_source", poll_source), name="poll_source", max_tries=3),
+        func(_observed("match_events", match_events), name="match_events", max_tries=5),
+        func(_observed("send_emails", send_emails), name="send_emails", max_tries=3),
+        func(
+            _observed("send_confirmation", send_confirmation), name="send_confirmation",
+            max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
+        ),
+    ]
+
+
+def cron_jobs() -> list[Any]:
+    minute = set(range(60))
+    return [
+        cron(
+            _observed("schedule_polls", schedule_polls),
+            name="schedule_polls",
+            minute=minute,
+            second=0,
+            run_at_startup=True,
+            unique=True,
+        ),
+        cron(_observed("send_emails", send_emails), name="send_emails_cron", minute=minute, second=20, unique=True),
+        cron(_observed("sweep", sweep), name="sweep", minute=minute, second=40, run_at_startup=True, unique=True),
+    ]
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    burst: bool = False,
+    redis_pool: ArqRedis | None = None,
+    with_cron: bool = True,
+    lease: timedelta | None = None,
+) -> Worker:
+    metrics = metrics or Metrics()
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        ctx["metrics"] = metrics
+        ctx["pool"] = await create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+        ctx["http"] = ingest.client_session(settings)
+        ctx["fetcher"] = ingest.Fetcher(ctx["http"], settings)
+        ctx["index"] = SubscriptionIndex()
+        await ctx["index"].refresh(ctx["pool"])
+        ctx["mailer"] = Mailer.create(
+            settings, ctx["pool"], metrics=metrics, lease=lease or timedelta(seconds=settings.delivery_lease_seconds)
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        with contextlib.suppress(KeyError):
+            await ctx["mailer"].close()
+        with contextlib.suppress(KeyError):
+            await ctx["http"].close()
+        with contextlib.suppress(KeyError):
+            await ctx["pool"].close()
+
+    return Worker(
+        functions=worker_functions(),
+        cron_jobs=cron_jobs() if with_cron else None,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_pool=redis_pool,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        handle_signals=False,
+        burst=burst,
+        max_jobs=settings.worker_max_jobs,
+        job_timeout=600,
+        poll_delay=0.2 if burst else 0.5,
+        keep_result=60,
+    )
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[None], grace: float) -> None:
+    """Stop taking jobs, let running ones finish (up to `grace` seconds), then close everything."""
+    worker.allow_pick_jobs = False
+    deadline = time.monotonic() + grace
+    while any(not t.done() for t in worker.tasks.values()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for t in worker.tasks.values():  # past the grace period: arq retries these jobs later
+        t.cancel()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    if worker.on_shutdown is not None:
+        await worker.on_shutdown(worker.ctx)
+    # arq's Worker.close() would do this with a call redis-py deprecates
+    with contextlib.suppress(Exception):
+        await worker.pool.delete(worker.health_check_key)
+        await worker.pool.aclose()
