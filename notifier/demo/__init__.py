@@ -1,0 +1,14 @@
+"""A ModernGov-compatible demo of several councils, served locally so the whole flow runs without internet."""
+
+from notifier.demo.data import DEMO_COUNCILS, Change, DemoCouncilInfo, DemoCouncils, DemoState
+from notifier.demo.server import create_demo_app, start_demo_server
+
+__all__ = [
+    "DEMO_COUNCILS",
+    "Change",
+    "DemoCouncilInfo",
+    "DemoCouncils",
+    "DemoState",
+    "create_demo_app",
+    "start_demo_server",
+]

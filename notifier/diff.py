@@ -1,0 +1,644 @@
+"""Pure diff of one poll's records against the stored ones: what is new or changed becomes change events.
+
+Rules (the "Events" section of DESIGN.md, made precise):
+
+- A record missing from the poll is never an event: feeds truncate and break. A record whose `content_hash` is
+  unchanged is never an event, so an unchanged re-poll and bookkeeping-only (`_` data keys) changes write none.
+- Only material changes are events. Text is compared word by word, after folding case, Unicode forms, HTML escaping,
+  whitespace and punctuation, so an adapter that starts cleaning text better does not announce every meeting as
+  updated. A field that becomes empty (a feed that lost a description or a date) is not material either.
+- Meetings: new → `meeting.scheduled`, or `meeting.cancelled` when the council already shows it cancelled or
+  postponed; a moved start → `meeting.rescheduled` (a date/time that was unknown and becomes known on the same day
+  is a `meeting.updated`); a status that becomes cancelled or postponed → `meeting.cancelled`; agenda or minutes
+  flags turning true → `agenda.published` / `minutes.published`; every other material change (title, committee,
+  venue, status, status text, agenda text; a cancelled meeting coming back is "reinstated") → one
+  `meeting.updated`. Each changed field is reported by exactly one event: the status text and status of a
+  rescheduling belong to `meeting.rescheduled`, those of a cancellation (and a title that gains a "cancelled"
+  marker) to `meeting.cancelled`, and new agenda text that comes with a publication to that publication. A meeting
+  that stays cancelled is not rescheduled, however its date moves.
+- Agenda items are never events of their own: their text is part of their meeting's body.
+- Documents: new → `document.published`, except that new documents of a meeting (directly or through an agenda
+  item in this poll or stored) that gets `agenda.published` or `minutes.published` in this same poll are folded
+  into that event, so a new agenda pack is one event. When a meeting gets both, documents whose title says
+  minutes (but not "previous"/"last" minutes, which belong to agendas) go with the minutes. A stored document whose
+  title changes is announced again as `document.published` (with `title: [old, new]`); a new url alone is silent.
+- Decisions: new → `decision.published`; a material change (title, status, decision text, decision date, decision
+  maker, key decision, call-in) → `decision.updated`.
+
+`Change.changes` maps a field to `[old, new]`, JSON-serialisable (datetimes as ISO 8601 UTC strings; body text
+clipped to `CHANGE_TEXT_LIMIT` characters). New records report their key fields as `[None, value]`. Folded
+documents are listed as `"documents": [[], [{"title": ..., "url": ...}, ...]]`: the meeting's own documents first,
+then by agenda item number, then by document id.
+
+Events come in a fixed order whatever the order of the input: meetings (by start time), then decisions, then
+documents, each group by external id (numbers compared as numbers), and for one item: scheduled, cancelled,
+rescheduled, updated, agenda, minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from notifier.models import EventType, ItemKind
+from notifier.sources.base import Record
+
+Key = tuple[ItemKind, str]
+
+# Body text in `changes` is clipped: the item row holds the full text, an event only says what changed.
+CHANGE_TEXT_LIMIT = 500
+SUMMARY_LIMIT = 200
+_TITLE_LIMIT = 110
+_PHRASE_LIMIT = 60
+
+CANCELLED_STATUSES = frozenset({"cancelled", "postponed"})
+# Statuses that mean the meeting is on; a cancelled meeting reaching one of these has been reinstated.
+ACTIVE_STATUSES = frozenset({"confirmed", "rescheduled", "provisional"})
+
+_TYPE_ORDER = {
+    t: i
+    for i, t in enumerate((
+        EventType.MEETING_SCHEDULED, EventType.MEETING_CANCELLED, EventType.MEETING_RESCHEDULED,
+        EventType.MEETING_UPDATED, EventType.AGENDA_PUBLISHED, EventType.MINUTES_PUBLISHED,
+        EventType.DOCUMENT_PUBLISHED, EventType.DECISION_PUBLISHED, EventType.DECISION_UPDATED,
+    ))
+}
+_KIND_ORDER = {ItemKind.MEETING: 0, ItemKind.DECISION: 1, ItemKind.DOCUMENT: 2, ItemKind.AGENDA_ITEM: 3}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# Matches both datetime.isoformat() and str(datetime): stored `data` went through json.dumps(default=str).
+_DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
+_WORD = re.compile(r"\w+")
+_CANCEL_MARKER = re.compile(r"cancel|postpone", re.IGNORECASE)
+_MINUTES_TITLE = re.compile(r"\bminutes?\b", re.IGNORECASE)
+_PREVIOUS_MINUTES = re.compile(r"\b(previous|last|prior)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event to write: which item, what happened, what changed (`field -> [old, new]`) and a human line."""
+
+    key: tuple[ItemKind, str]
+    type: EventType
+    changes: dict[str, list[Any]]
+    summary: str
+
+
+# ---- content hash ----------------------------------------------------------------------------------------------------
+
+
+def content_hash(r: Record) -> str:
+    """sha256 hex of everything that matters about a record; `_` data keys (adapter bookkeeping) are left out.
+
+    Stable across runs, dict ordering and time zones (datetimes are hashed as UTC), and equal for a record and the
+    same record read back from the database (where `data` went through JSON, datetimes in it as text).
+    """
+    payload = {
+        "kind": str(r.kind),
+        "external_id": r.external_id,
+        "title": r.title,
+        "committee": r.committee,
+        "committee_id": r.committee_id,
+        "body": r.body,
+        "starts_at": _iso(r.starts_at),
+        "status": r.status,
+        "url": r.url,
+        "parent": [str(r.parent[0]), r.parent[1]] if r.parent is not None else None,
+        "published_at": _iso(r.published_at),
+        "data": _public_data(r.data),
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _public_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    public = {str(k): v for k, v in data.items() if not str(k).startswith("_")}
+    # The same round trip the database applies, so stored and fresh records compare equal.
+    loaded = json.loads(json.dumps(public, default=str))
+    result: dict[str, Any] = _canonical(loaded)
+    return result
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, str) and _DATETIME_TEXT.fullmatch(value):
+        try:
+            return _iso(datetime.fromisoformat(value))
+        except (ValueError, OverflowError):  # looked like a datetime but is not one, or is out of range in UTC
+            return value
+    return value
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        return dt.isoformat()
+    return dt.astimezone(UTC).isoformat()
+
+
+def _jsonable(value: Any) -> Any:
+    """A value as it may appear in `changes`: JSON types only, datetimes as ISO strings."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_jsonable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    return str(value)
+
+
+# ---- comparisons -----------------------------------------------------------------------------------------------------
+
+
+def _fold_text(s: str) -> list[str]:
+    # Twice: council titles arrive HTML-escaped twice ("Chair&amp;#39;s").
+    s = html.unescape(html.unescape(s))
+    return _WORD.findall(unicodedata.normalize("NFKC", s).casefold())
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, list | tuple | dict | set | frozenset) and not value
+
+
+def _materially_changed(old: Any, new: Any) -> bool:
+    """Whether a value changed in a way a reader would notice. A value that becomes empty is not a change."""
+    if _blank(new):
+        return False
+    if isinstance(old, str) and isinstance(new, str):
+        return _fold_text(old) != _fold_text(new)
+    return bool(_canonical(_jsonable(old)) != _canonical(_jsonable(new)))
+
+
+def _flag(value: Any, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().casefold()
+        if not text:
+            return default
+        return text in {"true", "1", "yes", "y"}
+    return bool(value)
+
+
+def _status(r: Record) -> str:
+    s = (r.status or "").strip().casefold()
+    if s == "canceled":
+        return "cancelled"
+    return s or "unknown"
+
+
+def _clip_change(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > CHANGE_TEXT_LIMIT:
+        return value[: CHANGE_TEXT_LIMIT - 1].rstrip() + "…"
+    return value
+
+
+def _pair(old: Any, new: Any) -> list[Any]:
+    return [_clip_change(_jsonable(old)), _clip_change(_jsonable(new))]
+
+
+# ---- summaries -------------------------------------------------------------------------------------------------------
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def _zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"unknown time zone {timezone!r}") from e
+
+
+def _time_known(r: Record) -> bool:
+    return _flag(r.data.get("time_known"), default=True) and not _flag(r.data.get("all_day"))
+
+
+def _local(dt: datetime, tz: ZoneInfo) -> datetime:
+    # Records promise aware UTC datetimes; a naive one is read as UTC rather than as the server's local time.
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(tz)
+
+
+def _when(dt: datetime, tz: ZoneInfo, *, with_time: bool) -> str:
+    local = _local(dt, tz)
+    text = f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+    return f"{text} {local:%H:%M}" if with_time else text
+
+
+def _meeting_name(r: Record) -> str:
+    return _clip(r.title or r.committee or "Meeting", _TITLE_LIMIT)
+
+
+def _meeting_label(r: Record, tz: ZoneInfo) -> str:
+    """Name and start, as in "Health and Wellbeing Board, 4 Dec 2025 14:00" (the date alone if the time is unknown)."""
+    if r.starts_at is None:
+        return _meeting_name(r)
+    return f"{_meeting_name(r)}, {_when(r.starts_at, tz, with_time=_time_known(r))}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _phrase_list(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+# ---- drafts ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    record: Record
+    type: EventType
+    changes: dict[str, list[Any]]
+    summary: str
+    documents: list[Record] = field(default_factory=list)
+
+    @property
+    def key(self) -> Key:
+        return (self.record.kind, self.record.external_id)
+
+
+def _order(d: _Draft) -> tuple[Any, ...]:
+    r = d.record
+    start = (0, _iso(r.starts_at)) if r.kind is ItemKind.MEETING and r.starts_at is not None else (1, "")
+    return (_KIND_ORDER[r.kind], start, _natural(r.external_id), _TYPE_ORDER[d.type])
+
+
+def _natural(s: str) -> tuple[tuple[int | str, ...], str]:
+    # Digit runs compare as numbers ("9" before "10"). re.split puts text at even and digits at odd positions, so
+    # two keys never compare an int with a str; the whole string breaks ties such as "07" and "7".
+    parts = re.split(r"(\d+)", s)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), s
+
+
+# ---- meetings --------------------------------------------------------------------------------------------------------
+
+_MEETING_FIELDS: tuple[tuple[str, str], ...] = (
+    ("title", "title"),
+    ("committee", "committee"),
+    ("location", "venue"),
+    ("status", "status"),
+    ("status_text", "status"),
+    ("starts_at", "time"),
+    ("body", "agenda"),
+)
+
+
+def _meeting_value(r: Record, name: str) -> Any:
+    if name in {"location", "status_text"}:
+        return r.data.get(name)
+    if name == "status":
+        return r.status
+    value: Any = getattr(r, name)
+    return value
+
+
+def _new_meeting(r: Record, tz: ZoneInfo) -> list[_Draft]:
+    label = _meeting_label(r, tz)
+    status = _status(r)
+    if status in CANCELLED_STATUSES:
+        word = "postponed" if status == "postponed" else "cancelled"
+        drafts = [_Draft(r, EventType.MEETING_CANCELLED, {"status": [None, r.status]}, f"{label}: meeting {word}")]
+    else:
+        changes = {"starts_at": [None, _iso(r.starts_at)]} if r.starts_at is not None else {}
+        drafts = [_Draft(r, EventType.MEETING_SCHEDULED, changes, f"{label}: meeting scheduled")]
+    drafts.extend(_publications(None, r, tz))
+    return drafts
+
+
+def _publications(old: Record | None, new: Record, tz: ZoneInfo) -> list[_Draft]:
+    drafts = []
+    for flag, event, what in (
+        ("agenda_published", EventType.AGENDA_PUBLISHED, "agenda"),
+        ("minutes_published", EventType.MINUTES_PUBLISHED, "minutes"),
+    ):
+        was = None if old is None else _flag(old.data.get(flag))
+        if _flag(new.data.get(flag)) and not was:
+            # The summary gets its document count once documents are folded in (see _finish_publication).
+            drafts.append(_Draft(new, event, {flag: [was, True]}, f"{_meeting_label(new, tz)}: {what} published"))
+    return drafts
+
+
+def _start_change(old: Record, new: Record, tz: ZoneInfo) -> str | None:
+    """How the start changed: "moved" (rescheduled), "set" (an unknown date, or time that day, became known) or None."""
+    if new.starts_at is None or old.starts_at == new.starts_at:
+        return None
+    if old.starts_at is None:
+        return "set"
+    old_known, new_known = _time_known(old), _time_known(new)
+    same_day = _local(old.starts_at, tz).date() == _local(new.starts_at, tz).date()
+    if same_day and not old_known and new_known:
+        return "set"
+    if same_day and old_known and not new_known:
+        return None  # the feed lost the time: not news
+    if not old_known and not new_known and same_day:
+        return None
+    return "moved"
+
+
+def _changed_meeting(old: Record, new: Record, tz: ZoneInfo) -> list[_Draft]:
+    drafts: list[_Draft] = []
+    claimed: set[str] = set()
+    old_status, new_status = _status(old), _status(new)
+    cancelled_now = new_status in CANCELLED_STATUSES and old_status not in CANCELLED_STATUSES
+    reinstated = old_status in CANCELLED_STATUSES and new_status in ACTIVE_STATUSES
+    start = _start_change(old, new, tz)
+    if old_status in CANCELLED_STATUSES and new_status in CANCELLED_STATUSES:
+        start = None  # moving a meeting that is not happening is not news
+    changed = {name for name, _ in _MEETING_FIELDS if _meeting_field_changed(old, new, name, start)}
+
+    if cancelled_now:
+        drafts.append(_cancellation(old, new, new_status, changed, claimed, tz))
+    elif start == "moved":
+        drafts.append(_rescheduling(old, new, new_status, reinstated, changed, claimed, tz))
+
+    publications = _publications(old, new, tz)
+    if publications:
+        claimed.add("body")  # new agenda text arriving with its publication is that publication
+    rest = [name for name, _ in _MEETING_FIELDS if name in changed and name not in claimed]
+    if rest or reinstated:
+        drafts.append(_update(old, new, rest, reinstated, tz))
+    drafts.extend(publications)
+    return drafts
+
+
+def _meeting_field_changed(old: Record, new: Record, name: str, start: str | None) -> bool:
+    if name == "starts_at":
+        return start is not None
+    if name == "status":
+        return _status(old) != _status(new) and not (new.status is None or _status(new) == "unknown")
+    return _materially_changed(_meeting_value(old, name), _meeting_value(new, name))
+
+
+def _cancellation(
+    old: Record, new: Record, status: str, changed: set[str], claimed: set[str], tz: ZoneInfo
+) -> _Draft:
+    changes = {"status": _pair(old.status, new.status)}
+    claimed.update({"status", "status_text", "starts_at"})
+    for name in ("status_text", "starts_at"):
+        if name in changed:
+            changes[name] = _pair(_meeting_value(old, name), _meeting_value(new, name))
+    if "title" in changed and _CANCEL_MARKER.search(new.title or ""):
+        changes["title"] = _pair(old.title, new.title)
+        claimed.add("title")
+    word = "postponed" if status == "postponed" else "cancelled"
+    return _Draft(new, EventType.MEETING_CANCELLED, changes, f"{_meeting_label(new, tz)}: meeting {word}")
+
+
+def _rescheduling(
+    old: Record, new: Record, status: str, reinstated: bool, changed: set[str], claimed: set[str], tz: ZoneInfo
+) -> _Draft:
+    changes = {"starts_at": _pair(old.starts_at, new.starts_at)}
+    claimed.add("starts_at")
+    if _time_known(old) != _time_known(new):
+        changes["time_known"] = [_time_known(old), _time_known(new)]
+    # A reinstatement reports its own status; otherwise the "Rescheduled from ..." status belongs here.
+    if not reinstated:
+        if "status" in changed and status == "rescheduled":
+            changes["status"] = _pair(old.status, new.status)
+            claimed.add("status")
+        if "status_text" in changed:
+            changes["status_text"] = _pair(old.data.get("status_text"), new.data.get("status_text"))
+            claimed.add("status_text")
+    before = _when(old.starts_at, tz, with_time=_time_known(old)) if old.starts_at else "no date"
+    after = _when(new.starts_at, tz, with_time=_time_known(new)) if new.starts_at else "no date"
+    return _Draft(new, EventType.MEETING_RESCHEDULED, changes, f"{_meeting_name(new)}, {before} moved to {after}")
+
+
+def _update(old: Record, new: Record, fields: Sequence[str], reinstated: bool, tz: ZoneInfo) -> _Draft:
+    changes = {name: _pair(_meeting_value(old, name), _meeting_value(new, name)) for name in fields}
+    if reinstated and "status" not in changes:
+        changes["status"] = _pair(old.status, new.status)
+    parts: list[str] = []
+    if reinstated:
+        parts.append("meeting reinstated")
+    # A reinstatement explains its status and a title losing its "cancelled" marker.
+    explained = {"status", "status_text"}
+    if _CANCEL_MARKER.search(old.title or "") and not _CANCEL_MARKER.search(new.title or ""):
+        explained.add("title")
+    rest = [f for f in fields if not (reinstated and f in explained)]
+    if rest:
+        parts.append(_describe_meeting_update(old, new, rest))
+    return _Draft(new, EventType.MEETING_UPDATED, changes, f"{_meeting_label(new, tz)}: {'; '.join(parts)}")
+
+
+def _describe_meeting_update(old: Record, new: Record, fields: Sequence[str]) -> str:
+    if len(fields) == 1:
+        only = fields[0]
+        if only == "location":
+            return f"venue changed to {_clip(str(new.data.get('location')), _PHRASE_LIMIT)}"
+        if only == "body":
+            return "agenda updated"
+        if only == "title":
+            return f"renamed (was {_clip(old.title, _PHRASE_LIMIT)})"
+        if only == "starts_at":
+            return "date and time set" if old.starts_at is None else "time set"
+    if set(fields) <= {"status", "status_text"}:
+        text = (new.data.get("status_text") if "status_text" in fields else None) or new.status or "unknown"
+        return f"status now {_clip(str(text), _PHRASE_LIMIT)}"
+    names = list(dict.fromkeys(label for name, label in _MEETING_FIELDS if name in fields))
+    return f"{_phrase_list(names)} changed"
+
+
+# ---- decisions and documents -----------------------------------------------------------------------------------------
+
+_DECISION_FIELDS: tuple[tuple[str, str], ...] = (
+    ("title", "title"),
+    ("status", "status"),
+    ("body", "decision text"),
+    ("starts_at", "decision date"),
+    ("committee", "decision maker"),
+    ("key_decision", "key decision"),
+    ("call_in", "call-in"),
+)
+
+
+def _decision_value(r: Record, name: str) -> Any:
+    if name in {"key_decision", "call_in"}:
+        return r.data.get(name)
+    value: Any = getattr(r, name)
+    return value
+
+
+def _new_decision(r: Record) -> _Draft:
+    title = _clip(r.title or "Untitled decision", _TITLE_LIMIT)
+    status = f" ({_clip(r.status, _PHRASE_LIMIT)})" if r.status and r.status.strip() else ""
+    changes = {"status": [None, r.status]} if r.status else {}
+    return _Draft(r, EventType.DECISION_PUBLISHED, changes, f"Decision: {title}{status}")
+
+
+def _changed_decision(old: Record, new: Record) -> list[_Draft]:
+    fields = [
+        (name, label)
+        for name, label in _DECISION_FIELDS
+        if _materially_changed(_decision_value(old, name), _decision_value(new, name))
+    ]
+    if not fields:
+        return []
+    changes = {name: _pair(_decision_value(old, name), _decision_value(new, name)) for name, _ in fields}
+    parts = []
+    if any(name == "status" for name, _ in fields):
+        parts.append(f"now {_clip(str(new.status), _PHRASE_LIMIT)}")
+    others = [label for name, label in fields if name != "status"]
+    if others:
+        parts.append(f"{_phrase_list(others)} changed")
+    title = _clip(new.title or "Untitled decision", _TITLE_LIMIT)
+    return [_Draft(new, EventType.DECISION_UPDATED, changes, f"Decision updated: {title} ({'; '.join(parts)})")]
+
+
+def _document_title(r: Record) -> str:
+    return _clip(r.title or "Untitled document", _TITLE_LIMIT + 40)
+
+
+def _new_document(r: Record) -> _Draft:
+    changes = {"title": [None, r.title]}
+    if r.url:
+        changes["url"] = [None, r.url]
+    return _Draft(r, EventType.DOCUMENT_PUBLISHED, changes, f"Document published: {_document_title(r)}")
+
+
+def _changed_document(old: Record, new: Record) -> list[_Draft]:
+    if not _materially_changed(old.title, new.title):
+        return []
+    changes = {"title": _pair(old.title, new.title)}
+    if new.url != old.url:
+        changes["url"] = _pair(old.url, new.url)
+    was = _clip(old.title, _PHRASE_LIMIT)
+    return [_Draft(new, EventType.DOCUMENT_PUBLISHED, changes, f"Document published: {_document_title(new)} "
+                                                              f"(previously \u201c{was}\u201d)")]
+
+
+def _meeting_of(r: Record, lookup: Callable[[Key], Record | None]) -> Key | None:
+    """The meeting a document belongs to: its parent, or its parent agenda item's parent."""
+    parent = r.parent
+    for _ in range(3):  # document → agenda item → meeting, with room for one more level; never loops
+        if parent is None:
+            return None
+        if parent[0] is ItemKind.MEETING:
+            return parent
+        up = lookup(parent)
+        parent = up.parent if up is not None else None
+    return None
+
+
+def _fold_documents(
+    documents: Iterable[Record], publications: Mapping[Key, list[_Draft]], lookup: Callable[[Key], Record | None]
+) -> list[_Draft]:
+    """Attach new documents to their meeting's publication in this poll; the rest are published on their own."""
+    loose = []
+    for doc in documents:
+        meeting = _meeting_of(doc, lookup)
+        targets = publications.get(meeting) if meeting is not None else None
+        if not targets:
+            loose.append(_new_document(doc))
+            continue
+        _publication_for(doc, targets).documents.append(doc)
+    return loose
+
+
+def _publication_for(doc: Record, targets: Sequence[_Draft]) -> _Draft:
+    by_type = {d.type: d for d in targets}
+    agenda = by_type.get(EventType.AGENDA_PUBLISHED)
+    minutes = by_type.get(EventType.MINUTES_PUBLISHED)
+    if agenda is None or minutes is None:
+        return agenda or minutes or targets[0]
+    title = doc.title or ""
+    if _MINUTES_TITLE.search(title) and not _PREVIOUS_MINUTES.search(title):
+        return minutes
+    return agenda
+
+
+def _document_position(doc: Record, lookup: Callable[[Key], Record | None]) -> tuple[Any, ...]:
+    """Where a document sits in its meeting: the meeting's own documents first, then by agenda item number."""
+    if doc.parent is None or doc.parent[0] is ItemKind.MEETING:
+        return (0, _natural(""), _natural(""), _natural(doc.external_id))
+    item = lookup(doc.parent)
+    number = str(item.data.get("number") or "") if item is not None else ""
+    return (1, _natural(number), _natural(doc.parent[1]), _natural(doc.external_id))
+
+
+def _finish_publication(d: _Draft, lookup: Callable[[Key], Record | None]) -> None:
+    if not d.documents:
+        return
+    d.documents.sort(key=lambda doc: _document_position(doc, lookup))
+    d.changes["documents"] = [[], [{"title": doc.title, "url": doc.url} for doc in d.documents]]
+    d.summary = f"{d.summary} ({_count(len(d.documents), 'document')})"
+
+
+# ---- the poll --------------------------------------------------------------------------------------------------------
+
+
+def diff_poll(old: Mapping[tuple[ItemKind, str], Record], new: Sequence[Record], *, timezone: str) -> list[Change]:
+    """The events for one poll: `new` (this poll's records) against `old` (the stored ones, by kind and external id).
+
+    `timezone` is the council's IANA zone, used for the dates in summaries. Raises ValueError for an unknown zone.
+    """
+    tz = _zone(timezone)
+    current: dict[Key, Record] = {}
+    for r in new:
+        current[(r.kind, r.external_id)] = r  # a record listed twice counts once: the last one, as ingest keeps
+
+    def lookup(key: Key) -> Record | None:
+        return current.get(key) or old.get(key)
+
+    drafts: list[_Draft] = []
+    new_documents: list[Record] = []
+    for key, r in current.items():
+        before = old.get(key)
+        if before is not None and content_hash(before) == content_hash(r):
+            continue
+        if r.kind is ItemKind.MEETING:
+            drafts.extend(_new_meeting(r, tz) if before is None else _changed_meeting(before, r, tz))
+        elif r.kind is ItemKind.DECISION:
+            drafts.extend([_new_decision(r)] if before is None else _changed_decision(before, r))
+        elif r.kind is ItemKind.DOCUMENT:
+            if before is None:
+                new_documents.append(r)
+            else:
+                drafts.extend(_changed_document(before, r))
+
+    publications: dict[Key, list[_Draft]] = {}
+    for d in drafts:
+        if d.type in (EventType.AGENDA_PUBLISHED, EventType.MINUTES_PUBLISHED):
+            publications.setdefault(d.key, []).append(d)
+    drafts.extend(_fold_documents(new_documents, publications, lookup))
+    for group in publications.values():
+        for d in group:
+            _finish_publication(d, lookup)
+
+    drafts.sort(key=_order)
+    return [Change(key=d.key, type=d.type, changes=d.changes, summary=_clip(d.summary, SUMMARY_LIMIT)) for d in drafts]

@@ -1,0 +1,460 @@
+"""Parsing helpers shared by the source adapters: safe XML, HTML to text, UK dates and times, local time to UTC.
+
+Everything here is pure and raises on input it cannot read: `SourceError` for a response that is not the document it
+claims to be, `ValueError` for a single value (a date, a time, a flag) that is not what it should be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from collections.abc import Awaitable, Iterable, Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lxml import etree
+from selectolax.lexbor import LexborHTMLParser
+
+from notifier.sources.base import SourceError
+
+T = TypeVar("T")
+
+__all__ = [
+    "absolute_url",
+    "clean_line",
+    "clean_text",
+    "decode_html",
+    "gather_limited",
+    "html_to_text",
+    "int_option",
+    "iso_instant",
+    "local_to_utc",
+    "parse_bool",
+    "parse_clock_time",
+    "parse_uk_date",
+    "parse_xml",
+]
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_HTML_START = re.compile(rb"<(?:!doctype\s+html|html|head|body|script|meta|title|div|p|form|table)[\s>/]", re.I)
+_SNIPPET_LEN = 40
+_UTF16_LABEL = re.compile(rb"""<\?xml[^>]*encoding\s*=\s*["'](?:utf-16|ucs-2|unicode)[^"']*["']""", re.I)
+
+
+def _snippet(body: bytes) -> str:
+    """The start of a body for an error message: its first line, at most 40 characters, then "..."."""
+    text = body[:200].decode("utf-8", errors="replace").strip()
+    line = "".join(c if c.isprintable() else "?" for c in text.split("\n", 1)[0].strip())
+    return line[:_SNIPPET_LEN] + "..."
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:2000].lower()
+    return b"<html" in head or b"<!doctype html" in head or b"<body" in head
+
+
+def parse_xml(body: bytes, *, what: str) -> etree._Element:
+    """Parse an untrusted XML answer and return its root element, or raise `SourceError` naming `what`.
+
+    Refuses empty and whitespace bodies, HTML pages (error pages served with 200), anything declaring entities
+    (billion laughs, external entities), truncated or otherwise malformed documents and bytes that are not valid
+    in the document's encoding. Entities are never expanded, no DTD is loaded and nothing is fetched. There is no
+    size cap here: the fetcher caps response sizes, and a large well-formed document parses.
+    """
+    if not isinstance(body, bytes | bytearray):
+        raise TypeError(f"parse_xml wants bytes, not {type(body).__name__}")
+    body = bytes(body)
+    utf16_or_32 = body.startswith(_BOMS[1:])
+    encoding: str | None = None
+    probe = body
+    if body.startswith(_UTF8_BOM):
+        # A BOM outranks the declaration; and libxml2 refuses whitespace between BOM and declaration.
+        body = body[len(_UTF8_BOM) :]
+        encoding = "utf-8"
+    if not utf16_or_32:
+        # Some servers put a newline before the XML declaration; libxml2 rejects that, every browser forgives it.
+        body = body.lstrip(b" \t\r\n")
+        probe = body
+        if not body:
+            raise SourceError(f"{what} is empty")
+        if _HTML_START.match(body):
+            raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(body)}')")
+        if not body.startswith(b"<"):
+            raise SourceError(f"{what} is not XML (starts '{_snippet(body)}')")
+        if _UTF16_LABEL.match(body):
+            # .NET serialises an in-memory document with its declaration still saying UTF-16 and writes UTF-8
+            # bytes: real UTF-16 could not start with ASCII "<?xml", so the label is wrong, not the bytes.
+            encoding = "utf-8"
+    # Checked before parsing so a billion-laughs document costs nothing; UTF-16/32 ASCII is ASCII once NULs go.
+    if b"<!ENTITY" in (probe.replace(b"\x00", b"") if utf16_or_32 else probe):
+        raise SourceError(f"{what} declares XML entities, which are refused")
+
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        dtd_validation=False,
+        recover=False,
+        remove_pis=True,
+        encoding=encoding,
+    )
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError as e:
+        if _looks_like_html(probe):
+            raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(probe)}')") from e
+        raise SourceError(f"{what} is not well-formed XML: {e}") from e
+    except (etree.LxmlError, ValueError, LookupError) as e:
+        raise SourceError(f"{what} cannot be read as XML: {e}") from e
+    if root is None:
+        raise SourceError(f"{what} is empty")
+
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and list(dtd.entities()):
+        raise SourceError(f"{what} declares a DTD with entities, which is refused")
+    if etree.QName(root).localname.lower() == "html":
+        raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(probe)}')")
+    return root
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
+_HSPACE = re.compile(r"[^\S\n]+")
+_ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
+_MAX_UNESCAPE_ROUNDS = 5
+_NUMERIC_REF = re.compile(r"&#(?:\d+|[xX][0-9a-fA-F]+);")
+
+
+def _unescape_fully(s: str) -> str:
+    # Councils' systems escape on the way in and again on the way out; `Chair&amp;#39;s` needs two rounds.
+    for _ in range(_MAX_UNESCAPE_ROUNDS):
+        if "&" not in s or not _ENTITY.search(s):
+            break
+        unescaped = html.unescape(s)
+        if unescaped == s:
+            break
+        s = unescaped
+    return s
+
+
+def clean_text(s: str | None) -> str:
+    """Tidy a text value: entities decoded (repeatedly), CRLF to LF, spaces collapsed, blank lines dropped.
+
+    Line breaks survive (as single `\\n`); use `clean_line` for a value that must be one line. `None` gives "".
+    """
+    if s is None:
+        return ""
+    s = _unescape_fully(s)
+    s = s.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+    s = _CONTROL_CHARS.sub("", s)
+    lines = (_HSPACE.sub(" ", line).strip() for line in s.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def clean_line(s: str | None) -> str:
+    """Like `clean_text`, but all whitespace (line breaks too) collapses to single spaces: for titles and names."""
+    return " ".join(clean_text(s).split())
+
+
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "caption", "dd", "div", "dl", "dt", "fieldset", "figcaption",
+        "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol",
+        "p", "pre", "section", "table", "tbody", "tfoot", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+# In HTML a line break in the source is just a space; only the structure makes lines.
+_WHITESPACE = re.compile(r"\s+")
+_SEPARATORS = {tag: "\n" for tag in _BLOCK_TAGS} | {"td": " ", "th": " ", "br": "\n"}
+_DROP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript", "xml", "object", "iframe"})
+_ESCAPED_TAG = re.compile(r"&lt;\s*/?\s*[A-Za-z][\w:.-]*(?:\s[^<>]*?)?\s*/?&gt;")
+_REAL_TAG = re.compile(r"<\s*/?\s*[A-Za-z!?][^<>]*>")
+_PI = re.compile(r"<\?.*?\?>", re.S)
+# Word's "downlevel-revealed" conditionals (`<![if !supportLists]>`) wrap real content: keep it, lose the markers.
+_WORD_CONDITIONAL = re.compile(r"<!\[\s*(?:end)?if[^\]]*\]>", re.I)
+
+
+def html_to_text(html_text: str) -> str:
+    """Turn an HTML or Word-HTML fragment into plain text: blocks, `<br>` and `<li>` become line breaks.
+
+    A fragment still escaped once (`&lt;p&gt;...`) is unescaped first. Scripts, styles and comments are dropped,
+    entities decoded, whitespace collapsed and blank lines removed.
+    """
+    if not html_text or not html_text.strip():
+        return ""
+    text = html_text
+    if _ESCAPED_TAG.search(text) and not _REAL_TAG.search(text):
+        text = html.unescape(text)
+    text = _CONTROL_CHARS.sub("", text)
+    text = _PI.sub("", text)
+    text = _WORD_CONDITIONAL.sub("", text)
+    if not text.strip():
+        return ""
+    root = LexborHTMLParser(text).root
+    return clean_text(_flatten(root)) if root is not None else ""
+
+
+def _flatten(root: Any) -> str:
+    """The text of an HTML tree with line breaks around blocks.
+
+    Walks sibling and parent links rather than recursing, so no nesting depth (unclosed `<span>`s pile up fast in
+    pasted Word HTML) overflows the stack or loses text.
+    """
+    parts: list[str] = []
+    node = root.child
+    while node is not None:
+        tag: str = node.tag or ""
+        if tag == "-text":
+            parts.append(_WHITESPACE.sub(" ", node.text_content or ""))
+        elif not tag.startswith("-") and tag not in _DROP_TAGS:
+            parts.append(_SEPARATORS.get(tag, ""))
+            if node.child is not None:
+                node = node.child
+                continue
+            parts.append(_closing(tag))
+        while node.next is None:
+            # Climbing out of elements we went into: close each one's block.
+            node = node.parent
+            if node is None or node.mem_id == root.mem_id:
+                return "".join(parts)
+            parts.append(_closing(node.tag or ""))
+        node = node.next
+    return "".join(parts)
+
+
+def _closing(tag: str) -> str:
+    return "" if tag == "br" else _SEPARATORS.get(tag, "")
+
+
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def decode_html(body: bytes, content_type: str = "") -> str:
+    """Decode an HTML page: BOM, then the Content-Type charset, then a `<meta>` charset, then UTF-8, then cp1252."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if body.startswith(bom):
+            return body[len(bom) :].decode(codec, errors="replace")
+    declared = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", content_type or "", re.I)
+    meta = _CHARSET.search(body[:4096])
+    for name in (declared[1] if declared else None, meta[1].decode("ascii") if meta else None):
+        if not name:
+            continue
+        try:
+            return body.decode(name, errors="replace")
+        except LookupError:
+            continue
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        # Windows-1252 is what a page without a charset usually means (and what browsers assume in the UK).
+        return body.decode("cp1252", errors="replace")
+
+
+def absolute_url(base: str, href: str) -> str:
+    """`href` made absolute against `base` (a page URL, or a site root taken as a folder), spaces and other unsafe
+    characters percent-encoded (`documents/s7942/polc2 - 23.09.2015.pdf`); existing escapes are kept."""
+    # Only `&amp;` and numeric references: a full HTML unescape would turn "?a=1&copy=2" into "?a=1©=2".
+    href = href.strip()
+    for _ in range(_MAX_UNESCAPE_ROUNDS):
+        unescaped = _NUMERIC_REF.sub(lambda m: html.unescape(m[0]), href.replace("&amp;", "&"))
+        if unescaped == href:
+            break
+        href = unescaped
+    # Browsers drop tabs and line breaks inside URLs; so do we.
+    href = re.sub(r"[\t\r\n]", "", href).strip()
+    if not href:
+        return base
+    page = urlsplit(base)
+    if not page.query and "." not in page.path.rsplit("/", 1)[-1]:
+        base = base.rstrip("/") + "/"
+    joined = urljoin(base, href)
+    return quote(joined, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+def local_to_utc(naive: datetime, tz: str) -> datetime:
+    """A wall-clock time in zone `tz` (e.g. "Europe/London") to an aware UTC datetime.
+
+    On the autumn change a wall time that happens twice (01:30 on the last Sunday of October) is read as the first
+    one (summer time); on the spring change a wall time that never happens (01:30 on the last Sunday of March) is
+    read with the offset in force before the change, so it lands an hour later on the clock (02:30 BST). An aware
+    datetime is simply converted to UTC.
+    """
+    if naive.tzinfo is not None and naive.utcoffset() is not None:
+        return naive.astimezone(UTC)
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"unknown time zone: {tz!r}") from e
+    return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+_MONTHS = {
+    "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4, "may": 5,
+    "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8, "sep": 9, "sept": 9, "september": 9,
+    "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
+}  # fmt: skip
+_NUMERIC_DATE = re.compile(
+    r"(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{4}|\d{2})(?:[ T]+\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)?"
+)
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
+_WEEKDAY = r"(?:(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?\s+)?"
+_DAY_MONTH_YEAR = re.compile(_WEEKDAY + r"(\d{1,2})(?:st|nd|rd|th)?\s+([a-z]+)\.?,?\s+(\d{4})", re.I)
+_MONTH_DAY_YEAR = re.compile(_WEEKDAY + r"([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})", re.I)
+
+
+def parse_uk_date(s: str) -> date:
+    """A UK-style date: `22/10/2015`, `2/3/2025`, `22&#47;10&#47;2015`, `2025-10-22`, `4 December 2025`.
+
+    Day comes before month in numeric dates (UK order); a two-digit year is in this century. A trailing time
+    (`22/10/2015 00:00:00`) is ignored. Anything else raises `ValueError` quoting the text.
+    """
+    text = " ".join(_unescape_fully(s or "").replace("\xa0", " ").split())
+    try:
+        if m := _NUMERIC_DATE.fullmatch(text):
+            year = int(m[3]) + (2000 if len(m[3]) == 2 else 0)
+            return date(year, int(m[2]), int(m[1]))
+        if m := _ISO_DATE.fullmatch(text):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if (m := _DAY_MONTH_YEAR.fullmatch(text)) and m[2].lower() in _MONTHS:
+            return date(int(m[3]), _MONTHS[m[2].lower()], int(m[1]))
+        if (m := _MONTH_DAY_YEAR.fullmatch(text)) and m[1].lower() in _MONTHS:
+            return date(int(m[3]), _MONTHS[m[1].lower()], int(m[2]))
+    except ValueError as e:
+        raise ValueError(f"not a valid date: {s!r} ({e})") from e
+    raise ValueError(f"not a date: {s!r}")
+
+
+_CLOCK = re.compile(
+    r"(\d{1,2})(?:\s*[:.]\s*(\d{2}))?(?:[:.](\d{2}))?\s*(?:([ap])\.?\s*m\.?|(noon|midday|hrs|hours|h))?"
+)
+_NOON = frozenset({"noon", "midday", "12 noon", "12noon", "12 midday", "12.00 noon", "12:00 noon", "12.00 midday"})
+_MIDNIGHT = frozenset({"midnight", "12 midnight", "12.00 midnight", "12:00 midnight"})
+
+
+def parse_clock_time(s: str) -> time | None:
+    """A clock time as councils write it: `10.00 am`, `10:00am`, `2 pm`, `13:30`, `1330`, `noon`; blank gives None.
+
+    Raises `ValueError` quoting the text for anything else, including impossible times (`13.00 pm`, `25:00`).
+    """
+    text = " ".join(_unescape_fully(s or "").replace("\xa0", " ").split()).lower()
+    if not text:
+        return None
+    if text in _NOON:
+        return time(12, 0)
+    if text in _MIDNIGHT:
+        return time(0, 0)
+    if re.fullmatch(r"\d{4}", text):
+        # 24-hour "1330", as some councils write it.
+        text = f"{text[:2]}:{text[2:]}"
+    m = _CLOCK.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a time: {s!r}")
+    hour = int(m[1])
+    minute = int(m[2]) if m[2] else 0
+    second = int(m[3]) if m[3] else 0
+    meridiem, word = m[4], m[5]
+    if meridiem:
+        if not 1 <= hour <= 12 and not (hour == 0 and meridiem == "a"):
+            raise ValueError(f"not a valid time: {s!r}")
+        hour = hour % 12 + (12 if meridiem == "p" else 0)
+    elif word in ("noon", "midday"):
+        if hour != 12:
+            raise ValueError(f"not a valid time: {s!r}")
+    elif m[2] is None and word is None:
+        # A bare number ("10") is not a time anybody should guess at.
+        raise ValueError(f"not a time: {s!r}")
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"not a valid time: {s!r}")
+    return time(hour, minute, second)
+
+
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "t", "-1"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", "f", ""})
+
+
+def parse_bool(s: str | None) -> bool:
+    """A flag as the source writes it: `True`/`False`, `true`, `1`/`0`, `yes`/`no`; blank or None is False.
+
+    Raises `ValueError` on anything else rather than guessing.
+    """
+    text = (s or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {s!r}")
+
+
+def iso_instant(value: object) -> datetime | None:
+    """An ISO 8601 timestamp as adapters keep it in bookkeeping data, made aware (naive is read as UTC); None when
+    the value is missing or not a timestamp, which callers treat as "never"."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def int_option(options: Mapping[str, Any], name: str, default: int, *, low: int = 0, high: int = 3660) -> int:
+    """A whole-number source option (`days_back`), as a number or a numeric string; `SourceError` when it is not
+    one or is out of range, so a misconfigured source fails its polls with a message saying why."""
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise SourceError(f"option {name} must be a whole number, not {value!r}")
+    try:
+        number = int(value)
+    except ValueError as e:
+        raise SourceError(f"option {name} must be a whole number, not {value!r}") from e
+    if not low <= number <= high:
+        raise SourceError(f"option {name} must be from {low} to {high}, not {number}")
+    return number
+
+
+async def gather_limited(aws: Iterable[Awaitable[T]], *, limit: int) -> list[T]:
+    """Await all of `aws`, at most `limit` at a time, results in order.
+
+    `aws` is consumed lazily (pass a generator and each request is only made when a slot is free). The first
+    failure cancels the rest and is raised as itself, not as an ExceptionGroup, so a `SourceError` from one
+    request fails the poll with its own message.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    pending = enumerate(aws)
+    results: dict[int, T] = {}
+
+    async def worker() -> None:
+        # Each worker takes the next awaitable when it is free; `next` on the shared iterator never yields.
+        for index, aw in pending:
+            results[index] = await aw
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(limit):
+                group.create_task(worker())
+    except BaseExceptionGroup as eg:
+        raise _first_leaf(eg)  # noqa: B904 (the group only wraps it; its own cause and traceback are kept)
+    finally:
+        for _, aw in pending:
+            # Never started (a failure or a cancellation came first): close them so they do not warn.
+            if asyncio.iscoroutine(aw):
+                aw.close()
+    return [results[i] for i in range(len(results))]
+
+
+def _first_leaf(eg: BaseExceptionGroup[BaseException]) -> BaseException:
+    # Prefer a SourceError: it is the message an operator needs, the rest are usually its consequences.
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [eg]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, SourceError)), leaves[0])

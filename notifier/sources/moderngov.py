@@ -1,0 +1,487 @@
+"""ModernGov meetings, agenda items and documents, read from the `mgWebService.asmx` web service.
+
+A poll asks `GetCommittees`, then `GetMeetings` for every live committee over a window around today, then
+`GetMeeting` for the meetings whose details need (re)reading. The details refresh policy:
+
+- a meeting never seen before, or whose summary (date, time, status) changed, is read at once;
+- otherwise a meeting from 45 days ago to 21 days ahead is re-read when its details are 6 hours old, and any other
+  meeting when they are 7 days old: agendas, minutes and documents appear without the summary changing, and they
+  appear around the meeting.
+
+A meeting that needs nothing is left out of the poll altogether (a record missing from a poll is not an event), so
+every record returned is complete: a meeting comes with all its agenda items and documents. Bookkeeping lives in
+the meeting's data under `_summary` and `_detail_at`. Anything that is not a valid answer fails the whole poll.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lxml import etree
+
+from notifier.models import ItemKind
+from notifier.sources.base import Fetch, Record, SourceError, SourceState
+from notifier.sources.common import (
+    absolute_url,
+    clean_line,
+    gather_limited,
+    html_to_text,
+    int_option,
+    iso_instant,
+    local_to_utc,
+    parse_bool,
+    parse_clock_time,
+    parse_uk_date,
+    parse_xml,
+)
+
+__all__ = [
+    "DEFAULT_DAYS_AHEAD",
+    "DEFAULT_DAYS_BACK",
+    "MAX_CONCURRENT_REQUESTS",
+    "ModernGovAdapter",
+    "base_url",
+    "meeting_status",
+    "needs_details",
+    "parse_committees",
+    "parse_meeting",
+    "parse_meetings",
+]
+
+DEFAULT_DAYS_BACK = 30
+DEFAULT_DAYS_AHEAD = 120
+MAX_CONCURRENT_REQUESTS = 4
+# The refresh policy described in the module docstring.
+HOT_WINDOW_BACK = timedelta(days=45)
+HOT_WINDOW_AHEAD = timedelta(days=21)
+HOT_REFRESH = timedelta(hours=6)
+COLD_REFRESH = timedelta(days=7)
+
+SERVICE = "mgWebService.asmx"
+_ERROR_TAGS = frozenset({"error", "errors", "errormessage", "exception", "fault"})
+# Titles the service may give a meeting of its own, besides its committee's.
+_MEETING_TITLE_TAGS = ("meetingtitle", "meetingname", "title")
+_CANCELLED_STATUS = re.compile(r"\bcancell?(?:ed|ation)\b|\babandoned\b|\bwithdrawn\b")
+# In a title only the word itself counts: a "Cancellation Review Panel" is not a cancelled meeting.
+_CANCELLED_TITLE = re.compile(r"\bcancell?ed\b")
+_POSTPONED = re.compile(r"\bpostponed\b|\bdeferred\b")
+_STATUS_MARKER = re.compile(
+    r"^\s*[\[(]?\s*(cancell?ed|postponed)\s*[\])]?\s*[-–—:,]*\s*|\s*[-–—:,(\[]*\s*(cancell?ed|postponed)\s*[\])]?\s*$",
+    re.I,
+)
+
+
+# ---- pure parsing ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Committee:
+    """A committee from `GetCommittees`."""
+
+    id: str
+    title: str
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingSummary:
+    """A meeting as `GetMeetings` lists it: enough to tell whether its details need reading."""
+
+    id: str
+    committee_id: str
+    committee_title: str
+    date_text: str
+    time_text: str
+    status_text: str
+    title_text: str
+
+    @property
+    def summary(self) -> str:
+        """The `_summary` bookkeeping value (date|time|status, and the meeting's own title where it has one): what,
+        when changed, makes the details worth reading again."""
+        summary = f"{self.date_text}|{self.time_text}|{self.status_text}"
+        return f"{summary}|{self.title_text}" if self.title_text else summary
+
+
+def base_url(url: str) -> str:
+    """The ModernGov site root from a source URL: the root itself, the web service URL or any page on the site."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SourceError(f"ModernGov source URL is not an http(s) URL: {url!r}")
+    path = parts.path
+    lowered = path.lower()
+    if (at := lowered.find("/" + SERVICE.lower())) >= 0:
+        path = path[:at]
+    elif lowered.endswith((".aspx", ".asmx", ".htm", ".html")):
+        path = path.rsplit("/", 1)[0]
+    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
+
+
+def _read(body: bytes, *, what: str, root_tags: frozenset[str]) -> etree._Element:
+    """Parse a web service answer, check it is the document asked for, and fold tag names to lower case."""
+    root = parse_xml(body, what=what)
+    # ASMX can wrap a method's XML as escaped text in a <string> element.
+    if _local(root) == "string" and (root.text or "").lstrip().startswith("<"):
+        inner = re.sub(r"^\s*<\?xml[^>]*\?>", "", root.text or "")
+        root = parse_xml(inner.encode("utf-8"), what=what)
+    for el in root.iter():
+        if isinstance(el.tag, str):
+            el.tag = _local(el).lower()
+    tag = root.tag
+    if tag in _ERROR_TAGS:
+        raise SourceError(f"{what} is an error: {clean_line(' '.join(root.itertext()))[:300]!r}")
+    if tag not in root_tags:
+        raise SourceError(f"{what} has root element <{tag}>, expected <{'> or <'.join(sorted(root_tags))}>")
+    for child in root:
+        if child.tag in _ERROR_TAGS:
+            raise SourceError(f"{what} reports an error: {clean_line(' '.join(child.itertext()))[:300]!r}")
+    return root
+
+
+def _local(el: etree._Element) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _text(el: etree._Element, tag: str) -> str:
+    """A child's text, whitespace-collapsed and unescaped ("" when absent or empty)."""
+    return clean_line(el.findtext(tag))
+
+
+def _flag(el: etree._Element, tag: str, *, what: str) -> bool:
+    try:
+        return parse_bool(el.findtext(tag))
+    except ValueError as e:
+        raise SourceError(f"{what}: <{tag}> {e}") from e
+
+
+def parse_committees(body: bytes) -> list[Committee]:
+    """The committees in a `GetCommittees` answer, leaving out deleted ones (expired ones are real history)."""
+    what = "ModernGov GetCommittees response"
+    root = _read(body, what=what, root_tags=frozenset({"committees"}))
+    committees: list[Committee] = []
+    for el in root.iter("committee"):
+        cid = _text(el, "committeeid")
+        if not cid:
+            raise SourceError(f"{what} has a committee without an id")
+        if _flag(el, "committeedeleted", what=what):
+            continue
+        committees.append(Committee(cid, _text(el, "committeetitle"), _flag(el, "committeeexpired", what=what)))
+    return committees
+
+
+def parse_meetings(body: bytes, *, committee: Committee) -> list[MeetingSummary]:
+    """The meetings in a `GetMeetings` answer for one committee."""
+    what = f"ModernGov GetMeetings response for committee {committee.id}"
+    root = _read(body, what=what, root_tags=frozenset({"getmeetings", "meetings"}))
+    meetings: list[MeetingSummary] = []
+    for el in root.iter("meeting"):
+        mid = _text(el, "meetingid")
+        if not mid:
+            raise SourceError(f"{what} has a meeting without an id")
+        holder = next((a for a in el.iterancestors("committee")), None)
+        cid = _text(holder, "committeeid") if holder is not None else ""
+        ctitle = _text(holder, "committeetitle") if holder is not None else ""
+        meetings.append(
+            MeetingSummary(
+                id=mid,
+                committee_id=cid or committee.id,
+                committee_title=committee.title or ctitle,
+                date_text=_text(el, "meetingdate"),
+                time_text=_text(el, "meetingtime"),
+                status_text=_text(el, "meetingstatus"),
+                title_text=_own_title(el) or (ctitle if ctitle != committee.title else ""),
+            )
+        )
+    return meetings
+
+
+def _own_title(el: etree._Element) -> str:
+    return next((t for tag in _MEETING_TITLE_TAGS if (t := _text(el, tag))), "")
+
+
+def meeting_status(status_text: str, *titles: str) -> str:
+    """Normalise ModernGov's free-text meeting status (and any cancellation written into a title).
+
+    One of `confirmed`, `cancelled`, `rescheduled`, `provisional`, `postponed`, `unknown`. A cancellation wins
+    over anything else said, then postponement, then a move ("Confirmed; Rescheduled from 24 September 2026").
+    """
+    status = status_text.lower()
+    titles_said = " ".join(titles).lower()
+    if _CANCELLED_STATUS.search(status) or _CANCELLED_TITLE.search(titles_said):
+        return "cancelled"
+    if _POSTPONED.search(status) or _POSTPONED.search(titles_said):
+        return "postponed"
+    if re.search(r"\bre-?scheduled?\b|\bre-?arranged\b|\bmoved\b|\bchanged? (?:date|time|venue)\b", status):
+        return "rescheduled"
+    if re.search(r"\b(?:not|un)\s*confirmed\b|\bprovisional\b|\btentative\b|\bto be confirmed\b|\btbc\b", status):
+        return "provisional"
+    if re.search(r"\bconfirmed\b|\bscheduled\b|\bheld\b|\bpublished\b|\bfinal\b|\blive\b", status):
+        return "confirmed"
+    return "unknown"
+
+
+def _strip_status_marker(title: str) -> str:
+    stripped = _STATUS_MARKER.sub("", title).strip()
+    return stripped or title
+
+
+def needs_details(
+    summary: MeetingSummary, known: Mapping[str, Any] | None, *, now: datetime, meeting_day: date | None, today: date,
+    hot_refresh: timedelta = HOT_REFRESH,
+) -> bool:
+    """Whether a meeting's details should be (re)read this poll: the policy in the module docstring."""
+    if not known or known.get("_summary") != summary.summary:
+        return True
+    fetched_at = iso_instant(known.get("_detail_at"))
+    if fetched_at is None:
+        return True
+    hot = meeting_day is None or today - HOT_WINDOW_BACK <= meeting_day <= today + HOT_WINDOW_AHEAD
+    return now - fetched_at >= (hot_refresh if hot else max(hot_refresh, COLD_REFRESH))
+
+
+def _date(text: str, *, what: str) -> date:
+    try:
+        return parse_uk_date(text)
+    except ValueError as e:
+        raise SourceError(f"{what}: {e}") from e
+
+
+def _clock(text: str) -> time | None:
+    # A council writing "TBC" or "after the previous meeting" has not given a time; that is no reason to fail.
+    try:
+        return parse_clock_time(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Meeting:
+    """What every record of one meeting shares."""
+
+    id: str
+    url: str
+    starts_at: datetime
+    committee: str | None
+    committee_id: str
+    base: str
+    tz: str
+    what: str
+
+
+def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, fetched_at: datetime) -> list[Record]:
+    """A `GetMeeting` answer as records: the meeting, its agenda items and its documents."""
+    what = f"ModernGov GetMeeting response for meeting {summary.id}"
+    root = _read(body, what=what, root_tags=frozenset({"meeting"}))
+    mid = _text(root, "meetingid")
+    if not mid:
+        # What ModernGov answers for a meeting it does not hold (or no longer shows): usable for nothing.
+        raise SourceError(f"{what} holds no meeting (no meetingid)")
+    if mid != summary.id:
+        raise SourceError(f"{what} describes meeting {mid}")
+    if root.find("isdisplayallowed") is not None and not _flag(root, "isdisplayallowed", what=what):
+        return []
+
+    date_text = _text(root, "meetingdate") or summary.date_text
+    time_text = _text(root, "meetingtime") or summary.time_text
+    status_text = _text(root, "meetingstatus") or summary.status_text
+    day = _date(date_text, what=f"{what}: meetingdate")
+    clock = _clock(time_text)
+    own_title = _own_title(root) or summary.title_text
+    committee = _strip_status_marker(summary.committee_title)
+    m = _Meeting(
+        id=mid,
+        url=f"{base}/ieListDocuments.aspx?CId={summary.committee_id}&MId={mid}",
+        starts_at=local_to_utc(datetime.combine(day, clock or time(0)), tz),
+        committee=committee or None,
+        committee_id=summary.committee_id,
+        base=base,
+        tz=tz,
+        what=what,
+    )
+
+    items: list[Record] = []
+    documents: dict[str, Record] = {}
+    agenda_lines: list[str] = []
+    meeting_minutes = _flag(root, "minutepublished", what=what)
+    agenda = root.find("agendaitems")
+    for el in agenda.iter("agendaitem") if agenda is not None else ():
+        item = _agenda_item(el, m, minutes_published=meeting_minutes)
+        if item is None:
+            continue
+        items.append(item)
+        heading = " ".join(p for p in (str(item.data["number"]), item.title) if p)
+        agenda_lines.extend(p for p in (heading, item.body) if p)
+        for doc_el in el.iter("linkeddoc"):
+            if (doc := _document(doc_el, m, parent=(ItemKind.AGENDA_ITEM, item.external_id))) is not None:
+                documents.setdefault(doc.external_id, doc)
+    for doc_el in root.iter("linkeddoc"):
+        if next(doc_el.iterancestors("agendaitem"), None) is not None:
+            continue
+        if (doc := _document(doc_el, m, parent=(ItemKind.MEETING, mid))) is not None:
+            documents.setdefault(doc.external_id, doc)
+
+    location = ", ".join(p for p in (_text(root, "meetinglocation"), _text(root, "meetingroom")) if p)
+    meeting = Record(
+        kind=ItemKind.MEETING,
+        external_id=mid,
+        title=committee or _strip_status_marker(own_title) or f"Meeting {mid}",
+        committee=m.committee,
+        committee_id=m.committee_id,
+        body="\n".join(agenda_lines),
+        starts_at=m.starts_at,
+        status=meeting_status(status_text, own_title, summary.committee_title),
+        url=m.url,
+        data={
+            "location": location,
+            "status_text": status_text,
+            "agenda_published": _flag(root, "agendapublished", what=what),
+            "minutes_published": meeting_minutes,
+            "decisions_published": _flag(root, "decisionpublished", what=what),
+            "webcast": _flag(root, "iswebcast", what=what),
+            "time_known": clock is not None,
+            "_summary": summary.summary,
+            "_detail_at": fetched_at.isoformat(),
+        },
+    )
+    return [meeting, *items, *documents.values()]
+
+
+def _agenda_item(el: etree._Element, m: _Meeting, *, minutes_published: bool) -> Record | None:
+    item_id = _text(el, "agendaitemid")
+    if not item_id:
+        raise SourceError(f"{m.what} has an agenda item without an id")
+    if el.find("isdisplayallowed") is not None and not _flag(el, "isdisplayallowed", what=m.what):
+        return None
+    published = el.find("isminutepublished")
+    has_minutes = _flag(el, "isminutepublished", what=m.what) if published is not None else minutes_published
+    number = _text(el, "fulldisplaynumberformat") or _text(el, "agendaitemnumber")
+    return Record(
+        kind=ItemKind.AGENDA_ITEM,
+        external_id=item_id,
+        title=_text(el, "agendaitemtitle") or f"Item {number or item_id}",
+        committee=m.committee,
+        committee_id=m.committee_id,
+        body=html_to_text(el.findtext("agendatext") or ""),
+        starts_at=m.starts_at,
+        url=m.url,
+        parent=(ItemKind.MEETING, m.id),
+        data={
+            "number": number,
+            "minutes": html_to_text(el.findtext("minutesnonemptyhtmlbody") or "") if has_minutes else "",
+            "is_decision": _flag(el, "isdecision", what=m.what),
+        },
+    )
+
+
+def _document(el: etree._Element, m: _Meeting, *, parent: tuple[ItemKind, str]) -> Record | None:
+    doc_id = _text(el, "attachmentid")
+    if not doc_id or _flag(el, "isrestricted", what=m.what):
+        # Restricted (exempt) papers are not public; without an id there is nothing stable to key on.
+        return None
+    link = el.findtext("url") or ""
+    published = _text(el, "publicationdate")
+    published_at = None
+    if published:
+        day = _date(published, what=f"{m.what}: publicationdate of document {doc_id}")
+        published_at = local_to_utc(datetime.combine(day, time(0)), m.tz)
+    return Record(
+        kind=ItemKind.DOCUMENT,
+        external_id=doc_id,
+        title=_text(el, "title") or f"Document {doc_id}",
+        committee=m.committee,
+        committee_id=m.committee_id,
+        starts_at=m.starts_at,
+        url=absolute_url(m.base, link) if link else f"{m.base}/mgConvert2PDF.aspx?ID={doc_id}",
+        parent=parent,
+        published_at=published_at,
+        data={"is_link": _flag(el, "isurl", what=m.what)},
+    )
+
+
+# ---- the adapter ----------------------------------------------------------------------------------------------------
+
+
+def _committee_filter(options: Mapping[str, Any]) -> set[str] | None:
+    value = options.get("committees")
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        return {p.strip() for p in value.split(",") if p.strip()}
+    if isinstance(value, list | tuple | set) and all(_is_id(v) for v in value):
+        return {str(v).strip() for v in value}
+    raise SourceError(f"option committees must be a list of committee ids, not {value!r}")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+class ModernGovAdapter:
+    """Meetings, agenda items and documents from a ModernGov site's web service."""
+
+    async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
+        """Every meeting in the window whose details were (re)read this poll, with its items and documents."""
+        base = base_url(url)
+        try:
+            zone = ZoneInfo(state.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise SourceError(f"unknown time zone {state.timezone!r}") from e
+        days_back = int_option(state.options, "days_back", DEFAULT_DAYS_BACK)
+        days_ahead = int_option(state.options, "days_ahead", DEFAULT_DAYS_AHEAD)
+        wanted = _committee_filter(state.options)
+        # option `detail_refresh_minutes`: how stale the details of a meeting near today may get (default 6 hours);
+        # a source that changes fast (the demo) sets it low so agendas and minutes show up within a poll or two
+        hot_refresh = timedelta(
+            minutes=int_option(state.options, "detail_refresh_minutes", int(HOT_REFRESH.total_seconds() // 60),
+                               low=0, high=7 * 24 * 60)
+        )
+        today = state.now.astimezone(zone).date()
+        start, end = today - timedelta(days=days_back), today + timedelta(days=days_ahead)
+
+        committees = parse_committees(await _get(fetch, f"{base}/{SERVICE}/GetCommittees?lCommitteeId=0"))
+        if wanted is not None:
+            committees = [c for c in committees if c.id in wanted]
+
+        async def meetings_of(committee: Committee) -> list[MeetingSummary]:
+            query = f"lCommitteeId={committee.id}&sFromDate={start:%d/%m/%Y}&sToDate={end:%d/%m/%Y}"
+            return parse_meetings(await _get(fetch, f"{base}/{SERVICE}/GetMeetings?{query}"), committee=committee)
+
+        listed = await gather_limited((meetings_of(c) for c in committees), limit=MAX_CONCURRENT_REQUESTS)
+        due: dict[str, MeetingSummary] = {}
+        seen: set[str] = set()
+        for summary in (s for batch in listed for s in batch):
+            # A joint meeting can be listed under each of its committees: the first listing stands.
+            if summary.id in seen:
+                continue
+            seen.add(summary.id)
+            known = state.known.get((ItemKind.MEETING, summary.id))
+            day = _maybe_date(summary.date_text)
+            if needs_details(summary, known, now=state.now, meeting_day=day, today=today, hot_refresh=hot_refresh):
+                due[summary.id] = summary
+
+        async def details(summary: MeetingSummary) -> list[Record]:
+            body = await _get(fetch, f"{base}/{SERVICE}/GetMeeting?lMeetingId={summary.id}")
+            return parse_meeting(body, summary=summary, base=base, tz=state.timezone, fetched_at=state.now)
+
+        fetched = await gather_limited((details(s) for s in due.values()), limit=MAX_CONCURRENT_REQUESTS)
+        return [record for batch in fetched for record in batch]
+
+
+def _maybe_date(text: str) -> date | None:
+    try:
+        return parse_uk_date(text)
+    except ValueError:
+        return None
+
+
+async def _get(fetch: Fetch, url: str) -> bytes:
+    response = await fetch(url)
+    if response is None:
+        raise SourceError(f"unexpected 304 Not Modified from {url}")
+    return response.body

@@ -1,0 +1,549 @@
+"""Tests for the shared parsing helpers in notifier.sources.common."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notifier.sources.base import SourceError
+from notifier.sources.common import (
+    absolute_url,
+    clean_line,
+    clean_text,
+    decode_html,
+    gather_limited,
+    html_to_text,
+    int_option,
+    iso_instant,
+    local_to_utc,
+    parse_bool,
+    parse_clock_time,
+    parse_uk_date,
+    parse_xml,
+)
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "moderngov"
+WHAT = "ModernGov GetMeetings response"
+
+
+# ---- parse_xml -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "tag", "text"),
+    [
+        (b"<a>x</a>", "a", "x"),
+        (b'<?xml version="1.0" encoding="utf-8"?><a>caf\xc3\xa9</a>', "a", "café"),
+        (b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?><a>caf\xc3\xa9</a>', "a", "café"),
+        (b'<?xml version="1.0" encoding="iso-8859-1"?><a>caf\xe9</a>', "a", "café"),
+        (b'<?xml version="1.0" encoding="windows-1252"?><a>\x93quoted\x94</a>', "a", "\u201cquoted\u201d"),
+        ('<?xml version="1.0" encoding="utf-16"?><a>café</a>'.encode("utf-16"), "a", "café"),
+        (b'\r\n  <?xml version="1.0" encoding="utf-8"?>\r\n<a>x</a>', "a", "x"),
+        (b'<?xml version="1.0" encoding="utf-16"?><a>caf\xc3\xa9</a>', "a", "café"),
+        (b"<!-- generated --><a>x</a>", "a", "x"),
+        (b'<?xml version="1.0"?><!DOCTYPE a SYSTEM "http://example.invalid/a.dtd"><a>x</a>', "a", "x"),
+    ],
+)
+def test_parse_xml_valid(body: bytes, tag: str, text: str) -> None:
+    root = parse_xml(body, what=WHAT)
+    assert (root.tag, root.text) == (tag, text)
+
+
+def test_parse_xml_recorded_fixture() -> None:
+    root = parse_xml((FIXTURES / "meetings.xml").read_bytes(), what=WHAT)
+    assert root.tag == "getmeetings"
+    assert [m.findtext("meetingid") for m in root.iter("meeting")] == ["4966", "4967"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", f"{WHAT} is empty"),
+        (b"   \r\n\t  ", f"{WHAT} is empty"),
+        (b"\xef\xbb\xbf", f"{WHAT} is empty"),
+        (
+            b'<!DOCTYPE html>\n<html lang="en"><head><title>Sign in</title></head><body></body></html>',
+            f"{WHAT} is HTML, not XML (starts '<!DOCTYPE html>...')",
+        ),
+        (
+            b"<html><body>Service unavailable</body></html>",
+            f"{WHAT} is HTML, not XML (starts '<html><body>Service unavailable</body></...')",
+        ),
+        (b"  <HTML>\n<BODY>x</BODY></HTML>", f"{WHAT} is HTML, not XML (starts '<HTML>...')"),
+        (
+            b"<script>window.location='https://example.invalid/login'</script>",
+            f"{WHAT} is HTML, not XML (starts '<script>window.location='https://example...')",
+        ),
+        (b"Service Unavailable", f"{WHAT} is not XML (starts 'Service Unavailable...')"),
+        (b'{"error": "not found"}', f"""{WHAT} is not XML (starts '{{"error": "not found"}}...')"""),
+    ],
+)
+def test_parse_xml_refuses_non_xml(body: bytes, message: str) -> None:
+    with pytest.raises(SourceError) as e:
+        parse_xml(body, what=WHAT)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("body", "starts"),
+    [
+        ((FIXTURES / "meetings.xml").read_bytes()[:400], f"{WHAT} is not well-formed XML: "),
+        (b"<getmeetings><committee>", f"{WHAT} is not well-formed XML: "),
+        (b"<a></b>", f"{WHAT} is not well-formed XML: "),
+        ((FIXTURES / "wrong_encoding.xml").read_bytes(), f"{WHAT} is not well-formed XML: "),
+        (b'<?xml version="1.0" encoding="klingon"?><a/>', f"{WHAT} is not well-formed XML: "),
+        ((FIXTURES / "billion_laughs.xml").read_bytes(), f"{WHAT} declares XML entities, which are refused"),
+        ((FIXTURES / "xxe.xml").read_bytes(), f"{WHAT} declares XML entities, which are refused"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY % p SYSTEM "http://example.invalid/x.dtd"> %p;]><a/>',
+            f"{WHAT} declares XML entities, which are refused",
+        ),
+        (
+            '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>'.encode("utf-16"),
+            f"{WHAT} declares XML entities, which are refused",
+        ),
+        (b"<a>&undeclared;</a>", f"{WHAT} is not well-formed XML: "),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "x.dtd">'
+            b'<html xmlns="http://www.w3.org/1999/xhtml"><body/></html>',
+            f"{WHAT} is HTML, not XML (starts '<?xml version=\"1.0\"?><!DOCTYPE html PUBL...')",
+        ),
+        ((FIXTURES / "error_page_200.html").read_bytes(), f"{WHAT} is HTML, not XML (starts '<!DOCTYPE html PUBLIC "),
+    ],
+)
+def test_parse_xml_refuses_hostile(body: bytes, starts: str) -> None:
+    with pytest.raises(SourceError) as e:
+        parse_xml(body, what=WHAT)
+    assert str(e.value).startswith(starts), str(e.value)
+
+
+def test_parse_xml_billion_laughs_is_refused_quickly() -> None:
+    # Ten levels of ten: a parser that expanded it would build 10^9 "lol"s.
+    start = datetime.now(UTC)
+    with pytest.raises(SourceError):
+        parse_xml((FIXTURES / "billion_laughs.xml").read_bytes(), what=WHAT)
+    assert datetime.now(UTC) - start < timedelta(seconds=1)
+
+
+def test_parse_xml_xxe_never_reads_the_file() -> None:
+    with pytest.raises(SourceError) as e:
+        parse_xml((FIXTURES / "xxe.xml").read_bytes(), what=WHAT)
+    assert "root:" not in str(e.value)
+
+
+def _huge_meetings(count: int) -> bytes:
+    meeting = (
+        "<meeting><meetingid>{n}</meetingid><meetingdate>10/02/2026</meetingdate>"
+        "<meetingstatus>Confirmed</meetingstatus><meetingtime>10.00 am</meetingtime>"
+        "<iswebcast>False</iswebcast></meeting>\n"
+    )
+    meetings = "".join(meeting.format(n=n) for n in range(count))
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<getmeetings><committee><committeeid>144</committeeid>'
+        f"<committeetitle>Audit Committee</committeetitle><committeemeetings>{meetings}"
+        "</committeemeetings></committee></getmeetings>"
+    ).encode()
+
+
+def test_parse_xml_huge_document_parses() -> None:
+    body = _huge_meetings(40_000)
+    assert len(body) > 6_000_000
+    root = parse_xml(body, what=WHAT)
+    assert sum(1 for _ in root.iter("meeting")) == 40_000
+
+
+def test_parse_xml_huge_text_node_fails_cleanly() -> None:
+    # One text node past libxml2's 10 MB limit (huge_tree off): a clean SourceError, not a crash.
+    body = b"<getmeetings><committeetitle>" + b"a" * 11_000_000 + b"</committeetitle></getmeetings>"
+    with pytest.raises(SourceError) as e:
+        parse_xml(body, what=WHAT)
+    assert str(e.value).startswith(f"{WHAT} is not well-formed XML: ")
+
+
+def test_parse_xml_rejects_str() -> None:
+    with pytest.raises(TypeError):
+        parse_xml("<a/>", what=WHAT)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_xml_arbitrary_bytes_only_raise_source_error(body: bytes) -> None:
+    with contextlib.suppress(SourceError):
+        parse_xml(body, what=WHAT)
+
+
+# ---- text ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("", ""),
+        ("   \n ", ""),
+        ("<p>&nbsp;</p>", ""),
+        ("<br>", ""),
+        ("<!-- only a comment -->", ""),
+        ("plain text & more", "plain text & more"),
+        ("<p>One</p><p>Two</p>", "One\nTwo"),
+        ("<p>hard\nwrapped   line</p>", "hard wrapped line"),
+        ("line one<br>line two<br/>line three", "line one\nline two\nline three"),
+        ("<ul><li>first</li><li>second</li></ul>", "first\nsecond"),
+        ("<p>a&nbsp;&nbsp;b &amp; c &ndash; d &#39;e&#39;</p>", "a b & c – d 'e'"),
+        ("<p>Hi<script>alert(1)</script> there</p><style>p {color: red}</style>", "Hi there"),
+        ("<table><tr><td>Item</td><td>Cost</td></tr><tr><td>A</td><td>1</td></tr></table>", "Item Cost\nA 1"),
+        ("&lt;p&gt;Escaped &amp;amp; once&lt;/p&gt;&lt;p&gt;Second&lt;/p&gt;", "Escaped & once\nSecond"),
+        ('&lt;div class="WordSection1"&gt;&lt;p class="MsoNormal"&gt;Text&lt;/p&gt;&lt;/div&gt;', "Text"),
+        ("Use &lt; and &gt; in maths", "Use < and > in maths"),
+        (
+            "<p class=MsoListParagraph><![if !supportLists]><span>1.<span>&nbsp;&nbsp; </span></span><![endif]>"
+            "Budget<o:p></o:p></p>",
+            "1. Budget",
+        ),
+        (
+            "<!--[if gte mso 9]><xml><w:WordDocument><w:View>Normal</w:View></w:WordDocument></xml><![endif]-->"
+            "<p class=MsoNormal>Body</p>",
+            "Body",
+        ),
+        ('<?xml version="1.0" encoding="utf-8"?><p>With a declaration</p>', "With a declaration"),
+        ("<p>Title: Chair&amp;#39;s report</p>", "Title: Chair's report"),
+        ("<div><h2>Heading</h2>text after</div>tail", "Heading\ntext after\ntail"),
+        ("bad\x00control\x0bchars", "badcontrolchars"),
+    ],
+)
+def test_html_to_text_cases(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+def test_html_to_text_recorded_agenda_text() -> None:
+    from lxml import etree
+
+    root = etree.fromstring((FIXTURES / "meeting_with_minutes.xml").read_bytes())
+    agenda = root.find(".//agendaitem/agendatext")
+    assert agenda is not None
+    assert html_to_text(agenda.text or "") == (
+        "To approve as a correct record the minutes of the meeting held on 25 November 2025."
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("<>/&;#ap bdiv!-[]x\n\"'=")) | st.characters(), max_size=300))
+def test_html_to_text_arbitrary_markup_gives_clean_text(html: str) -> None:
+    text = html_to_text(html)
+    assert text == text.strip()
+    assert "\n\n" not in text
+
+
+def test_html_to_text_deep_nesting_does_not_overflow() -> None:
+    html = "<div>" * 5000 + "deep" + "</div>" * 5000
+    assert html_to_text(html) == "deep"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        (None, ""),
+        ("", ""),
+        ("  Audit   Committee \t", "Audit Committee"),
+        ("Chair&amp;#39;s Announcements", "Chair's Announcements"),
+        ("Chair&amp;amp;#39;s", "Chair's"),
+        ("Fish &amp; Chips", "Fish & Chips"),
+        ("Fish & Chips", "Fish & Chips"),
+        ("R&D budget", "R&D budget"),
+        ("line one\r\nline two\rline three", "line one\nline two\nline three"),
+        ("para one\r\n\r\n\r\npara two", "para one\npara two"),
+        ("a\xa0b\u200bc\ufeff", "a bc"),
+        ("\x00nul\x07", "nul"),
+    ],
+)
+def test_clean_text_cases(raw: str | None, clean: str) -> None:
+    assert clean_text(raw) == clean
+
+
+def test_clean_line_collapses_line_breaks() -> None:
+    assert clean_line("Health and\r\n  Wellbeing\nBoard ") == "Health and Wellbeing Board"
+
+
+@given(st.text(max_size=200))
+def test_clean_text_is_idempotent(s: str) -> None:
+    once = clean_text(s)
+    assert clean_text(once) == once or "&" in once
+
+
+# ---- dates and times -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("naive", "utc"),
+    [
+        (datetime(2026, 1, 13, 10, 0), datetime(2026, 1, 13, 10, 0, tzinfo=UTC)),  # GMT
+        (datetime(2026, 7, 2, 14, 0), datetime(2026, 7, 2, 13, 0, tzinfo=UTC)),  # BST
+        (datetime(2026, 3, 29, 0, 30), datetime(2026, 3, 29, 0, 30, tzinfo=UTC)),  # before the spring change
+        (datetime(2026, 3, 29, 1, 30), datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),  # does not exist: 02:30 BST
+        (datetime(2026, 3, 29, 2, 0), datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),  # first BST minute
+        (datetime(2026, 10, 25, 1, 30), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # happens twice: the first
+        (datetime(2026, 10, 25, 2, 0), datetime(2026, 10, 25, 2, 0, tzinfo=UTC)),  # back on GMT
+        (datetime(2026, 10, 24, 23, 59), datetime(2026, 10, 24, 22, 59, tzinfo=UTC)),
+    ],
+)
+def test_local_to_utc_london(naive: datetime, utc: datetime) -> None:
+    result = local_to_utc(naive, "Europe/London")
+    assert result == utc
+    assert result.tzinfo == UTC
+
+
+def test_local_to_utc_other_zone() -> None:
+    assert local_to_utc(datetime(2026, 7, 1, 9, 0), "America/Los_Angeles") == datetime(2026, 7, 1, 16, 0, tzinfo=UTC)
+
+
+def test_local_to_utc_aware_input_is_converted() -> None:
+    aware = datetime(2026, 7, 1, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert local_to_utc(aware, "Europe/London") == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "", "../../etc/passwd"])
+def test_local_to_utc_unknown_zone(zone: str) -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        local_to_utc(datetime(2026, 1, 1), zone)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("22/10/2015", date(2015, 10, 22)),
+        ("2/3/2025", date(2025, 3, 2)),
+        (" 02/03/2025 ", date(2025, 3, 2)),
+        ("22&#47;10&#47;2015", date(2015, 10, 22)),
+        ("22&amp;#47;10&amp;#47;2015", date(2015, 10, 22)),
+        ("22/10/2015 00:00:00", date(2015, 10, 22)),
+        ("22.10.2015", date(2015, 10, 22)),
+        ("22-10-2015", date(2015, 10, 22)),
+        ("22/10/15", date(2015, 10, 22)),
+        ("2025-12-04", date(2025, 12, 4)),
+        ("2025-12-04T10:00:00", date(2025, 12, 4)),
+        ("2025-12-04T10:00:00Z", date(2025, 12, 4)),
+        ("4 December 2025", date(2025, 12, 4)),
+        ("4th December 2025", date(2025, 12, 4)),
+        ("Thursday, 4 December 2025", date(2025, 12, 4)),
+        ("Thu 4 Dec 2025", date(2025, 12, 4)),
+        ("4 Sept 2025", date(2025, 9, 4)),
+        ("December 4, 2025", date(2025, 12, 4)),
+        ("29/02/2024", date(2024, 2, 29)),
+    ],
+)
+def test_parse_uk_date_formats(text: str, day: date) -> None:
+    assert parse_uk_date(text) == day
+
+
+@pytest.mark.parametrize("text", ["", "  ", "soon", "31/02/2025", "13/13/2025", "4 Smarch 2025", "2025/12/04x", "12"])
+def test_parse_uk_date_garbage(text: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_uk_date(text)
+    assert repr(text) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "clock"),
+    [
+        ("10.00 am", time(10, 0)),
+        ("10:00am", time(10, 0)),
+        ("10.30am", time(10, 30)),
+        ("10.30 a.m.", time(10, 30)),
+        ("2 pm", time(14, 0)),
+        ("2pm", time(14, 0)),
+        ("2.15 PM", time(14, 15)),
+        ("12.30 pm", time(12, 30)),
+        ("12 am", time(0, 0)),
+        ("12.15 am", time(0, 15)),
+        ("13:30", time(13, 30)),
+        ("09:05", time(9, 5)),
+        ("13.30", time(13, 30)),
+        ("1330", time(13, 30)),
+        ("18:00:00", time(18, 0)),
+        ("18:00 hrs", time(18, 0)),
+        ("noon", time(12, 0)),
+        ("12 noon", time(12, 0)),
+        ("Midday", time(12, 0)),
+        ("midnight", time(0, 0)),
+        ("", None),
+        ("   ", None),
+        ("\n      ", None),
+    ],
+)
+def test_parse_clock_time_formats(text: str, clock: time | None) -> None:
+    assert parse_clock_time(text) == clock
+
+
+@pytest.mark.parametrize("text", ["TBC", "10", "13 pm", "25:00", "10:61", "0 pm", "after Cabinet", "10.00 xm"])
+def test_parse_clock_time_garbage(text: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_clock_time(text)
+    assert repr(text) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("True", True),
+        ("true", True),
+        (" TRUE ", True),
+        ("1", True),
+        ("Yes", True),
+        ("False", False),
+        ("false", False),
+        ("0", False),
+        ("No", False),
+        ("", False),
+        ("\n   ", False),
+        (None, False),
+    ],
+)
+def test_parse_bool_values(text: str | None, value: bool) -> None:
+    assert parse_bool(text) is value
+
+
+def test_parse_bool_garbage() -> None:
+    with pytest.raises(ValueError, match="not a boolean: 'maybe'"):
+        parse_bool("maybe")
+
+
+# ---- URLs and decoding -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "href", "url"),
+    [
+        (
+            "https://democracy.leics.gov.uk",
+            "mgConvert2PDF.aspx?ID=60860",
+            "https://democracy.leics.gov.uk/mgConvert2PDF.aspx?ID=60860",
+        ),
+        (
+            "https://democracy.leics.gov.uk",
+            "https://democracy.manchester.gov.uk/mgConvert2PDF.aspx?ID=60860",
+            "https://democracy.manchester.gov.uk/mgConvert2PDF.aspx?ID=60860",
+        ),
+        (
+            "https://www.example.gov.uk/democracy",
+            "documents/s7942/polc2 - 23.09.2015.pdf",
+            "https://www.example.gov.uk/democracy/documents/s7942/polc2%20-%2023.09.2015.pdf",
+        ),
+        ("https://x.gov.uk/", "/documents/a%20b.pdf", "https://x.gov.uk/documents/a%20b.pdf"),
+        (
+            "https://x.gov.uk/democracy/ieDecisionDetails.aspx?ID=1",
+            "ieListDocuments.aspx?CId=151&amp;MID=4832",
+            "https://x.gov.uk/democracy/ieListDocuments.aspx?CId=151&MID=4832",
+        ),
+        ("https://x.gov.uk", "page.aspx?a=1&copy=2", "https://x.gov.uk/page.aspx?a=1&copy=2"),
+        ("https://x.gov.uk", " documents/s1/\r\nfile.pdf ", "https://x.gov.uk/documents/s1/file.pdf"),
+    ],
+)
+def test_absolute_url_cases(base: str, href: str, url: str) -> None:
+    assert absolute_url(base, href) == url
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "text"),
+    [
+        ("café".encode(), "", "café"),
+        ("café".encode("cp1252"), "", "café"),
+        ("café".encode("latin-1"), "text/html; charset=iso-8859-1", "café"),
+        (b'<meta charset="windows-1252"><p>\x93hi\x94</p>', "", '<meta charset="windows-1252"><p>\u201chi\u201d</p>'),
+        (b"\xef\xbb\xbfcaf\xc3\xa9", "text/html; charset=iso-8859-1", "café"),
+        ("café".encode(), "text/html; charset=bogus", "café"),
+    ],
+)
+def test_decode_html_cases(body: bytes, content_type: str, text: str) -> None:
+    assert decode_html(body, content_type) == text
+
+
+# ---- bookkeeping and options -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "instant"),
+    [
+        ("2026-09-10T09:00:00+00:00", datetime(2026, 9, 10, 9, 0, tzinfo=UTC)),
+        ("2026-09-10T10:00:00+01:00", datetime(2026, 9, 10, 9, 0, tzinfo=UTC)),
+        ("2026-09-10T09:00:00", datetime(2026, 9, 10, 9, 0, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+        (1757494800, None),
+    ],
+)
+def test_iso_instant_values(value: object, instant: datetime | None) -> None:
+    assert iso_instant(value) == instant
+
+
+@pytest.mark.parametrize(
+    ("options", "value"),
+    [({}, 30), ({"days_back": 7}, 7), ({"days_back": "7"}, 7), ({"days_back": 0}, 0), ({"days_back": 3660}, 3660)],
+)
+def test_int_option_values(options: dict[str, object], value: int) -> None:
+    assert int_option(options, "days_back", 30) == value
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (-1, "option days_back must be from 0 to 3660, not -1"),
+        (3661, "option days_back must be from 0 to 3660, not 3661"),
+        ("a week", "option days_back must be a whole number, not 'a week'"),
+        (True, "option days_back must be a whole number, not True"),
+        (7.5, "option days_back must be a whole number, not 7.5"),
+        (None, "option days_back must be a whole number, not None"),
+    ],
+)
+def test_int_option_refuses(raw: object, message: str) -> None:
+    with pytest.raises(SourceError) as e:
+        int_option({"days_back": raw}, "days_back", 30)
+    assert str(e.value) == message
+
+
+# ---- gather_limited --------------------------------------------------------------------------------------------------
+
+
+async def test_gather_limited_keeps_order_and_limit() -> None:
+    running = 0
+    peak = 0
+
+    async def job(n: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001 * (10 - n))
+        running -= 1
+        return n * n
+
+    assert await gather_limited((job(n) for n in range(10)), limit=3) == [n * n for n in range(10)]
+    assert peak == 3
+
+
+async def test_gather_limited_raises_the_first_error_itself() -> None:
+    finished: list[int] = []
+
+    async def job(n: int) -> int:
+        if n == 2:
+            raise SourceError("committee 2 failed")
+        await asyncio.sleep(0.05)
+        finished.append(n)
+        return n
+
+    with pytest.raises(SourceError, match=r"^committee 2 failed$"):
+        await gather_limited((job(n) for n in range(6)), limit=4)
+    assert finished == []
+
+
+async def test_gather_limited_empty() -> None:
+    assert await gather_limited([], limit=4) == []
+
+
+def test_gather_limited_rejects_bad_limit() -> None:
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        asyncio.run(gather_limited([], limit=0))
