@@ -1,0 +1,256 @@
+"""Matching change events to subscriptions: the `match_events` job's work.
+
+Each worker keeps an in-memory percolator of every subscription's filter, built from PostgreSQL at start and kept
+current by replaying `subscription_changes` before each batch (a subscription made through the API matches the very
+next event). One matcher at a time advances the cursor over `events` (an advisory lock), writing deliveries with
+ON CONFLICT DO NOTHING in the same transaction as the cursor move: a crash between the two loses nothing and a rerun
+duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from notifier.delivery.schedule import next_send_time
+from notifier.settings import Settings
+from notifier.topics.match import Document, EventFacts, Filter, Percolator
+from notifier.topics.parse import QueryError, parse
+
+log = logging.getLogger(__name__)
+
+MATCH_LOCK_KEY = 0x6D617463  # "matc"
+CURSOR_NAME = "match_events"
+BATCH_SIZE = 500
+# a council slug that cannot exist (slugs are [a-z0-9-]): a filter restricted to it matches nothing
+NO_COUNCIL = "\x00none"
+
+
+def filter_from_row(row: asyncpg.Record | dict[str, Any]) -> Filter:
+    query = None
+    if row["query"]:
+        try:
+            query = parse(row["query"])
+        except QueryError:
+            # stored queries are validated on the way in; one that no longer parses (a stricter parser) matches
+            # nothing rather than everything
+            log.error("subscription %s has an unparseable query %r; it matches nothing", row["id"], row["query"])
+            return Filter(
+                query=None,
+                councils=frozenset({NO_COUNCIL}),
+                regions=frozenset(),
+                committees=frozenset(),
+                kinds=frozenset(),
+                event_types=frozenset(),
+            )
+    return Filter(
+        query=query,
+        councils=frozenset(row["councils"]),
+        regions=frozenset(row["regions"]),
+        committees=frozenset(row["committees"]),
+        kinds=frozenset(row["kinds"]),
+        event_types=frozenset(row["event_types"]),
+    )
+
+
+_SUBSCRIPTION_FILTER_COLUMNS = "id, query, councils, regions, committees, kinds, event_types"
+
+
+@dataclass
+class SubscriptionIndex:
+    """A worker's percolator over every subscription that can receive deliveries, and where it has read up to."""
+
+    percolator: Percolator = field(default_factory=Percolator)
+    last_change: int = 0
+    loaded: bool = False
+
+    async def refresh(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
+        """Load everything on first use, then apply the changes since; returns how many subscriptions changed."""
+        if not self.loaded:
+            self.last_change = await conn.fetchval("select coalesce(max(seq), 0) from subscription_changes")
+            rows = await conn.fetch(
+                f"select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions where channel in ('email', 'webhook')"
+            )
+            for row in rows:
+                self.percolator.add(row["id"], filter_from_row(row))
+            self.loaded = True
+            return len(rows)
+        changes = await conn.fetch(
+            "select seq, subscription_id from subscription_changes where seq > $1 order by seq", self.last_change
+        )
+        if not changes:
+            return 0
+        ids = sorted({c["subscription_id"] for c in changes})
+        rows = await conn.fetch(
+            f"""
+            select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions
+            where id = any($1::bigint[]) and channel in ('email', 'webhook')
+            """,
+            ids,
+        )
+        current = {r["id"]: r for r in rows}
+        for sub_id in ids:
+            self.percolator.remove(sub_id)
+            if sub_id in current:
+                self.percolator.add(sub_id, filter_from_row(current[sub_id]))
+        self.last_change = changes[-1]["seq"]
+        return len(ids)
+
+
+def event_document(row: asyncpg.Record | dict[str, Any]) -> Document:
+    """The text an event is matched on: its item's title, committee and text, and the council's name."""
+    parts = [row["title"], row["committee"] or "", row["council_name"], row["body"] or ""]
+    return Document.from_text("\n".join(p for p in parts if p))
+
+
+def event_facts(row: asyncpg.Record | dict[str, Any]) -> EventFacts:
+    return EventFacts(
+        council=row["council"],
+        region=row["region"],
+        committee=row["committee"],
+        committee_id=row["committee_id"],
+        kind=row["kind"],
+        event_type=row["type"],
+        doc=event_document(row),
+    )
+
+
+_EVENTS_AFTER = """
+    select e.id, e.type, e.council, e.occurred_at, i.kind, i.title, i.body, i.committee, i.committee_id,
+           c.name as council_name, c.region
+    from events e
+    join items i on i.id = e.item_id
+    join councils c on c.slug = e.council
+    where e.id > $1
+    order by e.id
+    limit $2
+"""
+
+
+@dataclass
+class MatchResult:
+    events: int = 0
+    deliveries: int = 0
+    skipped: str | None = None
+
+
+async def match_events(pool: asyncpg.Pool, index: SubscriptionIndex, settings: Settings) -> MatchResult:
+    """Match every event after the cursor; write deliveries; move the cursor. One caller at a time does work."""
+    result = MatchResult()
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("select pg_try_advisory_lock($1)", MATCH_LOCK_KEY):
+            result.skipped = "another matcher is running"
+            return result
+        try:
+            await conn.execute(
+                "insert into cursors (name, position) values ($1, 0) on conflict (name) do nothing", CURSOR_NAME
+            )
+            while True:
+                await index.refresh(conn)
+                async with conn.transaction():
+                    cursor = await conn.fetchval("select position from cursors where name = $1 for update", CURSOR_NAME)
+                    events = await conn.fetch(_EVENTS_AFTER, cursor, BATCH_SIZE)
+                    if not events:
+                        break
+                    result.deliveries += await _write_deliveries(conn, index, events, settings)
+                    result.events += len(events)
+                    await conn.execute(
+                        "update cursors set position = $2, updated_at = now() where name = $1",
+                        CURSOR_NAME,
+                        events[-1]["id"],
+                    )
+                if len(events) < BATCH_SIZE:
+                    break
+        finally:
+            await conn.execute("select pg_advisory_unlock($1)", MATCH_LOCK_KEY)
+    return result
+
+
+async def _write_deliveries(
+    conn: asyncpg.Connection, index: SubscriptionIndex, events: Sequence[asyncpg.Record], settings: Settings
+) -> int:
+    pairs: list[tuple[int, int, list[str]]] = []
+    for ev in events:
+        for m in index.percolator.match(event_facts(ev)):
+            pairs.append((m.sub_id, ev["id"], list(m.terms)))
+    if not pairs:
+        return 0
+    # who may hear of what: a live subscription made before the event, whose owner can receive it
+    subs = await conn.fetch(
+        """
+        select s.id, s.channel, s.frequency, s.hour, s.weekday, s.created_at, s.paused_until, s.confirmed_at,
+               b.status as subscriber_status, b.timezone, w.status as endpoint_status
+        from subscriptions s
+        left join subscribers b on b.id = s.subscriber_id
+        left join webhook_endpoints w on w.id = s.endpoint_id
+        where s.id = any($1::bigint[])
+        """,
+        sorted({p[0] for p in pairs}),
+    )
+    by_id = {s["id"]: s for s in subs}
+    occurred = {ev["id"]: ev["occurred_at"] for ev in events}
+    rows: list[tuple[int, int, str, datetime, list[str]]] = []
+    for sub_id, event_id, terms in pairs:
+        s = by_id.get(sub_id)
+        when = occurred[event_id]
+        if s is None or s["created_at"] > when:
+            continue  # deleted since, or made after the event: no flood of the past
+        status = _eligibility(s, when)
+        if status is None:
+            continue
+        if s["channel"] == "email":
+            due = next_send_time(
+                s["frequency"],
+                after=when,
+                timezone=s["timezone"] or settings.default_timezone,
+                hour=s["hour"] if s["hour"] is not None else settings.digest_hour,
+                weekday=s["weekday"] if s["weekday"] is not None else settings.weekly_day,
+                batch_seconds=settings.alert_batch_seconds,
+            )
+        else:
+            due = when
+        rows.append((sub_id, event_id, status, due, terms))
+    if not rows:
+        return 0
+    inserted = await conn.fetch(
+        """
+        insert into deliveries (subscription_id, event_id, status, next_attempt_at, matched_terms)
+        select t.sub, t.ev, t.status, t.due, coalesce(
+                   (select array_agg(x) from jsonb_array_elements_text(t.terms::jsonb) x), '{}')
+        from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[])
+             as t(sub, ev, status, due, terms)
+        on conflict (subscription_id, event_id) do nothing
+        returning id
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [_json_list(r[4]) for r in rows],
+    )
+    return len(inserted)
+
+
+def _json_list(values: list[str]) -> str:
+    return json.dumps(values)
+
+
+def _eligibility(s: asyncpg.Record, when: datetime) -> str | None:
+    """`pending` to send, `skipped` to record but not send (paused), None to write nothing."""
+    if s["channel"] == "email":
+        if s["subscriber_status"] != "active" or s["confirmed_at"] is None:
+            return None
+    elif s["channel"] == "webhook":
+        if s["endpoint_status"] != "active":
+            return None
+    else:
+        return None
+    if s["paused_until"] is not None and s["paused_until"] > when:
+        return "skipped"
+    return "pending"

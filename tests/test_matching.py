@@ -1,0 +1,140 @@
+"""match_events: from change events to deliveries, exactly once, for the right subscriptions."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from notifier.matching import SubscriptionIndex, match_events
+from notifier.settings import Settings
+from tests.factories import Factory
+
+
+async def _deliveries(pool: asyncpg.Pool) -> list[tuple[int, int, str, list[str]]]:
+    rows = await pool.fetch(
+        "select subscription_id, event_id, status, matched_terms from deliveries order by subscription_id, event_id"
+    )
+    return [(r["subscription_id"], r["event_id"], r["status"], list(r["matched_terms"])) for r in rows]
+
+
+async def test_match_events_topic_across_councils(pool: asyncpg.Pool, factory: Factory, settings: Settings) -> None:
+    await factory.council("rutland", region="East Midlands")
+    await factory.council("kent", region="South East")
+    alice = await factory.subscriber("alice@example.org")
+    em = await factory.subscription(alice, query='dementia OR "mental health"', regions=["East Midlands"])
+    everywhere = await factory.subscription(alice, query="dementia")
+    e1 = await factory.event(council="leicestershire", title="LLR Joint Living Well Dementia Strategy 2024-2028")
+    e2 = await factory.event(council="kent", title="Dementias in Kent", committee="Cabinet")
+    await factory.event(council="rutland", title="Planning applications", committee="Planning")
+    result = await match_events(pool, SubscriptionIndex(), settings)
+    assert result.events == 3
+    assert await _deliveries(pool) == [
+        (em, e1, "pending", ["dementia"]),
+        (everywhere, e1, "pending", ["dementia"]),
+        (everywhere, e2, "pending", ["dementia"]),
+    ]
+
+
+async def test_match_events_twice_writes_nothing_twice(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    sub = await factory.subscription(await factory.subscriber(), councils=[await factory.council()])
+    await factory.event()
+    index = SubscriptionIndex()
+    assert (await match_events(pool, index, settings)).deliveries == 1
+    # the cursor moved: a second run sees nothing; and with the cursor rewound, ON CONFLICT keeps one row
+    assert (await match_events(pool, index, settings)).events == 0
+    await pool.execute("update cursors set position = 0")
+    again = await match_events(pool, SubscriptionIndex(), settings)
+    assert again.events == 1 and again.deliveries == 0
+    assert len(await _deliveries(pool)) == 1
+    assert (await _deliveries(pool))[0][0] == sub
+
+
+async def test_match_events_no_flood_of_the_past(pool: asyncpg.Pool, factory: Factory, settings: Settings) -> None:
+    council = await factory.council()
+    old = await factory.event(occurred_at=datetime.now(UTC) - timedelta(hours=2))
+    sub = await factory.subscription(
+        await factory.subscriber(), councils=[council], created_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    new = await factory.event()
+    await match_events(pool, SubscriptionIndex(), settings)
+    assert [(s, e) for s, e, _, _ in await _deliveries(pool)] == [(sub, new)]
+    assert old < new
+
+
+async def test_match_events_skips_unconfirmed_and_inactive(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    council = await factory.council()
+    await factory.subscription(await factory.subscriber("p@example.org", status="pending"), councils=[council])
+    await factory.subscription(await factory.subscriber("u@example.org"), councils=[council], confirmed=False)
+    await factory.subscription(await factory.subscriber("x@example.org", status="unsubscribed"), councils=[council])
+    paused = await factory.subscription(await factory.subscriber("z@example.org"), councils=[council])
+    await pool.execute("update subscriptions set paused_until = now() + interval '1 day' where id = $1", paused)
+    await factory.event()
+    await match_events(pool, SubscriptionIndex(), settings)
+    assert [(s, status) for s, _, status, _ in await _deliveries(pool)] == [(paused, "skipped")]
+
+
+async def test_match_events_index_follows_subscription_changes(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    council = await factory.council()
+    index = SubscriptionIndex()
+    await match_events(pool, index, settings)  # builds the (empty) index
+    subscriber = await factory.subscriber()
+    sub = await factory.subscription(subscriber, query="asthma", councils=[council])
+    first = await factory.event(title="Respiratory health and asthma")
+    await match_events(pool, index, settings)
+    await pool.execute("update subscriptions set query = 'housing' where id = $1", sub)
+    await factory.event(title="Asthma again")
+    third = await factory.event(title="Housing and homelessness")
+    await match_events(pool, index, settings)
+    assert [(s, e) for s, e, _, _ in await _deliveries(pool)] == [(sub, first), (sub, third)]
+    await pool.execute("delete from subscriptions where id = $1", sub)
+    other = await factory.subscription(subscriber, query="homes", councils=[council])
+    fifth = await factory.event(title="Housing once more, and new homes")
+    await match_events(pool, index, settings)
+    assert [(s, e) for s, e, _, _ in await _deliveries(pool)] == [(other, fifth)]
+    assert sub not in index.percolator
+
+
+async def test_match_events_crash_before_cursor_moves_duplicates_nothing(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings, monkeypatch: Any
+) -> None:
+    import notifier.matching as matching
+
+    await factory.subscription(await factory.subscriber(), councils=[await factory.council()])
+    await factory.event()
+    real = matching._write_deliveries
+
+    async def write_then_die(*args: Any, **kwargs: Any) -> int:
+        await real(*args, **kwargs)
+        raise RuntimeError("worker killed between writing deliveries and moving the cursor")
+
+    monkeypatch.setattr(matching, "_write_deliveries", write_then_die)
+    with contextlib.suppress(RuntimeError):
+        await match_events(pool, SubscriptionIndex(), settings)
+    monkeypatch.setattr(matching, "_write_deliveries", real)
+    assert await _deliveries(pool) == []  # the transaction rolled back with the cursor
+    await match_events(pool, SubscriptionIndex(), settings)
+    assert len(await _deliveries(pool)) == 1
+
+
+async def test_match_events_then_email_sent(
+    pool: asyncpg.Pool, factory: Factory, smtp_server: Any, run_jobs: Any, redis: Any
+) -> None:
+    council = await factory.council()
+    await factory.subscription(await factory.subscriber("alice@example.org"), query="dementia", councils=[council])
+    await factory.event(title="Dementia strategy progress report", url="https://democracy.leics.gov.uk/x")
+    await redis.enqueue_job("match_events")
+    await run_jobs()
+    [message] = smtp_server.to("alice@example.org")
+    assert "Dementia" in str(message["Subject"])
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    rows = await pool.fetch("select status, message_id from deliveries")
+    assert [r["status"] for r in rows] == ["sent"]
