@@ -1,0 +1,882 @@
+"""The SMTP client against a real SMTP server (aiosmtpd): delivery, reuse, failures, TLS, AUTH and the rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from notifier.delivery.smtp import (
+    EMAIL_MAX_ATTEMPTS,
+    EMAIL_RETRY_DELAYS,
+    SendResult,
+    SmtpConfig,
+    SmtpSender,
+    TokenBucket,
+    classify_reply,
+    next_retry,
+)
+from tests.servers import SmtpServer, _Handler  # the shared fake server's handler, with its fault modes
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A server that also counts connections, can refuse MAIL FROM, and can speak TLS and AUTH
+
+
+class _FaultyHandler(_Handler):
+    server: PoolServer
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if self.server.mail_faults:
+            fault = self.server.mail_faults.pop(0)
+            if fault == "drop":
+                assert server.transport is not None
+                server.transport.close()
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.server.data_started.set()
+        if self.server.fault == "drop":
+            # closes the connection before any reply (aiosmtpd's Session has no transport; the SMTP protocol does)
+            assert server.transport is not None
+            server.transport.close()
+            return "421 closing"
+        return await super().handle_DATA(server, session, envelope)
+
+
+class _CountingSMTP(SMTP):
+    def __init__(self, owner: PoolServer, handler: _FaultyHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        fresh = self.transport is None  # STARTTLS calls this again for the same client
+        super().connection_made(transport)
+        if fresh:
+            self._owner.connections += 1
+            self._owner.live.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._owner.live.discard(self)
+        super().connection_lost(error)
+
+
+class PoolServer(SmtpServer):
+    """tests.servers.SmtpServer plus: connection counts, MAIL FROM faults, STARTTLS or implicit TLS, and AUTH."""
+
+    def __init__(self, *, tls: ssl.SSLContext | None = None, implicit_tls: bool = False, **smtp_kwargs: Any) -> None:
+        super().__init__()
+        self.connections = 0
+        self.live: set[SMTP] = set()
+        self.mail_faults: list[str] = []  # replies to the next MAIL FROM commands; "drop" closes the connection
+        self.data_started = asyncio.Event()
+        self.auth_mechanisms: list[str] = []
+        self._tls = tls
+        self._implicit_tls = implicit_tls
+        self._smtp_kwargs = smtp_kwargs
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        handler = _FaultyHandler(self)
+        kwargs = dict(self._smtp_kwargs)
+        if self._tls is not None and not self._implicit_tls:
+            kwargs["tls_context"] = self._tls
+        self._server = await loop.create_server(
+            lambda: _CountingSMTP(self, handler, hostname="smtp.test", **kwargs),
+            "127.0.0.1",
+            0,
+            ssl=self._tls if self._implicit_tls else None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def drop_all(self) -> None:
+        """Close every client connection the way a server does at its idle timeout."""
+        for smtp in list(self.live):
+            assert isinstance(smtp.transport, asyncio.Transport)
+            smtp.transport.write(b"421 4.4.2 smtp.test idle timeout, closing\r\n")
+            smtp.transport.close()
+
+    def authenticator(self, users: dict[str, str]) -> Callable[..., AuthResult]:
+        def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+            self.auth_mechanisms.append(mechanism)
+            ok = isinstance(data, LoginPassword) and users.get(data.login.decode()) == data.password.decode()
+            return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
+
+        return check
+
+
+async def _started(server: PoolServer) -> PoolServer:
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[PoolServer]:
+    s = await _started(PoolServer())
+    yield s
+    await s.stop()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for smtp.test and 127.0.0.1, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=smtp.test",
+            "-addext", "subjectAltName=DNS:smtp.test,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def make_message(subject: str = "Agenda published", *, to: str = "reader@example.org") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Council alerts <alerts@notifier.test>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(f"{subject}\n")
+    return msg
+
+
+def sender_for(server: PoolServer, query: str = "timeout=5", **kwargs: Any) -> SmtpSender:
+    return SmtpSender(SmtpConfig.from_url(f"{server.url}?{query}"), local_hostname="client.test", **kwargs)
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for something the other end of a socket does after our call has returned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Delivery
+
+
+async def test_send_delivers_message_with_headers_intact(server: PoolServer) -> None:
+    msg = EmailMessage()
+    msg["From"] = "Council alerts <alerts@notifier.test>"
+    msg["To"] = "Reader <reader@example.org>"
+    msg["Subject"] = "Health and Wellbeing Board: agenda published — Café"
+    msg["Date"] = "Thu, 04 Dec 2025 14:00:00 +0000"
+    msg["Message-ID"] = "<alert-1@notifier.test>"
+    msg["List-Unsubscribe"] = "<https://notifier.test/unsubscribe/tok123>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content("Agenda for 4 December: Café société\n")
+    msg.add_alternative("<p>Agenda for 4 December: Café société</p>\n", subtype="html")
+
+    async with sender_for(server) as sender:
+        result = await sender.send(msg)
+
+    assert result == SendResult(
+        ok=True, permanent=False, address_bad=False, code=250, message="250 Message accepted",
+        message_id="<alert-1@notifier.test>",
+    )
+    [got] = server.messages
+    assert got.mail_from == "alerts@notifier.test"
+    assert got.rcpt_tos == ["reader@example.org"]
+    for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
+        assert str(got.message[header]) == str(msg[header]), header
+    # bodies travel with CRLF line ends
+    plain, html = got.message.get_body(("plain",)), got.message.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content() == "Agenda for 4 December: Café société\r\n"
+    assert html.get_content() == "<p>Agenda for 4 December: Café société</p>\r\n"
+
+
+async def test_send_adds_message_id_on_the_wire_only(server: PoolServer) -> None:
+    msg = make_message()
+    async with sender_for(server) as sender:
+        result = await sender.send(msg)
+    assert result.ok
+    assert result.message_id is not None
+    assert result.message_id.startswith("<") and result.message_id.endswith("@notifier.test>")
+    assert server.messages[0].message.get_all("Message-ID") == [result.message_id]
+    assert "Message-ID" not in msg
+
+
+async def test_send_envelope_arguments_override_headers_and_bcc_is_not_sent(server: PoolServer) -> None:
+    msg = make_message()
+    msg["Bcc"] = "hidden@example.org"
+    async with sender_for(server) as sender:
+        result = await sender.send(
+            msg, sender="bounces+42@notifier.test", recipients=["one@example.org", "two@example.org", "one@example.org"]
+        )
+    assert result.ok
+    [got] = server.messages
+    assert got.mail_from == "bounces+42@notifier.test"
+    assert got.rcpt_tos == ["one@example.org", "two@example.org"]  # the duplicate would be delivered twice
+    assert "Bcc" not in got.message
+    assert b"hidden@example.org" not in got.raw
+
+
+async def test_send_recipients_from_headers_include_bcc(server: PoolServer) -> None:
+    msg = make_message(to="a@example.org")
+    msg["Cc"] = "b@example.org"
+    msg["Bcc"] = "c@example.org"
+    async with sender_for(server) as sender:
+        assert (await sender.send(msg)).ok
+    assert server.messages[0].rcpt_tos == ["a@example.org", "b@example.org", "c@example.org"]
+    assert "Bcc" not in server.messages[0].message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"sender": None, "recipients": ["a@example.org"], "drop_from": True}, "no From or Sender"),
+        ({"sender": "x@example.org", "recipients": [], "drop_from": False}, "no recipients"),
+        ({"sender": "x@example.org>\r\nRCPT TO:<y@example.org", "recipients": None, "drop_from": False},
+         "cannot be used in SMTP"),
+        ({"sender": "a@example.org, b@example.org", "recipients": None, "drop_from": False}, "cannot be used in SMTP"),
+        ({"sender": "not an address", "recipients": None, "drop_from": False}, "cannot be used in SMTP"),
+    ],
+)
+async def test_send_caller_mistakes_raise(server: PoolServer, kwargs: dict[str, Any], error: str) -> None:
+    msg = make_message()
+    if kwargs["drop_from"]:
+        del msg["From"]
+    async with sender_for(server) as sender:
+        with pytest.raises(ValueError, match=error):
+            await sender.send(msg, sender=kwargs["sender"], recipients=kwargs["recipients"])
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize(
+    "address", ["not an address", "a@example.org, b@example.org", "x@example.org>\r\nDATA", "a b@example.org", "x@"]
+)
+async def test_send_invalid_recipient_is_permanent_and_bad_without_contacting_the_server(
+    server: PoolServer, address: str
+) -> None:
+    async with sender_for(server) as sender:
+        result = await sender.send(make_message(), recipients=[address])
+    assert (result.ok, result.permanent, result.address_bad, result.code) == (False, True, True, None)
+    assert result.message == f"invalid recipient address {address!r}"
+    assert [r.address for r in result.refused] == [address]
+    assert server.connections == 0
+
+
+async def test_send_after_close_raises_and_close_quits_connections(server: PoolServer) -> None:
+    sender = sender_for(server)
+    await asyncio.gather(*(sender.send(make_message(f"m{i}")) for i in range(3)))
+    assert len(server.live) >= 1
+    await sender.close()
+    await sender.close()  # twice is fine
+    await eventually(lambda: not server.live)
+    with pytest.raises(RuntimeError, match="closed"):
+        await sender.send(make_message())
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+async def test_send_non_ascii_address_needs_smtputf8(smtputf8: bool) -> None:
+    server = await _started(PoolServer(enable_SMTPUTF8=smtputf8))
+    try:
+        async with sender_for(server) as sender:
+            result = await sender.send(make_message(to="rëader@exämple.org"))
+    finally:
+        await server.stop()
+    if smtputf8:
+        assert result.ok
+        assert server.messages[0].rcpt_tos == ["rëader@exämple.org"]
+    else:
+        assert (result.ok, result.permanent, result.address_bad, result.code) == (False, True, False, None)
+        assert result.message == "the server does not support SMTPUTF8, which non-ASCII addresses need"
+        assert server.messages == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The pool
+
+
+async def test_send_reuses_one_connection_for_sequential_messages(server: PoolServer) -> None:
+    async with sender_for(server) as sender:
+        results = [await sender.send(make_message(f"message {i}")) for i in range(10)]
+    assert [r.ok for r in results] == [True] * 10
+    assert len(server.messages) == 10
+    assert server.connections == 1
+    assert sender.opened == 1
+
+
+async def test_send_fifty_concurrent_tasks_each_delivered_once_over_few_connections(server: PoolServer) -> None:
+    subjects = [f"alert {i}" for i in range(50)]
+    async with sender_for(server, connections=4) as sender:
+        results = await asyncio.gather(*(sender.send(make_message(s)) for s in subjects))
+    assert [r.ok for r in results] == [True] * 50
+    assert Counter(str(m.message["Subject"]) for m in server.messages) == Counter(subjects)
+    assert len({r.message_id for r in results}) == 50
+    assert 1 <= server.connections <= 4
+    assert sender.opened == server.connections
+
+
+async def test_send_opens_a_new_connection_after_max_messages(server: PoolServer) -> None:
+    async with sender_for(server, max_messages_per_connection=2) as sender:
+        for i in range(5):
+            assert (await sender.send(make_message(f"m{i}"))).ok
+        await eventually(lambda: len(server.live) == 1)  # the two full ones were closed with QUIT
+    assert server.connections == 3
+
+
+async def test_send_replaces_a_connection_idle_too_long(server: PoolServer) -> None:
+    now = [1000.0]
+    async with sender_for(server, max_idle_seconds=30, clock=lambda: now[0]) as sender:
+        assert (await sender.send(make_message("first"))).ok
+        now[0] += 29
+        assert (await sender.send(make_message("second"))).ok
+        assert server.connections == 1
+        now[0] += 31
+        assert (await sender.send(make_message("third"))).ok
+    assert server.connections == 2
+    assert len(server.messages) == 3
+
+
+async def test_send_reconnects_after_the_server_closes_an_idle_connection(server: PoolServer) -> None:
+    async with sender_for(server) as sender:
+        assert (await sender.send(make_message("before"))).ok
+        server.drop_all()
+        await eventually(lambda: not server.live)
+        result = await sender.send(make_message("after"))
+    assert result.ok
+    assert [str(m.message["Subject"]) for m in server.messages] == ["before", "after"]
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("fault", ["421 4.7.0 smtp.test too many messages on this connection", "drop"])
+async def test_send_retries_once_on_a_new_connection_when_closed_before_data(server: PoolServer, fault: str) -> None:
+    async with sender_for(server) as sender:
+        assert (await sender.send(make_message("first"))).ok
+        server.mail_faults.append(fault)
+        result = await sender.send(make_message("second"))
+    assert result.ok
+    assert [str(m.message["Subject"]) for m in server.messages] == ["first", "second"]
+    assert server.connections == 2
+
+
+async def test_send_retries_only_once(server: PoolServer) -> None:
+    server.rcpt_faults["reader@example.org"] = "421 4.3.2 smtp.test shutting down"
+    async with sender_for(server) as sender:
+        result = await sender.send(make_message())
+    assert (result.ok, result.permanent, result.address_bad, result.code) == (False, False, False, 421)
+    assert result.message == "421 4.3.2 smtp.test shutting down"
+    assert server.connections == 2
+    assert server.messages == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Failures and their classification
+
+
+async def test_send_data_451_is_temporary_and_the_connection_is_kept(server: PoolServer) -> None:
+    server.fault, server.fault_count = "451 4.3.0 try later", 1
+    async with sender_for(server) as sender:
+        failed = await sender.send(make_message("first"))
+        again = await sender.send(make_message("second"))
+    assert (failed.ok, failed.permanent, failed.address_bad, failed.code) == (False, False, False, 451)
+    assert failed.message == "451 4.3.0 try later"
+    assert failed.temporary
+    assert again.ok
+    assert [str(m.message["Subject"]) for m in server.messages] == ["second"]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent", "address_bad"),
+    [
+        ("550 5.1.1 no such user", True, True),
+        ("553 5.1.3 bad recipient address syntax", True, True),
+        ("550 Requested action not taken: mailbox unavailable", True, True),
+        ("552 5.2.2 mailbox full", True, False),
+        ("550 5.7.1 recipient rejected by policy", True, False),
+        ("450 4.2.1 mailbox busy, try later", False, False),
+    ],
+)
+async def test_send_rcpt_refusal_is_classified(
+    server: PoolServer, reply: str, permanent: bool, address_bad: bool
+) -> None:
+    server.rcpt_faults["reader@example.org"] = reply
+    async with sender_for(server) as sender:
+        result = await sender.send(make_message())
+        assert (await sender.send(make_message(to="other@example.org"))).ok  # the connection survives the refusal
+    assert (result.ok, result.permanent, result.address_bad) == (False, permanent, address_bad)
+    assert result.code == int(reply[:3])
+    assert result.message == reply
+    assert [m.rcpt_tos for m in server.messages] == [["other@example.org"]]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent", "address_bad"),
+    [
+        ("552 5.2.2 mailbox full", True, False),
+        ("554 5.7.1 message rejected as spam", True, False),
+        ("554 5.6.0 message content rejected", True, False),
+        ("550 5.1.1 no such user", True, True),
+        ("452 4.3.1 insufficient system storage", False, False),
+    ],
+)
+async def test_send_data_refusal_is_classified(
+    server: PoolServer, reply: str, permanent: bool, address_bad: bool
+) -> None:
+    server.fault = reply
+    async with sender_for(server) as sender:
+        result = await sender.send(make_message())
+    assert (result.ok, result.permanent, result.address_bad) == (False, permanent, address_bad)
+    assert (result.code, result.message) == (int(reply[:3]), reply)
+    assert server.connections == 1  # an explicit refusal of the content is never retried at once
+
+
+async def test_send_partial_refusal_delivers_to_the_rest(server: PoolServer) -> None:
+    server.rcpt_faults["gone@example.org"] = "550 5.1.1 no such user"
+    async with sender_for(server) as sender:
+        result = await sender.send(make_message(), recipients=["gone@example.org", "here@example.org", "bad address"])
+    assert result.ok
+    assert [(r.address, r.code, r.permanent, r.address_bad) for r in result.refused] == [
+        ("gone@example.org", 550, True, True),
+        ("bad address", None, True, True),
+    ]
+    assert server.messages[0].rcpt_tos == ["here@example.org"]
+
+
+async def test_send_dropped_mid_data_is_temporary_not_retried_and_the_next_send_works(server: PoolServer) -> None:
+    server.fault = "drop"
+    async with sender_for(server) as sender:
+        dropped = await sender.send(make_message("dropped"))
+        assert server.connections == 1  # not retried: the server might have taken the message
+        server.fault = None
+        after = await sender.send(make_message("after"))
+    assert (dropped.ok, dropped.permanent, dropped.address_bad, dropped.code) == (False, False, False, None)
+    assert dropped.message.startswith("connection lost during DATA")
+    assert after.ok
+    assert [str(m.message["Subject"]) for m in server.messages] == ["after"]
+    assert server.connections == 2
+
+
+async def test_send_connection_refused_is_temporary() -> None:
+    async with SmtpSender(SmtpConfig.from_url(f"smtp://127.0.0.1:{closed_port()}?timeout=5")) as sender:
+        result = await sender.send(make_message())
+    assert (result.ok, result.permanent, result.address_bad, result.code) == (False, False, False, None)
+    assert result.message.startswith("cannot open an SMTP session with smtp://127.0.0.1:")
+    assert result.message_id is not None
+    assert sender.opened == 0
+
+
+async def test_send_slow_server_beyond_the_timeout_is_temporary_and_not_retried(server: PoolServer) -> None:
+    server.fault, server.slow_seconds = "slow", 30.0
+    async with sender_for(server, "timeout=0.2") as sender:
+        result = await sender.send(make_message())
+    assert (result.ok, result.permanent, result.address_bad, result.code) == (False, False, False, None)
+    assert result.message.startswith("no reply from smtp://127.0.0.1:")
+    assert "at DATA within 0.2s" in result.message
+    assert server.connections == 1
+
+
+async def test_send_cancelled_mid_transaction_does_not_reuse_the_connection(server: PoolServer) -> None:
+    server.fault, server.slow_seconds = "slow", 30.0
+    async with sender_for(server) as sender:
+        task = asyncio.create_task(sender.send(make_message("cancelled")))
+        await server.data_started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        server.fault = None
+        result = await sender.send(make_message("next"))
+    assert result.ok
+    assert [str(m.message["Subject"]) for m in server.messages] == ["next"]
+    assert server.connections == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# TLS and AUTH
+
+
+async def test_send_starttls_with_a_self_signed_certificate(server_tls: ssl.SSLContext) -> None:
+    server = await _started(PoolServer(tls=server_tls, require_starttls=True))
+    try:
+        async with sender_for(server, "starttls=true&validate_certs=false&timeout=5") as sender:
+            result = await sender.send(make_message())
+    finally:
+        await server.stop()
+    assert result.ok  # the server refuses MAIL FROM until STARTTLS has been done
+    assert len(server.messages) == 1
+
+
+async def test_send_starttls_refuses_an_unverified_certificate_by_default(server_tls: ssl.SSLContext) -> None:
+    server = await _started(PoolServer(tls=server_tls, require_starttls=True))
+    try:
+        async with sender_for(server, "starttls=true&timeout=5") as sender:
+            result = await sender.send(make_message())
+    finally:
+        await server.stop()
+    assert (result.ok, result.permanent, result.code) == (False, False, None)
+    assert "CERTIFICATE_VERIFY_FAILED" in result.message
+    assert server.messages == []
+
+
+async def test_send_starttls_required_but_not_offered_never_falls_back_to_plain_text(server: PoolServer) -> None:
+    async with sender_for(server, "starttls=true&timeout=5") as sender:
+        result = await sender.send(make_message())
+    assert (result.ok, result.permanent, result.code) == (False, False, None)
+    assert "STARTTLS" in result.message
+    assert server.messages == []
+
+
+@pytest.mark.parametrize(("excluded", "used"), [("LOGIN", "PLAIN"), ("PLAIN", "LOGIN")])
+async def test_send_auth_over_starttls(server_tls: ssl.SSLContext, excluded: str, used: str) -> None:
+    server = PoolServer(tls=server_tls, require_starttls=True, auth_required=True, auth_exclude_mechanism=[excluded])
+    server._smtp_kwargs["authenticator"] = server.authenticator({"alerts@notifier.test": "p@ss:w/rd %"})
+    await server.start()
+    url = f"smtp://alerts%40notifier.test:p%40ss%3Aw%2Frd%20%25@127.0.0.1:{server.port}"
+    try:
+        async with SmtpSender(SmtpConfig.from_url(f"{url}?starttls=true&validate_certs=false&timeout=5")) as sender:
+            result = await sender.send(make_message())
+    finally:
+        await server.stop()
+    assert result.ok
+    assert server.auth_mechanisms == [used]
+    assert len(server.messages) == 1
+
+
+async def test_send_auth_with_a_wrong_password_is_temporary(server_tls: ssl.SSLContext) -> None:
+    server = PoolServer(tls=server_tls, require_starttls=True, auth_required=True)
+    server._smtp_kwargs["authenticator"] = server.authenticator({"alerts": "right"})
+    await server.start()
+    try:
+        url = f"smtp://alerts:wrong@127.0.0.1:{server.port}?starttls=true&validate_certs=false&timeout=5"
+        config = SmtpConfig.from_url(url)
+        async with SmtpSender(config) as sender:
+            result = await sender.send(make_message())
+    finally:
+        await server.stop()
+    assert (result.ok, result.permanent, result.address_bad, result.code) == (False, False, False, 535)
+    assert "authentication failed" in result.message
+    assert "wrong" not in result.message
+    assert server.messages == []
+
+
+async def test_send_implicit_tls(server_tls: ssl.SSLContext) -> None:
+    server = await _started(PoolServer(tls=server_tls, implicit_tls=True))
+    try:
+        config = SmtpConfig.from_url(f"smtps://127.0.0.1:{server.port}?validate_certs=false&timeout=5")
+        async with SmtpSender(config) as sender:
+            results = [await sender.send(make_message(f"m{i}")) for i in range(2)]
+    finally:
+        await server.stop()
+    assert [r.ok for r in results] == [True, True]
+    assert len(server.messages) == 2
+    assert server.connections == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Rate limit
+
+
+class FakeTime:
+    """A clock that moves only when told to, and a sleep that records its waits."""
+
+    def __init__(self, *, sleeping_advances_clock: bool) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+        self._advance = sleeping_advances_clock
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self._advance:
+            self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "events"),
+    [
+        (4.0, 1, [(0.0, 0.0), (0.0, 0.25), (0.0, 0.5), (0.0, 0.75)]),
+        (4.0, 2, [(0.0, 0.0), (0.0, 0.0), (0.0, 0.25)]),
+        (2.0, 1, [(0.0, 0.0), (0.25, 0.25)]),
+        (2.0, 1, [(0.0, 0.0), (10.0, 0.0), (10.0, 0.5)]),  # idle time does not bank more than the burst
+        (0.5, 3, [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 2.0), (1.0, 3.0)]),
+    ],
+)
+def test_token_bucket_reserve_waits(rate: float, burst: int, events: list[tuple[float, float]]) -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate, burst=burst, clock=lambda: now[0])
+    waits = []
+    for at, _ in events:
+        now[0] = at
+        waits.append(bucket.reserve())
+    assert waits == [wait for _, wait in events]
+    assert bucket.granted == len(events)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0.0, 1), (-1.0, 1), (float("inf"), 1), (float("nan"), 1), (1.0, 0)])
+def test_token_bucket_invalid(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError, match=r"rate|burst"):
+        TokenBucket(rate, burst=burst)
+
+
+async def test_send_rate_limit_spaces_sequential_sends(server: PoolServer) -> None:
+    fake = FakeTime(sleeping_advances_clock=True)
+    async with sender_for(server, rate_per_second=4, clock=fake.clock, sleep=fake.sleep) as sender:
+        for i in range(5):
+            assert (await sender.send(make_message(f"m{i}"))).ok
+    assert fake.waits == [0.25, 0.25, 0.25, 0.25]
+    assert sender.rate_limit is not None and sender.rate_limit.granted == 5
+    assert len(server.messages) == 5
+
+
+async def test_send_rate_limit_queues_concurrent_sends(server: PoolServer) -> None:
+    fake = FakeTime(sleeping_advances_clock=False)
+    async with sender_for(server, rate_per_second=4, burst=2, clock=fake.clock, sleep=fake.sleep) as sender:
+        results = await asyncio.gather(*(sender.send(make_message(f"m{i}")) for i in range(6)))
+    assert all(r.ok for r in results)
+    assert sorted(fake.waits) == [0.25, 0.5, 0.75, 1.0]  # two at once (the burst), then one every quarter second
+    assert len(server.messages) == 6
+
+
+async def test_send_without_rate_limit_never_waits(server: PoolServer) -> None:
+    fake = FakeTime(sleeping_advances_clock=True)
+    async with sender_for(server, clock=fake.clock, sleep=fake.sleep) as sender:
+        await asyncio.gather(*(sender.send(make_message(f"m{i}")) for i in range(5)))
+    assert sender.rate_limit is None
+    assert fake.waits == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "smtp://user:s3cret@mail.example.org:587?starttls=true",
+            SmtpConfig("mail.example.org", 587, "user", "s3cret", use_tls=False, starttls=True),
+        ),
+        ("smtp://mail.example.org:587", SmtpConfig("mail.example.org", 587, starttls=True)),
+        ("smtp://mail.example.org", SmtpConfig("mail.example.org", 25, starttls=False)),
+        ("smtp://mail.example.org?starttls=true", SmtpConfig("mail.example.org", 587, starttls=True)),
+        ("smtp://mail.example.org:2525?starttls=TRUE", SmtpConfig("mail.example.org", 2525, starttls=True)),
+        ("smtp://mail.example.org:587?starttls=false", SmtpConfig("mail.example.org", 587, starttls=False)),
+        ("smtp://mail.example.org:1025?starttls=0", SmtpConfig("mail.example.org", 1025, starttls=False)),
+        ("smtps://mail.example.org", SmtpConfig("mail.example.org", 465, use_tls=True)),
+        ("smtps://mail.example.org:2465?starttls=false", SmtpConfig("mail.example.org", 2465, use_tls=True)),
+        (
+            "smtp://apikey%40example.org:p%40ss%3Aw%2Frd@smtp.example.org:587",
+            SmtpConfig("smtp.example.org", 587, "apikey@example.org", "p@ss:w/rd", starttls=True),
+        ),
+        ("smtp://user@mail.example.org:25", SmtpConfig("mail.example.org", 25, "user", None)),
+        (
+            "smtp://127.0.0.1:1025?timeout=2.5&validate_certs=false",
+            SmtpConfig("127.0.0.1", 1025, timeout=2.5, validate_certs=False),
+        ),
+        ("SMTP://Mail.Example.ORG:25/", SmtpConfig("mail.example.org", 25)),
+        ("smtp://[::1]:25", SmtpConfig("::1", 25)),
+        ("  smtp://mail.example.org:25  ", SmtpConfig("mail.example.org", 25)),
+    ],
+)
+def test_smtp_config_from_url_valid(url: str, expected: SmtpConfig) -> None:
+    assert SmtpConfig.from_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://mail.example.org", "must start with smtp:// or smtps://"),
+        ("mail.example.org:587", "must start with smtp:// or smtps://"),
+        ("", "must start with smtp:// or smtps://"),
+        ("smtp://", "has no host"),
+        ("smtp://:587", "has no host"),
+        ("smtp://mail.example.org:99999", "invalid port"),
+        ("smtp://mail.example.org:0", "invalid port"),
+        ("smtp://mail.example.org:abc", "invalid port"),
+        ("smtp://mail.example.org/relay", "path or fragment"),
+        ("smtp://mail.example.org#x", "path or fragment"),
+        ("smtp://mail.example.org?starttls=maybe", "starttls must be true or false"),
+        ("smtp://mail.example.org?starttls", "starttls must be true or false"),
+        ("smtp://mail.example.org?validate_certs=nope", "validate_certs must be true or false"),
+        ("smtp://mail.example.org?tls=true", "unknown SMTP URL option 'tls'"),
+        ("smtp://mail.example.org?starttls=true&starttls=false", "given twice"),
+        ("smtp://mail.example.org?timeout=0", "timeout must be a positive number"),
+        ("smtp://mail.example.org?timeout=-1", "timeout must be a positive number"),
+        ("smtp://mail.example.org?timeout=abc", "timeout must be a positive number"),
+        ("smtp://mail.example.org?timeout=nan", "timeout must be a positive number"),
+        ("smtp://mail.example.org?timeout=inf", "timeout must be a positive number"),
+        ("smtps://mail.example.org?starttls=true", "smtps:// is TLS from the start"),
+        ("smtp://:s3cret@mail.example.org", "password but no user name"),
+    ],
+)
+def test_smtp_config_from_url_invalid(url: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        SmtpConfig.from_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["smtp://user:hunter2@mail.example.org:99999", "ftp://user:hunter2@mail.example.org", "smtp://:hunter2@h/x"]
+)
+def test_smtp_config_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        SmtpConfig.from_url(url)
+    assert "hunter2" not in str(info.value)
+
+
+def test_smtp_config_repr_and_display_hide_the_password() -> None:
+    config = SmtpConfig.from_url("smtp://user:hunter2@mail.example.org:587")
+    assert "hunter2" not in repr(config)
+    assert config.display == "smtp://user@mail.example.org:587"
+    assert SmtpConfig.from_url("smtps://[::1]").display == "smtps://[::1]:465"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Retry schedule and reply classification
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [
+        (1, timedelta(minutes=1)),
+        (2, timedelta(minutes=5)),
+        (3, timedelta(minutes=30)),
+        (4, timedelta(hours=2)),
+        (5, timedelta(hours=6)),
+        (6, timedelta(hours=12)),
+        (7, timedelta(hours=24)),
+        (8, None),
+        (100, None),
+    ],
+)
+def test_next_retry_schedule(attempts: int, expected: timedelta | None) -> None:
+    assert next_retry(attempts) == expected
+
+
+def test_next_retry_schedule_shape() -> None:
+    assert EMAIL_MAX_ATTEMPTS == len(EMAIL_RETRY_DELAYS) + 1 == 8
+    assert list(EMAIL_RETRY_DELAYS) == sorted(EMAIL_RETRY_DELAYS)
+
+
+@pytest.mark.parametrize("attempts", [0, -1])
+def test_next_retry_invalid(attempts: int) -> None:
+    with pytest.raises(ValueError, match="starts at 1"):
+        next_retry(attempts)
+
+
+GMAIL_NO_SUCH_USER = (
+    "5.1.1 The email account that you tried to reach does not exist. Please try\n"
+    "5.1.1 double-checking the recipient's email address for typos or\n"
+    "5.1.1 unnecessary spaces. https://support.google.com/mail/?p=NoSuchUser a1si123 - gsmtp"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "stage", "outcome"),
+    [
+        (250, "2.0.0 Ok: queued as 4ABC123", "data", "ok"),
+        (251, "2.1.5 User not local; will forward", "rcpt", "ok"),
+        # bad addresses
+        (550, "5.1.1 <x@example.org>: Recipient address rejected: User unknown in virtual mailbox table", "rcpt",
+         "bad"),
+        (550, GMAIL_NO_SUCH_USER, "rcpt", "bad"),
+        (553, "5.1.3 Bad recipient address syntax", "rcpt", "bad"),
+        (550, "5.1.2 Host unknown (Name server: example.invalid: host not found)", "rcpt", "bad"),
+        (551, "5.1.6 Recipient has moved; no forwarding address", "rcpt", "bad"),
+        (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "rcpt", "bad"),
+        (550, "5.2.1 The email account that you tried to reach is disabled.", "rcpt", "bad"),
+        (550, "Requested action not taken: mailbox unavailable", "rcpt", "bad"),
+        (550, "5.5.0 Requested action not taken: mailbox unavailable (S2017062302)", "rcpt", "bad"),
+        (550, "No such user here", "rcpt", "bad"),
+        (554, "delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0]", "rcpt", "bad"),
+        (550, "5.1.0 Address rejected: user unknown", "rcpt", "bad"),
+        (554, "5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain", "rcpt", "bad"),
+        (550, "5.1.1 no such user", "data", "bad"),
+        # permanent, but the address is fine
+        (552, "5.2.2 The email account that you tried to reach is over quota.", "rcpt", "permanent"),
+        (552, "5.2.2 mailbox full", "data", "permanent"),
+        (552, "Requested mail action aborted: exceeded storage allocation", "rcpt", "permanent"),
+        (550, "mailbox unavailable: mailbox full", "rcpt", "permanent"),
+        (550, "5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org", "rcpt",
+         "permanent"),
+        (554, "5.7.1 <x@example.org>: Relay access denied", "rcpt", "permanent"),
+        (550, "5.7.1 Recipient rejected: user unknown", "rcpt", "permanent"),
+        (550, "5.4.1 Recipient address rejected: Access denied", "rcpt", "permanent"),
+        (554, "5.6.0 Message content rejected", "data", "permanent"),
+        (552, "5.3.4 Message size exceeds fixed limit", "data", "permanent"),
+        (554, "Transaction failed", "data", "permanent"),
+        # temporary
+        (450, "4.2.1 mailbox temporarily unavailable", "rcpt", "temporary"),
+        (451, "4.3.0 try later", "data", "temporary"),
+        (452, "4.2.2 The email account that you tried to reach is over quota", "rcpt", "temporary"),
+        (421, "4.7.0 Try again later, closing connection", "mail", "temporary"),
+        (450, "4.1.1 user unknown (lookup failed)", "rcpt", "temporary"),
+        # the relay refusing us: temporary until an operator fixes it; the message's own faults are permanent
+        (553, "5.1.8 Sender address rejected: Domain not found", "mail", "temporary"),
+        (530, "5.7.0 Authentication required", "mail", "temporary"),
+        (535, "5.7.8 Authentication credentials invalid", "connect", "temporary"),
+        (554, "5.7.1 Sender rejected: not authorised", "mail", "temporary"),
+        (552, "5.3.4 Message size exceeds fixed maximum message size", "mail", "permanent"),
+        (552, "Message size exceeds fixed maximum message size", "mail", "permanent"),
+    ],
+)
+def test_classify_reply_table(code: int, text: str, stage: Any, outcome: str) -> None:
+    result = classify_reply(code, text, stage=stage)
+    got = (result.ok, result.permanent, result.address_bad)
+    expected = {
+        "ok": (True, False, False),
+        "bad": (False, True, True),
+        "permanent": (False, True, False),
+        "temporary": (False, False, False),
+    }[outcome]
+    assert got == expected
+    assert result.code == code
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "message"),
+    [
+        (550, GMAIL_NO_SUCH_USER, "550 5.1.1 The email account that you tried to reach does not exist. Please try "
+         "double-checking the recipient's email address for typos or unnecessary spaces. "
+         "https://support.google.com/mail/?p=NoSuchUser a1si123 - gsmtp"),
+        (451, "4.3.0 try later", "451 4.3.0 try later"),
+        (554, "", "554"),
+        (550, "first line\nsecond line", "550 first line second line"),
+    ],
+)
+def test_classify_reply_message_is_one_line(code: int, text: str, message: str) -> None:
+    assert classify_reply(code, text).message == message

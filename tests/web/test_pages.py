@@ -1,0 +1,481 @@
+"""The residents' pages end to end: subscribe, confirm (double opt-in), manage and unsubscribe, against real
+PostgreSQL, Redis, the in-process worker and a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from arq.connections import ArqRedis
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from notifier import subscriptions as subs
+from notifier.settings import Settings
+from notifier.tokens import TokenData, TokenError, Tokens
+from tests.factories import Factory
+from tests.servers import SmtpServer
+
+BASE = "http://notifier.test"  # tests/conftest.py's base_url
+LEICS = "Leicestershire County Council"
+
+
+def text_part(message: EmailMessage) -> str:
+    """The plain-text part, decoded, with the wire's CRLF line ends as newlines."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def html_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def links(message: EmailMessage, kind: str) -> list[str]:
+    """The paths of this kind's links (confirm, manage, unsubscribe) in the plain-text part, in order."""
+    return re.findall(rf"{re.escape(BASE)}(/{kind}/[A-Za-z0-9_.-]+)", text_part(message))
+
+
+def link(message: EmailMessage, kind: str) -> str:
+    found = links(message, kind)
+    assert found, f"no {kind} link in:\n{text_part(message)}"
+    return found[0]
+
+
+async def subscribe(client: TestClient[Any, Any], email: str, **form: str) -> tuple[int, str]:
+    values = {"email": email, "query": "", "council": "leicestershire", "region": "", "frequency": "immediate"}
+    resp = await client.post("/subscribe", data={**values, **form})
+    return resp.status, await resp.text()
+
+
+async def new_event(factory: Factory, redis: ArqRedis, title: str, **kwargs: Any) -> int:
+    """An event arrives and the matcher is asked to look at it (as ingest does)."""
+    event_id = await factory.event(title=title, **kwargs)
+    await redis.enqueue_job("match_events", _job_id=f"match:{event_id}")
+    return event_id
+
+
+async def subscriber_row(pool: asyncpg.Pool, email: str) -> asyncpg.Record:
+    row = await pool.fetchrow("select * from subscribers where lower(email) = $1", email.lower())
+    assert row is not None
+    return row
+
+
+def main_text(page: str) -> str:
+    """The page's <main>, whitespace folded: what a reader sees, without the request id."""
+    found = re.search(r"<main>(.*)</main>", page, re.S)
+    assert found is not None
+    return " ".join(found[1].split())
+
+
+# ---- the consent cycle ----------------------------------------------------------------------------------------------
+
+
+async def test_pages_consent_cycle_confirm_then_alert(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, redis: ArqRedis, smtp_server: SmtpServer,
+    run_jobs: Any,
+) -> None:
+    await factory.council("leicestershire", name=LEICS)
+    index = await client.get("/")
+    assert index.status == 200
+    assert 'action="/subscribe"' in await index.text()
+
+    status, page = await subscribe(client, "Alice@Example.org", query="dementia")
+    assert status == 200
+    assert "Check your email" in page
+    alice = await subscriber_row(pool, "alice@example.org")
+    assert (alice["email"], alice["status"], alice["confirmed_at"]) == ("alice@example.org", "pending", None)
+    assert await pool.fetchval("select count(*) from subscriptions where confirmed_at is null") == 1
+
+    # news that matches arrives before she confirms: only the confirmation is sent, and nothing is queued for later
+    await new_event(factory, redis, "Dementia strategy progress report")
+    await run_jobs()
+    [confirmation] = smtp_server.messages
+    assert confirmation.rcpt_tos == ["alice@example.org"]
+    assert confirmation.message["Subject"] == "Confirm your email alerts from Council alerts"
+    assert confirmation.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "dementia at Leicestershire County Council" in text_part(confirmation.message)
+    assert await pool.fetchval("select count(*) from deliveries") == 0
+
+    confirm_path = link(confirmation.message, "confirm")
+    assert f'href="{BASE}{confirm_path}"' in html_part(confirmation.message)
+    shown = await client.get(confirm_path)
+    assert shown.status == 200
+    body = await shown.text()
+    assert f'<form method="post" action="{confirm_path}">' in body
+    assert "Yes, send me these alerts" in body
+    assert (await subscriber_row(pool, "alice@example.org"))["status"] == "pending"  # a GET changes nothing
+
+    done = await client.post(confirm_path)
+    assert done.status == 200
+    assert "You&#39;re subscribed" in await done.text()
+    alice = await subscriber_row(pool, "alice@example.org")
+    assert alice["status"] == "active"
+    assert alice["confirmed_at"] is not None
+    assert await pool.fetchval("select count(*) from subscriptions where confirmed_at is null") == 0
+
+    await new_event(factory, redis, "Dementia services: consultation results", url="https://leics.example/d/1")
+    await new_event(factory, redis, "Highways maintenance plan")  # not about dementia
+    await run_jobs()
+    assert len(smtp_server.messages) == 2
+    alert = smtp_server.messages[1].message
+    assert alert["To"] == "alice@example.org"
+    assert alert["Subject"] == f"{LEICS}: Dementia services: consultation results: meeting.scheduled"
+    assert "*Dementia* services: consultation results" in text_part(alert)
+    assert "Highways" not in text_part(alert)
+    assert "<mark>Dementia</mark> services: consultation results" in html_part(alert)
+    assert alert["List-Unsubscribe"] == f"<{BASE}{link(alert, 'unsubscribe')}>"
+
+
+async def test_pages_confirmation_one_click_stops_everything_for_good(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, smtp_server: SmtpServer, run_jobs: Any,
+    settings: Settings,
+) -> None:
+    """Someone else typed my address: the confirmation's List-Unsubscribe stops it, and any later request."""
+    await factory.council()
+    await subscribe(client, "hal@example.org")
+    await run_jobs()
+    [confirmation] = smtp_server.messages
+    hal = (await subscriber_row(pool, "hal@example.org"))["id"]
+    one_click = str(confirmation.message["List-Unsubscribe"]).strip("<>")
+    assert one_click.startswith(f"{BASE}/unsubscribe/")
+    assert Tokens(settings.secret_key).read("unsubscribe", one_click.rsplit("/", 1)[1]) == TokenData(hal)
+    resp = await client.post(one_click.removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
+    assert resp.status == 200
+    assert await subs.is_suppressed(pool, "hal@example.org")
+    assert (await client.post(link(confirmation.message, "confirm"))).status == 409
+    await subscribe(client, "hal@example.org", query="anything")
+    await run_jobs()
+    assert len(smtp_server.messages) == 1
+
+
+async def test_pages_subscribe_same_answer_for_new_known_and_suppressed_addresses(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, redis: ArqRedis, smtp_server: SmtpServer,
+    run_jobs: Any,
+) -> None:
+    await factory.council()
+    answers = [await subscribe(client, "bob@example.org")]  # new
+    answers.append(await subscribe(client, "bob@example.org"))  # known, pending
+    await run_jobs()
+    # one confirmation: the form submitted again is the same subscription, within the resend window
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["bob@example.org"]]
+    await pool.execute("update subscribers set status = 'active', confirmed_at = now()")
+    answers.append(await subscribe(client, "BOB@example.org"))  # known, active
+    await subs.suppress(pool, "bob@example.org", "unsubscribed")
+    answers.append(await subscribe(client, "bob@example.org"))  # suppressed
+    assert [status for status, _ in answers] == [200, 200, 200, 200]
+    pages = {main_text(page).replace("BOB@example.org", "bob@example.org") for _, page in answers}
+    assert pages == {
+        "<h1>Check your email</h1> <p>If bob@example.org can receive our emails, a message with a link to confirm is "
+        "on its way.</p><p>Nothing else will be sent until you confirm. The link works for 7 days.</p>"
+    }
+    # the same filter asked for again is the same subscription, not a second one listing every event twice
+    assert await pool.fetchval("select count(*) from subscriptions") == 1
+    await run_jobs()
+    assert len(smtp_server.messages) == 1
+
+
+async def test_pages_subscribe_rejects_bad_input_with_the_form_again(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    await factory.council()
+    status, page = await subscribe(client, "not-an-address", query='"unclosed phrase')
+    assert status == 422
+    assert "Enter a valid email address." in page
+    assert "Topic: " in page
+    assert 'value="not-an-address"' in page
+    assert await pool.fetchval("select count(*) from subscribers") == 0
+
+
+async def test_pages_confirm_expired_link_offers_resend(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, smtp_server: SmtpServer, run_jobs: Any,
+    settings: Settings,
+) -> None:
+    council = await factory.council()
+    carol = await factory.subscriber("carol@example.org", status="pending")
+    sub = await factory.subscription(carol, councils=[council], confirmed=False)
+    # the first confirmation went out eight days ago, signed then
+    await pool.execute("update subscriptions set confirm_sent_at = now() - interval '8 days'")
+    eight_days_ago = Tokens(settings.secret_key, clock=lambda: time.time() - 8 * 86400)
+    expired = f"/confirm/{eight_days_ago.make('confirm', carol, sub)}"
+
+    for resp in (await client.get(expired), await client.post(expired)):
+        assert resp.status == 410
+        page = await resp.text()
+        assert "This link has expired" in page
+        assert '<form method="post" action="/confirm/resend">' in page
+    assert (await subscriber_row(pool, "carol@example.org"))["status"] == "pending"
+
+    resent = await client.post("/confirm/resend", data={"email": "Carol@example.org"})
+    assert resent.status == 200
+    assert "a fresh link is on its way" in await resent.text()
+    await run_jobs()
+    [fresh] = smtp_server.messages
+    assert fresh.rcpt_tos == ["carol@example.org"]
+    path = link(fresh.message, "confirm")
+    assert path != expired
+    assert (await client.get(path)).status == 200
+    assert (await client.post(path)).status == 200
+    assert (await subscriber_row(pool, "carol@example.org"))["status"] == "active"
+
+
+async def test_pages_resend_for_unknown_address_sends_nothing_and_says_the_same(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, smtp_server: SmtpServer, run_jobs: Any
+) -> None:
+    resp = await client.post("/confirm/resend", data={"email": "nobody@example.org"})
+    assert resp.status == 200
+    assert "If nobody@example.org has alerts waiting for confirmation, a fresh link is on its way." in await resp.text()
+    await run_jobs()
+    assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("kind", ["confirm", "manage", "unsubscribe"])
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda t, kind: "not-a-token", id="garbage"),
+        pytest.param(lambda t, kind: Tokens("another-secret-key-of-32-chars!!").make(kind, 1, 1), id="other-key"),
+        pytest.param(lambda t, kind: t.make("manage" if kind != "manage" else "confirm", 1, 1), id="other-purpose"),
+        pytest.param(lambda t, kind: t.make(kind, 1, 1)[:-2] + "xx", id="bad-signature"),
+        pytest.param(lambda t, kind: "A" * 600, id="too-long"),
+    ],
+)
+async def test_pages_forged_token_is_not_found(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings, kind: str, forge: Any
+) -> None:
+    subscriber = await factory.subscriber("dave@example.org")
+    await factory.subscription(subscriber, councils=[await factory.council()])
+    token = forge(Tokens(settings.secret_key), kind)
+    for resp in (await client.get(f"/{kind}/{token}"), await client.post(f"/{kind}/{token}")):
+        assert resp.status == 404
+        assert "This link is not valid" in await resp.text()
+    assert (await subscriber_row(pool, "dave@example.org"))["status"] == "active"
+    assert await pool.fetchval("select count(*) from subscriptions") == 1
+    assert await pool.fetchval("select count(*) from suppressions") == 0
+
+
+async def test_pages_confirm_link_for_deleted_subscription(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    erin = await factory.subscriber("erin@example.org", status="pending")
+    sub = await factory.subscription(erin, councils=[await factory.council()], confirmed=False)
+    token = Tokens(settings.secret_key).make("confirm", erin, sub)
+    await pool.execute("delete from subscriptions")
+    resp = await client.get(f"/confirm/{token}")
+    assert resp.status == 404
+    assert "This subscription no longer exists." in await resp.text()
+
+
+async def test_pages_confirm_refused_for_suppressed_address(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    fay = await factory.subscriber("fay@example.org", status="pending")
+    sub = await factory.subscription(fay, councils=[await factory.council()], confirmed=False)
+    token = Tokens(settings.secret_key).make("confirm", fay, sub)
+    await subs.suppress(pool, "fay@example.org", "complained")
+    resp = await client.post(f"/confirm/{token}")
+    assert resp.status == 409
+    assert (await subscriber_row(pool, "fay@example.org"))["status"] == "complained"
+
+
+# ---- unsubscribe ----------------------------------------------------------------------------------------------------
+
+
+async def two_alerts(factory: Factory) -> tuple[int, int, int]:
+    council = await factory.council()
+    grace = await factory.subscriber("grace@example.org")
+    dementia = await factory.subscription(grace, query="dementia", councils=[council])
+    housing = await factory.subscription(grace, query="housing", councils=[council])
+    return grace, dementia, housing
+
+
+async def test_pages_unsubscribe_get_shows_page_and_changes_nothing(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    grace, dementia, _ = await two_alerts(factory)
+    token = Tokens(settings.secret_key).make("unsubscribe", grace, dementia)
+    resp = await client.get(f"/unsubscribe/{token}")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "Stop <strong>dementia at Leicestershire Council</strong>." in page
+    assert "Stop all emails to grace@example.org" in page
+    assert await pool.fetchval("select count(*) from subscriptions") == 2
+    assert (await subscriber_row(pool, "grace@example.org"))["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("one_subscription", "form", "left", "status", "suppressed"),
+    [
+        # RFC 8058 one-click from a message about one alert stops that alert, at once, with no page in between
+        (True, {"List-Unsubscribe": "One-Click"}, ["housing"], "active", False),
+        # ... and from a message about several, everything
+        (False, {"List-Unsubscribe": "One-Click"}, ["dementia", "housing"], "unsubscribed", True),
+        (True, {"scope": "one"}, ["housing"], "active", False),
+        (True, {"scope": "all"}, ["dementia", "housing"], "unsubscribed", True),
+        (False, {"scope": "all"}, ["dementia", "housing"], "unsubscribed", True),
+        (False, {}, ["dementia", "housing"], "unsubscribed", True),
+    ],
+)
+async def test_pages_unsubscribe_post(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings,
+    one_subscription: bool, form: dict[str, str], left: list[str], status: str, suppressed: bool,
+) -> None:
+    grace, dementia, _ = await two_alerts(factory)
+    tokens = Tokens(settings.secret_key)
+    token = tokens.make("unsubscribe", grace, dementia) if one_subscription else tokens.make("unsubscribe", grace)
+    resp = await client.post(f"/unsubscribe/{token}", data=form)
+    assert resp.status == 200
+    if "List-Unsubscribe" in form:
+        assert await resp.text() == "unsubscribed"
+    assert [r["query"] for r in await pool.fetch("select query from subscriptions order by query")] == left
+    assert (await subscriber_row(pool, "grace@example.org"))["status"] == status
+    assert await subs.is_suppressed(pool, "grace@example.org") is suppressed
+
+
+async def test_pages_unsubscribe_one_click_is_idempotent(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    grace, _, _ = await two_alerts(factory)
+    token = Tokens(settings.secret_key).make("unsubscribe", grace)
+    for _ in range(2):
+        resp = await client.post(f"/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert resp.status == 200
+    assert [tuple(r) for r in await pool.fetch("select email, reason from suppressions")] == [
+        ("grace@example.org", "unsubscribed")
+    ]
+
+
+async def test_pages_unsubscribe_all_then_subscribe_again_is_never_mailed(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, redis: ArqRedis, smtp_server: SmtpServer,
+    run_jobs: Any, settings: Settings,
+) -> None:
+    grace, _, _ = await two_alerts(factory)
+    resp = await client.post(f"/unsubscribe/{Tokens(settings.secret_key).make('unsubscribe', grace)}",
+                             data={"scope": "all"})
+    assert resp.status == 200
+    status, page = await subscribe(client, "grace@example.org", query="libraries")
+    assert (status, "Check your email" in page) == (200, True)
+    await new_event(factory, redis, "Dementia, housing and libraries")
+    await run_jobs()
+    assert smtp_server.messages == []
+    assert await pool.fetchval("select count(*) from deliveries") == 0
+    # a link from an old confirmation email cannot bring the address back either
+    sub = await pool.fetchval("select id from subscriptions where query = 'libraries'")
+    confirm = await client.post(f"/confirm/{Tokens(settings.secret_key).make('confirm', grace, sub)}")
+    assert confirm.status == 409
+    assert (await subscriber_row(pool, "grace@example.org"))["status"] == "unsubscribed"
+
+
+# ---- manage ---------------------------------------------------------------------------------------------------------
+
+
+async def test_pages_manage_lists_and_changes_alerts(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    grace, dementia, housing = await two_alerts(factory)
+    path = f"/manage/{Tokens(settings.secret_key).make('manage', grace)}"
+    page = await (await client.get(path)).text()
+    assert "For grace@example.org." in page
+    assert page.count('name="action" value="frequency"') == 2
+    assert "dementia at Leicestershire Council" in page and "housing at Leicestershire Council" in page
+
+    async def act(**form: str) -> str:
+        resp = await client.post(path, data=form, allow_redirects=False)
+        assert resp.status == 303
+        location = resp.headers["Location"]
+        assert location.startswith(path + "?notice=")
+        return await (await client.get(location)).text()
+
+    assert "Now: daily digest." in await act(action="frequency", subscription=str(dementia), frequency="daily")
+    assert await pool.fetchval("select frequency from subscriptions where id = $1", dementia) == "daily"
+
+    page = await act(action="pause", subscription=str(housing))
+    until = await pool.fetchval("select paused_until from subscriptions where id = $1", housing)
+    assert timedelta(days=29, hours=23) < until - datetime.now(UTC) <= timedelta(days=30)
+    assert f"paused until {until:%d %b %Y}" in page
+    assert "Resumed." in await act(action="resume", subscription=str(housing))
+    assert await pool.fetchval("select paused_until from subscriptions where id = $1", housing) is None
+
+    assert "Alert deleted." in await act(action="delete", subscription=str(housing))
+    assert [r["id"] for r in await pool.fetch("select id from subscriptions")] == [dementia]
+    assert (await subscriber_row(pool, "grace@example.org"))["status"] == "active"
+
+
+async def test_pages_manage_refuses_someone_elses_subscription(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    grace, _, _ = await two_alerts(factory)
+    other = await factory.subscription(await factory.subscriber("heidi@example.org"), councils=["leicestershire"])
+    path = f"/manage/{Tokens(settings.secret_key).make('manage', grace)}"
+    resp = await client.post(path, data={"action": "delete", "subscription": str(other)}, allow_redirects=False)
+    assert resp.status == 404
+    assert await pool.fetchval("select count(*) from subscriptions where id = $1", other) == 1
+
+
+async def test_pages_manage_export_and_erase(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    grace, dementia, housing = await two_alerts(factory)
+    path = f"/manage/{Tokens(settings.secret_key).make('manage', grace)}"
+    export = await client.get(f"{path}/export")
+    assert export.status == 200
+    assert export.headers["Content-Disposition"] == 'attachment; filename="my-council-alerts.json"'
+    data = json.loads(await export.text())
+    assert data["subscriber"]["email"] == "grace@example.org"
+    assert [s["id"] for s in data["subscriptions"]] == [dementia, housing]
+    assert data["suppression"] is None
+
+    erased = await client.post(path, data={"action": "erase"})
+    assert erased.status == 200
+    assert "Your data is deleted" in await erased.text()
+    assert await pool.fetchval("select count(*) from subscribers") == 0
+    assert await pool.fetchval("select count(*) from subscriptions") == 0
+    assert (await client.get(path)).status == 404
+
+
+# ---- the tokens in the links ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("purpose", ["confirm", "manage", "unsubscribe"])
+@pytest.mark.parametrize(
+    ("ids", "same_as_library"),
+    [((1,), True), ((12345, 678), True), ((2**40, 7), True), ((111111111111, 111111111111), False)],
+)
+def test_tokens_are_itsdangerous_tokens(purpose: str, ids: tuple[int, ...], same_as_library: bool) -> None:
+    """Tokens are made directly but in itsdangerous's format: it reads them, and they are its own tokens except for
+    ids of repeated digits, which it would compress."""
+    signed_at = 1_764_857_112
+
+    class Then(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return signed_at
+
+    tokens = Tokens("a-secret-key-of-enough-length", clock=lambda: signed_at)
+    token = tokens.make(purpose, *ids)  # type: ignore[arg-type]
+    library = URLSafeTimedSerializer("a-secret-key-of-enough-length", salt=f"notifier.{purpose}", signer=Then)
+    assert library.loads(token) == list(ids)
+    assert (token == library.dumps(list(ids))) is same_as_library
+    assert tokens.read(purpose, token) == TokenData(*ids)  # type: ignore[arg-type]
+    assert tokens.read(purpose, library.dumps(list(ids))) == TokenData(*ids)  # type: ignore[arg-type]
+
+
+def test_tokens_confirm_expires_manage_and_unsubscribe_do_not() -> None:
+    now = time.time()
+    long_ago = Tokens("a-secret-key-of-enough-length", clock=lambda: now - 30 * 86400)
+    today = Tokens("a-secret-key-of-enough-length", confirm_max_age_seconds=7 * 86400)
+    for purpose in ("manage", "unsubscribe"):
+        assert today.read(purpose, long_ago.make(purpose, 5, 6)).subscription_id == 6  # type: ignore[arg-type]
+    with pytest.raises(TokenError) as raised:
+        today.read("confirm", long_ago.make("confirm", 5, 6))
+    assert raised.value.expired is True
+    with pytest.raises(TypeError):
+        today.make("manage", True)
