@@ -45,6 +45,12 @@ class EmbeddedPostgres:
             from pgserver.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root, so pgserver creates an unprivileged user with `useradd`, found on
+            # PATH; a minimal environment (a container's, or `env -i`) may have no PATH, or one without sbin.
+            path = os.environ.get("PATH") or os.defpath
+            missing = [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path.split(os.pathsep)]
+            os.environ["PATH"] = os.pathsep.join([path, *missing])
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         announce(f"embedded PostgreSQL started in {self.pgdata} ({uri})")
