@@ -38,7 +38,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/match.py
-	$(BIN)/python bench/email.py
+	$(BIN)/python bench/email_send.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
