@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from aiohttp import web
 
 from notifier.councils import add_council, add_source
 from notifier.db import create_pool
-from notifier.demo.data import DEMO_COUNCILS, DemoCouncils
+from notifier.demo.data import DEMO_COUNCILS, FACTS, DemoCouncils
 from notifier.demo.server import start_demo_server
 from notifier.embedded import announce
 from notifier.models import SourceKind
 from notifier.settings import Settings
+from notifier.sources.moderngov import DEFAULT_DAYS_BACK
 
 log = logging.getLogger(__name__)
 
 # The demo changes every few minutes; poll it every minute so its changes show up promptly.
 DEMO_POLL_MINUTES = 1
+
+
+def demo_source_options(slug: str, today: date) -> dict[str, int]:
+    """Source options for a demo council: poll every minute, and look back far enough to see its fixed meetings.
+
+    The demo transcribes some real meetings on their real dates (Leicestershire's Health and Wellbeing Board of
+    4 December 2025); the default window of 30 days back would leave them out once they are older than that.
+    """
+    options = {"detail_refresh_minutes": 1}
+    fixed = [m.day for m in FACTS[slug].fixed_meetings]
+    if fixed:
+        options["days_back"] = max(DEFAULT_DAYS_BACK, (today - min(fixed)).days + 1)
+    return options
 
 
 async def start_demo(settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
@@ -37,7 +51,7 @@ async def start_demo(settings: Settings, *, host: str = "127.0.0.1", port: int =
                 for kind in (SourceKind.MODERNGOV, SourceKind.MODERNGOV_DECISIONS):
                     await add_source(
                         conn, slug, kind.value, f"{base}{path}", interval_minutes=DEMO_POLL_MINUTES,
-                        options={"detail_refresh_minutes": 1},
+                        options=demo_source_options(slug, datetime.now(UTC).date()),
                     )
     finally:
         await pool.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -17,7 +17,9 @@ from lxml import html as lxml_html
 from notifier.demo import DEMO_COUNCILS, DemoCouncils, create_demo_app, start_demo_server
 from notifier.demo.data import SCRIPT
 from notifier.demo.server import render_pdf, word_html
+from notifier.demo.setup import demo_source_options
 from notifier.models import EventType
+from notifier.sources.moderngov import DEFAULT_DAYS_BACK
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; the demo's week runs from here
 STEP = timedelta(minutes=3)
@@ -692,3 +694,13 @@ async def test_start_demo_server_real_socket(councils: DemoCouncils) -> None:
                     assert etree.fromstring(await r.read()).tag == "committees"
     finally:
         await runner.cleanup()
+
+
+def test_demo_sources_look_back_far_enough_for_the_fixed_meeting() -> None:
+    # The Health and Wellbeing Board of 4 December 2025 stays in the polled window however long ago that was.
+    year_on = demo_source_options("leicestershire", date(2026, 12, 4))
+    assert year_on == {"detail_refresh_minutes": 1, "days_back": 366}
+    assert date(2026, 12, 4) - timedelta(days=year_on["days_back"]) <= date(2025, 12, 4)
+    # ... and never shorter than the usual window; councils with no fixed meetings keep the default.
+    assert demo_source_options("leicestershire", date(2025, 12, 10))["days_back"] == DEFAULT_DAYS_BACK
+    assert demo_source_options("rutland", date(2026, 12, 4)) == {"detail_refresh_minutes": 1}
