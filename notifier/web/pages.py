@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from notifier import subscriptions as subs
 from notifier.delivery.confirmations import enqueue_confirmation
 from notifier.models import FilterModel, Frequency, SubscriberCreate
+from notifier.search import preview_filter
 from notifier.tokens import TokenData, TokenError, Tokens
 from notifier.web.keys import POOL, REDIS, SETTINGS, TOKENS
 
@@ -61,12 +62,15 @@ async def _over_subscribe_limit(request: web.Request, email: str) -> bool:
 async def subscribe(request: web.Request) -> web.Response:
     form = await request.post()
     values = {k: str(form.get(k, "")).strip() for k in ("email", "query", "council", "region", "frequency")}
+    # The form's "Preview" button: show what the filter would have sent lately, subscribe nobody.
+    previewing = form.get("action") == "preview"
     errors: list[str] = []
     pool = request.app[POOL]
     try:
         body = SubscriberCreate(email=values["email"])
     except ValidationError:
-        errors.append("Enter a valid email address.")
+        if not previewing:
+            errors.append("Enter a valid email address.")
     try:
         frequency = Frequency(values["frequency"] or "weekly")
     except ValueError:
@@ -81,10 +85,12 @@ async def subscribe(request: web.Request) -> web.Response:
         f = await subs.validate_filter(pool, f)
     except subs.FilterError as e:
         errors.append(f"Topic: {e}" if e.field == "query" else str(e))
-    if errors:
+    if errors or previewing:
         context = await _form_context(request)
         context.update(form=values, errors=errors)
-        return aiohttp_jinja2.render_template("index.html", request, context, status=422)
+        if not errors:
+            context["preview"] = await preview_filter(pool, f)
+        return aiohttp_jinja2.render_template("index.html", request, context, status=422 if errors else 200)
     settings = request.app[SETTINGS]
     if not await _over_subscribe_limit(request, body.email):
         async with pool.acquire() as conn, conn.transaction():

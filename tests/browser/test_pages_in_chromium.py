@@ -78,7 +78,7 @@ async def test_browser_subscribe_confirm_manage_unsubscribe(
     await page.fill("#query", 'dementia OR "mental health"')
     await page.select_option("#council", "leicestershire")
     await page.select_option("#frequency", "daily")
-    await page.click("button[type=submit]")
+    await page.click("text=Subscribe")
     assert await page.text_content("h1") == "Check your email"
 
     await run_jobs(base_url=settings.base_url)
@@ -111,7 +111,24 @@ async def test_browser_form_errors_are_shown_and_keep_input(
     await page.goto(base + "/")
     await page.fill("#email", "resident@example.org")
     await page.fill("#query", "(asthma OR")
-    await page.click("button[type=submit]")
+    await page.click("text=Subscribe")
     assert "Topic:" in (await page.text_content("[role=alert]") or "")
     assert await page.input_value("#email") == "resident@example.org"
     assert await page.input_value("#query") == "(asthma OR"
+
+
+async def test_browser_preview_before_subscribing(
+    browser: Browser, site: tuple[str, Settings], factory: Factory, pool: asyncpg.Pool
+) -> None:
+    base, _ = site
+    await factory.council("leicestershire", name="Leicestershire County Council")
+    await factory.event(title="LLR Joint Living Well Dementia Strategy 2024-2028 progress report")
+    page = await browser.new_page()
+    await page.goto(base + "/")
+    await page.fill("#query", "dementia")
+    await page.click("text=Preview")  # no address yet: previewing needs none
+    preview = await page.text_content("#preview") or ""
+    assert "1 update in the last 30 days" in preview
+    assert "Dementia Strategy" in preview
+    assert await page.input_value("#query") == "dementia"
+    assert await pool.fetchval("select count(*) from subscribers") == 0

@@ -195,6 +195,47 @@ async def test_pages_subscribe_rejects_bad_input_with_the_form_again(
     assert await pool.fetchval("select count(*) from subscribers") == 0
 
 
+async def test_pages_preview_shows_recent_matches_and_subscribes_nobody(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    await factory.council()
+    await factory.event(title="Joint Living Well Dementia Strategy 2024-2028", url="https://example.org/dementia")
+    await factory.event(title="Better Care Fund quarter 2 report")
+    # no address needed to look; the form comes back filled in, with what the topic matched
+    status, page = await subscribe(client, "", query="dementia", action="preview")
+    assert status == 200
+    assert "1 update in the last 30 days" in page
+    assert '<a href="https://example.org/dementia">Joint Living Well Dementia Strategy 2024-2028</a>' in page
+    assert "Better Care Fund" not in page
+    assert 'value="dementia"' in page
+    assert await pool.fetchval("select count(*) from subscribers") == 0
+
+
+async def test_pages_preview_warns_about_a_filter_that_matches_everything(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    await factory.council()
+    item_id = await factory.item(title="Cabinet")
+    for _ in range(60):  # 60 in 30 days is 14 a week; 300 is 70, over the line where a digest is suggested
+        for _ in range(5):
+            await factory.event(item_id=item_id)
+    status, page = await subscribe(client, "someone@example.org", action="preview")
+    assert status == 200
+    assert "300 updates in the last 30 days, about 70 a week" in page
+    assert "a daily digest may suit this better" in page
+    assert await pool.fetchval("select count(*) from subscribers") == 0
+
+
+async def test_pages_preview_of_a_broken_topic_says_what_is_wrong(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    await factory.council()
+    status, page = await subscribe(client, "", query="dementia AND (", action="preview")
+    assert status == 422
+    assert "Topic: " in page
+    assert "What this alert would have sent" not in page
+
+
 async def test_pages_confirm_expired_link_offers_resend(
     client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, smtp_server: SmtpServer, run_jobs: Any,
     settings: Settings,
