@@ -10,28 +10,29 @@ council slugs in 12 regions. Filter terms are drawn from the same Zipf ranking w
 subscribe to topics, not to "the"). Before filters are added, the percolator observes 500 warm-up events for its
 term-frequency estimates, as the worker does from recent events.
 
-For each size it prints: parse and index build time, memory (RSS growth while parsing and indexing), document
-build and match latency (p50 / p99) for 200- and 2,000-word events, matches per event, a plain Python loop over
-every filter (up to --loop-cap filters; beyond that extrapolated linearly and marked "~"), and PostgreSQL with the
-same filters stored as tsqueries: a full scan (`$1::tsvector @@ query`) and a GIN-indexed presearch on the same
-anchor keys the percolator uses (`anchors && $2 AND $1::tsvector @@ query`). Both PostgreSQL answers and the loop
-are checked against the percolator on sample events.
+For each size it prints the full load, texts to a ready index, timed as one figure the way the worker does it
+(`SubscriptionIndex._load`: observe recent events, then each stored row → `FilterLoader.filter` (parse, sharing
+equal rows) → `Percolator.add`, LOAD_CHUNK rows at a time inside `Percolator.bulk()`), with its parts; memory (RSS
+growth over the load); document build and match latency (p50 / p99) for 200- and 2,000-word events, matches per
+event, a plain Python loop over every filter (up to --loop-cap filters; beyond that extrapolated linearly and marked
+"~"), and PostgreSQL with the same filters stored as tsqueries: a full scan (`$1::tsvector @@ query`) and a
+GIN-indexed presearch on the same anchor keys the percolator uses (`anchors && $2 AND $1::tsvector @@ query`). Both
+PostgreSQL answers and the loop are checked against the percolator on sample events. Results: bench/results/match.md.
 
-Results on a shared 2-vCPU AMD EPYC VM (Python 3.11, PostgreSQL 15, other work running alongside; 100 events per
-length, best of 3 per event):
+Results on a shared 2-vCPU AMD EPYC VM (Python 3.11, PostgreSQL 15, other work running alongside; 200 events per
+length, best of 3 per event; 1M: the second of two runs, the first in bench/results/match.md):
 
                                      10,000     100,000    1,000,000
-  parse all queries (s)                 0.2         3.7         27.8
-  build index (s)                       0.5         4.1         36.0
-  memory, parse + index (MB)             15         113          956
-  200-word event: match p50 (ms)      0.078       0.350        2.143
-  200-word event: match p99 (ms)      0.190       0.914        6.004
-  200-word event: matches per event      35         337        3,298
-  200-word event: Python loop (ms)     15.5       190.6     ~1,440
-  200-word event: PG full scan (ms)     6.2        35.3        378.9
-  200-word event: PG GIN presearch     8.0        14.5         66.5   (percolator 102x / 41x / 31x faster)
-  2000-word event: match p50 (ms)     0.274       2.362         17.3   (13,870 matches per event at 1M)
-  2000-word event: PG GIN presearch    93.9       188.7      1,208.9
+  full load, texts to ready index (s)  0.73         2.3         20.3   (observe 0.85, parse 7.3, index 11.8)
+  memory, index (MB)                     15         100          799
+  200-word event: match p50 (ms)      0.027       0.129        1.815
+  200-word event: match p99 (ms)      0.071       0.471         10.1
+  200-word event: matches per event      35         337        3,332
+  200-word event: Python loop (ms)      9.1       107.1     ~1,136
+  200-word event: PG full scan (ms)     3.1        32.2        276.4
+  200-word event: PG GIN presearch      3.3         8.6         62.7   (percolator 124x / 67x / 35x faster)
+  2000-word event: match p50 (ms)     0.086       0.890         15.7   (13,602 matches per event at 1M)
+  2000-word event: PG GIN presearch    54.7       134.5        730.0
   PostgreSQL and the loop agree with the percolator at every size checked.
 """
 
@@ -59,10 +60,10 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from notifier.matching import LOAD_CHUNK, FilterLoader  # noqa: E402
 from notifier.topics.match import (  # noqa: E402
     Document,
     EventFacts,
-    Filter,
     Percolator,
     event_keys,
     filter_matches,
@@ -294,11 +295,6 @@ def make_event(w: Workload, words: int) -> tuple[EventFacts, str]:
     return ev, text
 
 
-def to_filter(s: Spec) -> Filter:
-    return Filter(parse(s.query), frozenset(s.councils), frozenset(s.regions), frozenset(s.committees),
-                  frozenset(s.kinds), frozenset(s.event_types))
-
-
 # ---- measuring -------------------------------------------------------------------------------------------------------
 
 
@@ -403,28 +399,51 @@ async def postgres_baseline(
 def run_size(size: int, w: Workload, args: argparse.Namespace) -> dict[str, float | str]:
     res: dict[str, float | str] = {"size": size}
     specs = [make_spec(w) for _ in range(size)]
-    warmup = [make_event(w, 200)[0] for _ in range(250)] + [make_event(w, 2000)[0] for _ in range(250)]
+    warmup = [make_event(w, 200) for _ in range(250)] + [make_event(w, 2000) for _ in range(250)]
     events = {words: [make_event(w, words) for _ in range(args.events)] for words in (200, 2000)}
+
+    # The stored rows as the worker's cursor hands them over (arrays as lists), made before anything is measured.
+    rows = [
+        {"id": i, "query": s.query, "councils": list(s.councils), "regions": list(s.regions),
+         "committees": list(s.committees), "kinds": list(s.kinds), "event_types": list(s.event_types)}
+        for i, s in enumerate(specs)
+    ]
 
     gc.collect()
     rss0 = rss_bytes()
-    t = time.perf_counter()
-    filters = [to_filter(s) for s in specs]
-    res["parse_s"] = time.perf_counter() - t
+    # What the worker does at start (SubscriptionIndex._load), timed as one figure from texts to a ready index:
+    # observe recent events, then turn each row into a filter (parse, shared) and file it, LOAD_CHUNK rows at a
+    # time, inside Percolator.bulk() (the garbage collector paused, the result frozen on the way out).
     perc = Percolator()
-    for ev in warmup:
-        perc.observe(ev)
-    t = time.perf_counter()
-    for i, f in enumerate(filters):
-        perc.add(i, f)
-    res["build_s"] = time.perf_counter() - t
-    loop_filters = filters[: args.loop_cap]
-    del filters
+    start = time.perf_counter()
+    for ev, text in warmup:
+        perc.observe(EventFacts(ev.council, ev.event_type, ev.kind, Document.from_text(text), ev.region,
+                                ev.committee, ev.committee_id))
+    res["observe_s"] = observed = time.perf_counter() - start
+    parse_s = index_s = 0.0
+    loader = FilterLoader()
+    with perc.bulk():
+        for first in range(0, len(rows), LOAD_CHUNK):
+            chunk = rows[first : first + LOAD_CHUNK]
+            t = time.perf_counter()
+            filters = [loader.filter(row) for row in chunk]
+            t2 = time.perf_counter()
+            for row, f in zip(chunk, filters, strict=True):
+                perc.add(row["id"], f)
+            parse_s += t2 - t
+            index_s += time.perf_counter() - t2
+        del loader, filters
+        t = time.perf_counter()
+    res["freeze_s"] = time.perf_counter() - t
+    res["load_s"] = time.perf_counter() - start
+    res["parse_s"], res["build_s"] = parse_s, index_s
+    res["other_s"] = float(res["load_s"]) - observed - parse_s - index_s - float(res["freeze_s"])
     gc.collect()
-    res["rss_mb"] = (rss_bytes() - rss0) / 2**20  # includes the loop baseline's share of the parsed filters
-    # What a worker does after loading its index: move it out of the collector's sight, so collections triggered
-    # while matching do not walk a million long-lived objects.
-    gc.freeze()
+    res["rss_mb"] = (rss_bytes() - rss0) / 2**20
+    res["groups"] = perc.distinct_filters
+    loop_loader = FilterLoader()
+    loop_filters = [loop_loader.filter(row) for row in rows[: args.loop_cap]]
+    del rows, loop_loader
 
     for words, evs in events.items():
         doc_times = []
@@ -473,9 +492,14 @@ def run_size(size: int, w: Workload, args: argparse.Namespace) -> dict[str, floa
 # "text" as it is.
 TABLE: list[tuple[str, str, str]] = [
     ("filters", "size", "n"),
-    ("parse all queries (s)", "parse_s", "s"),
-    ("build index (s)", "build_s", "s"),
-    ("memory, parse + index (MB)", "rss_mb", "mb"),
+    ("distinct filters (index groups)", "groups", "n"),
+    ("FULL LOAD: texts to ready index (s)", "load_s", "s"),
+    ("  observe 500 recent events (s)", "observe_s", "s"),
+    ("  rows to filters: parse, share (s)", "parse_s", "s"),
+    ("  file filters in the index (s)", "build_s", "s"),
+    ("  gc.freeze on the way out (s)", "freeze_s", "s"),
+    ("  the rest: loop, chunking (s)", "other_s", "s"),
+    ("memory, index (MB)", "rss_mb", "mb"),
 ]
 for _words_in_event in (200, 2000):
     TABLE += [
@@ -507,7 +531,7 @@ def cell(row: dict[str, float | str], key: str, fmt: str) -> str:
         return value
     prefix = "~" if key.startswith("loop_p50") and row.get("loop_extrapolated") else ""
     text = {
-        "s": f"{value:.1f}",
+        "s": f"{value:.2f}" if value < 1 else f"{value:.1f}",
         "mb": f"{value:.0f}",
         "ms": ms(value),
         "n": f"{value:,.0f}",

@@ -21,7 +21,7 @@ import asyncpg
 from notifier.delivery.schedule import next_send_time
 from notifier.settings import Settings
 from notifier.topics.match import Document, EventFacts, Filter, Percolator
-from notifier.topics.parse import QueryError, parse
+from notifier.topics.parse import Query, QueryError, parse
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +33,75 @@ NO_COUNCIL = "\x00none"
 
 
 def filter_from_row(row: asyncpg.Record | dict[str, Any]) -> Filter:
-    query = None
-    if row["query"]:
-        try:
-            query = parse(row["query"])
-        except QueryError:
+    """The filter of one stored subscription row (id, query and the five value arrays)."""
+    return FilterLoader().filter(row)
+
+
+# A filter restricted to a council that cannot exist: what a query that no longer parses becomes.
+_MATCHES_NOTHING = Filter(query=None, councils=frozenset({NO_COUNCIL}))
+
+
+class FilterLoader:
+    """Filters from stored subscription rows, sharing what rows have in common; one loader per load.
+
+    Subscribers share queries (many follow "dementia", many more a council with no query): rows with the same
+    query text and value arrays get the same `Filter` object, so the percolator files it once and only appends the
+    subscription id; each distinct query text is parsed once and each distinct value array becomes one frozenset.
+    The caches live as long as the loader: drop it after the load.
+    """
+
+    __slots__ = ("_filters", "_queries", "_sets")
+
+    def __init__(self) -> None:
+        self._filters: dict[tuple[Any, ...], Filter] = {}
+        self._queries: dict[str, Query | QueryError] = {}
+        self._sets: dict[tuple[str, ...], frozenset[str]] = {(): frozenset()}
+
+    def filter(self, row: asyncpg.Record | dict[str, Any]) -> Filter:
+        text = row["query"] or ""
+        key = (
+            text, tuple(row["councils"]), tuple(row["regions"]), tuple(row["committees"]), tuple(row["kinds"]),
+            tuple(row["event_types"]),
+        )
+        f = self._filters.get(key)
+        if f is None:
+            query = self._query(text) if text else None
+            if isinstance(query, QueryError):
+                f = _MATCHES_NOTHING
+            else:
+                councils, regions, committees, kinds, event_types = map(self._set, key[1:])
+                f = Filter(query, councils, regions, committees, kinds, event_types)
+            self._filters[key] = f
+        if f is _MATCHES_NOTHING:
             # stored queries are validated on the way in; one that no longer parses (a stricter parser) matches
             # nothing rather than everything
-            log.error("subscription %s has an unparseable query %r; it matches nothing", row["id"], row["query"])
-            return Filter(
-                query=None,
-                councils=frozenset({NO_COUNCIL}),
-                regions=frozenset(),
-                committees=frozenset(),
-                kinds=frozenset(),
-                event_types=frozenset(),
-            )
-    return Filter(
-        query=query,
-        councils=frozenset(row["councils"]),
-        regions=frozenset(row["regions"]),
-        committees=frozenset(row["committees"]),
-        kinds=frozenset(row["kinds"]),
-        event_types=frozenset(row["event_types"]),
-    )
+            log.error("subscription %s has an unparseable query %r; it matches nothing", row["id"], text)
+        return f
+
+    def _query(self, text: str) -> Query | QueryError:
+        found = self._queries.get(text)
+        if found is None:
+            try:
+                found = parse(text)
+            except QueryError as e:
+                found = e
+            self._queries[text] = found
+        return found
+
+    def _set(self, values: tuple[str, ...]) -> frozenset[str]:
+        found = self._sets.get(values)
+        if found is None:
+            found = self._sets[values] = frozenset(values)
+        return found
 
 
 _SUBSCRIPTION_FILTER_COLUMNS = "id, query, councils, regions, committees, kinds, event_types"
+# Rows fetched at a time while loading: enough that a round trip is amortised, few enough that the rows in flight
+# never rival the index in memory (a million fetched at once would be half a gigabyte of records).
+LOAD_CHUNK = 5000
+# Recent events observed before loading, for the percolator's term and value frequency estimates: filters are then
+# filed under the terms that are rare in real events rather than under guesses.
+WARMUP_EVENTS = 500
 
 
 @dataclass
@@ -73,14 +115,10 @@ class SubscriptionIndex:
     async def refresh(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
         """Load everything on first use, then apply the changes since; returns how many subscriptions changed."""
         if not self.loaded:
-            self.last_change = await conn.fetchval("select coalesce(max(seq), 0) from subscription_changes")
-            rows = await conn.fetch(
-                f"select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions where channel in ('email', 'webhook')"
-            )
-            for row in rows:
-                self.percolator.add(row["id"], filter_from_row(row))
-            self.loaded = True
-            return len(rows)
+            if isinstance(conn, asyncpg.Pool):
+                async with conn.acquire() as c:
+                    return await self._load(c)
+            return await self._load(conn)
         changes = await conn.fetch(
             "select seq, subscription_id from subscription_changes where seq > $1 order by seq", self.last_change
         )
@@ -102,6 +140,32 @@ class SubscriptionIndex:
         self.last_change = changes[-1]["seq"]
         return len(ids)
 
+    async def _load(self, conn: asyncpg.Connection) -> int:
+        """Every subscription, streamed through a cursor and filed as the rows arrive."""
+        percolator = self.percolator
+        for row in await conn.fetch(_RECENT_EVENTS, WARMUP_EVENTS):
+            percolator.observe(event_facts(row))
+        loader = FilterLoader()
+        count = 0
+        async with conn.transaction():  # a cursor lives in a transaction
+            # read before the rows: a change made after this is replayed by the next refresh (replaying one the
+            # rows already show is harmless: remove, then add the current row)
+            self.last_change = await conn.fetchval("select coalesce(max(seq), 0) from subscription_changes")
+            cursor = await conn.cursor(
+                f"select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions where channel in ('email', 'webhook')"
+            )
+            # The collector stays paused for the whole load, other tasks of the process included (up to half a
+            # minute for a million subscriptions, once at start): its collections would walk the growing index
+            # again and again.
+            with percolator.bulk():
+                add, make = percolator.add, loader.filter
+                while rows := await cursor.fetch(LOAD_CHUNK):
+                    for row in rows:
+                        add(row["id"], make(row))
+                    count += len(rows)
+        self.loaded = True
+        return count
+
 
 def event_document(row: asyncpg.Record | dict[str, Any]) -> Document:
     """The text an event is matched on: its item's title, committee and text, and the council's name."""
@@ -121,16 +185,15 @@ def event_facts(row: asyncpg.Record | dict[str, Any]) -> EventFacts:
     )
 
 
-_EVENTS_AFTER = """
+_EVENTS = """
     select e.id, e.type, e.council, e.occurred_at, i.kind, i.title, i.body, i.committee, i.committee_id,
            c.name as council_name, c.region
     from events e
     join items i on i.id = e.item_id
     join councils c on c.slug = e.council
-    where e.id > $1
-    order by e.id
-    limit $2
 """
+_EVENTS_AFTER = _EVENTS + " where e.id > $1 order by e.id limit $2"
+_RECENT_EVENTS = _EVENTS + " order by e.id desc limit $1"
 
 
 @dataclass

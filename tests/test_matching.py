@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from notifier.matching import SubscriptionIndex, match_events
+from notifier.matching import NO_COUNCIL, FilterLoader, SubscriptionIndex, filter_from_row, match_events
 from notifier.settings import Settings
 from tests.factories import Factory
 
@@ -138,3 +140,53 @@ async def test_match_events_then_email_sent(
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     rows = await pool.fetch("select status, message_id from deliveries")
     assert [r["status"] for r in rows] == ["sent"]
+
+
+def _row(sub_id: int, query: str = "", councils: list[str] | None = None) -> dict[str, Any]:
+    return {"id": sub_id, "query": query, "councils": councils or [], "regions": [], "committees": [], "kinds": [],
+            "event_types": []}
+
+
+def test_filter_loader_shares_equal_rows_and_keeps_logging_bad_ones(caplog: Any) -> None:
+    loader = FilterLoader()
+    a = loader.filter(_row(1, "dementia", ["kent"]))
+    assert loader.filter(_row(2, "dementia", ["kent"])) is a  # one Filter, so one index entry for both
+    other = loader.filter(_row(3, "dementia", ["rutland"]))
+    assert other is not a and other.query is a.query  # the query text parsed once
+    assert a == filter_from_row(_row(1, "dementia", ["kent"]))
+    with caplog.at_level(logging.ERROR, logger="notifier.matching"):
+        bad = [loader.filter(_row(sub_id, "(unclosed")) for sub_id in (4, 5)]
+    assert bad[0] is bad[1] and bad[0].councils == frozenset({NO_COUNCIL})
+    assert [r.getMessage().split()[1] for r in caplog.records] == ["4", "5"]  # each subscription is reported
+
+
+async def test_match_events_loads_in_chunks_and_shared_filters_stay_apart(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings, monkeypatch: Any
+) -> None:
+    import notifier.matching as matching
+
+    monkeypatch.setattr(matching, "LOAD_CHUNK", 2)
+    council = await factory.council()
+    earlier = await factory.event(title="Warm-up", occurred_at=datetime.now(UTC) - timedelta(days=1))
+    await match_events(pool, SubscriptionIndex(), settings)  # moves the cursor past the warm-up event
+    alice, bob = await factory.subscriber("a@example.org"), await factory.subscriber("b@example.org")
+    subs = [await factory.subscription(s, query="dementia", councils=[council]) for s in (alice, bob)]
+    subs += [await factory.subscription(alice, query=f"topic{n}", councils=[council]) for n in range(3)]
+    index = SubscriptionIndex()
+    was_enabled = gc.isenabled()
+    try:
+        assert await index.refresh(pool) == 5
+    finally:
+        gc.unfreeze()
+    assert gc.isenabled() == was_enabled
+    assert index.percolator._stats.events == 1  # the recent event was observed for term frequencies
+    assert len(index.percolator) == 5 and index.percolator.distinct_filters == 4
+    first = await factory.event(title="Dementia services")
+    await match_events(pool, index, settings)
+    assert [(s, e) for s, e, _, _ in await _deliveries(pool)] == [(subs[0], first), (subs[1], first)]
+    # one of two subscriptions sharing a filter goes (its deliveries with it): the other still matches
+    await pool.execute("delete from subscriptions where id = $1", subs[0])
+    second = await factory.event(title="Dementia strategy")
+    await match_events(pool, index, settings)
+    assert [(s, e) for s, e, _, _ in await _deliveries(pool)] == [(subs[1], first), (subs[1], second)]
+    assert earlier < first

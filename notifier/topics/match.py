@@ -23,13 +23,21 @@ scopes, so "planning" in Leicester is never a candidate for a planning event in 
 term (no query, or only negations) is filed under its most selective structural key: its councils or regions,
 committees, kinds, event types, or the `""` scope when it has none. Rarity comes from term and value frequencies
 learnt with `observe`; anchors chosen before better estimates stay until `reanchor`.
+
+Loading many subscriptions at once (a worker's start) goes through `Percolator.bulk()`: the cyclic garbage
+collector is paused meanwhile (otherwise it walks the growing index again and again: about half the build time at
+a million filters) and the result is frozen out of its sight; filters sharing a query share its anchors and
+verification plan.
 """
 
 from __future__ import annotations
 
+import gc
+import operator
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
@@ -50,6 +58,7 @@ PREFIX_MARK: Final = "\x01"
 PREFIX_KEY_CHARS: Final = 6
 ANY: Final = ""  # the key (and the scope) that every event has
 _EMPTY: Final[frozenset[str]] = frozenset()  # CPython makes a new empty frozenset each time: share one
+_FILTER_SETS: Final = ("councils", "regions", "committees", "kinds", "event_types")
 MAX_KEYS: Final = 32  # more keys than this for one filter and a coarser plan is cheaper to hold
 
 # Share of events assumed to carry one value of each structural field before `observe` has seen any.
@@ -208,8 +217,10 @@ class Filter:
             object.__setattr__(self, "query", None)
         elif self.query is not None and not isinstance(self.query, Word | Phrase | Prefix | And | Or | Not):
             raise TypeError(f"Filter.query must be a parsed Query or None, not {type(self.query).__name__}")
-        for name in ("councils", "regions", "committees", "kinds", "event_types"):
+        for name in _FILTER_SETS:
             values = getattr(self, name)
+            if type(values) is frozenset and (values is _EMPTY or (values and _all_str(values))):
+                continue  # the common case, checked cheaply: a filter is made per distinct stored filter
             if not values and not isinstance(values, str):
                 if values is not _EMPTY:
                     object.__setattr__(self, name, _EMPTY)
@@ -259,6 +270,13 @@ def filter_matches(f: Filter, event: EventFacts) -> tuple[str, ...] | None:
         return ()
     terms = matched_terms(f.query, event.doc)
     return None if terms is None else tuple(terms)
+
+
+def _all_str(values: frozenset[str]) -> bool:
+    for v in values:  # noqa: SIM110  # a loop: all() over a generator costs more for the few values a filter has
+        if type(v) is not str:
+            return False
+    return True
 
 
 # ---- the percolator ------------------------------------------------------------------------------------------------
@@ -382,12 +400,22 @@ class Percolator:
         self._scope_names: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
         self._place_names: dict[tuple[frozenset[str], frozenset[str]], tuple[str, ...]] = {}
         self._rates: dict[str, float] = {}  # key and scope rates, until the next observe()
+        # Per query, during bulk(): its anchors (until the next observe) and how its groups are verified. Filters
+        # repeat queries across places ("dementia" in a hundred councils): each is worked out once. Dropped after
+        # the load: kept, they would hold an entry per distinct query for good.
+        self._anchor_cache: dict[int, tuple[Query, tuple[float, tuple[str, ...]] | None]] | None = None
+        self._mode_cache: dict[tuple[int, bool], tuple[Query, int, Any, tuple[str, ...]]] | None = None
 
     def __len__(self) -> int:
         return len(self._subs)
 
     def __contains__(self, sub_id: object) -> bool:
         return sub_id in self._subs
+
+    @property
+    def distinct_filters(self) -> int:
+        """How many distinct filters the subscriptions have (each is filed once, whoever shares it)."""
+        return len(self._groups)
 
     def index_keys(self, sub_id: int) -> tuple[tuple[str, str], ...]:
         """The (scope, key) pairs a subscription is filed under (for diagnostics, and to mirror the index in SQL)."""
@@ -402,6 +430,8 @@ class Percolator:
         s.keys.update(event.doc.keys)
         s.scopes.update(_scopes(event))
         self._rates.clear()
+        if self._anchor_cache:
+            self._anchor_cache.clear()
 
     def _key_rate(self, key: str) -> float:
         rate = self._rates.get(key)
@@ -464,32 +494,81 @@ class Percolator:
             )
         return found
 
+    def _query_anchors(self, q: Query) -> tuple[float, tuple[str, ...]] | None:
+        """`_anchors`, remembered per query during bulk()."""
+        cache = self._anchor_cache
+        if cache is None:
+            return self._anchors(q)
+        # Keyed by identity (hashing a query tree walks all of it); the entry keeps its query alive, and the check
+        # makes an id reused by another query a miss rather than a wrong answer.
+        cached = cache.get(id(q))
+        if cached is not None and cached[0] is q:
+            return cached[1]
+        anchors = self._anchors(q)
+        cache[id(q)] = (q, anchors)
+        return anchors
+
     def _plan(self, f: Filter) -> _Plan:
         """The cheapest way to file a filter: the fewest expected candidacies, within MAX_KEYS keys."""
         places = self._places(f)
-        anchors = self._anchors(f.query) if f.query is not None else None
+        anchors = self._query_anchors(f.query) if f.query is not None else None
         if anchors is not None and not (places or f.committees or f.kinds or f.event_types):
             rate, keys = anchors  # the commonest case: a query alone
             if len(keys) <= MAX_KEYS:
                 return _Plan(rate, tuple([(ANY, k) for k in keys]), True, "")
-        best = _Plan(2.0, ((ANY, ANY),), False, "")  # every event is a candidate: the last resort
+        # Costs are compared first and only the winner's keys are built (this runs once per distinct filter); the
+        # order of the comparisons, with strict <, decides ties.
+        best_cost, best = 2.0, ""  # every event is a candidate: the last resort
+        place_rate = self._scope_rate(places) if places else 0.0
         if anchors is not None:
             rate, keys = anchors
-            if len(keys) <= MAX_KEYS and rate < best.cost:
-                best = _Plan(rate, tuple([(ANY, k) for k in keys]), True, "")
+            if len(keys) <= MAX_KEYS and rate < best_cost:
+                best_cost, best = rate, "anchors"
             if places and len(keys) * len(places) <= MAX_KEYS:
-                cost = rate * self._scope_rate(places)
-                if cost < best.cost:
-                    best = _Plan(cost, tuple([(p, k) for p in places for k in keys]), True, "p")
-        for dimension, values in (("m", f.committees), ("k", f.kinds), ("t", f.event_types), ("p", None)):
-            scopes = places if values is None else sorted(self._scopes_of(dimension, values)) if values else ()
-            if scopes and len(scopes) <= MAX_KEYS:
-                cost = self._scope_rate(scopes)
-                if cost < best.cost:
-                    best = _Plan(cost, tuple([(s, ANY) for s in scopes]), False, dimension)
-        return best
+                cost = rate * place_rate
+                if cost < best_cost:
+                    best_cost, best = cost, "anchors in places"
+        scopes_by_dimension: dict[str, tuple[str, ...] | list[str]] = {}
+        for dimension, values in (("m", f.committees), ("k", f.kinds), ("t", f.event_types)):
+            if values:
+                scopes = scopes_by_dimension[dimension] = sorted(self._scopes_of(dimension, values))
+                if len(scopes) <= MAX_KEYS:
+                    cost = self._scope_rate(scopes)
+                    if cost < best_cost:
+                        best_cost, best = cost, dimension
+        if places and len(places) <= MAX_KEYS and place_rate < best_cost:
+            best_cost, best = place_rate, "p"
+            scopes_by_dimension["p"] = places
+        if best == "":
+            return _Plan(2.0, ((ANY, ANY),), False, "")
+        if best == "anchors":
+            return _Plan(best_cost, tuple([(ANY, k) for k in anchors[1]]), True, "")  # type: ignore[index]
+        if best == "anchors in places":
+            return _Plan(best_cost, tuple([(p, k) for p in places for k in anchors[1]]), True, "p")  # type: ignore[index]
+        return _Plan(best_cost, tuple([(s, ANY) for s in scopes_by_dimension[best]]), False, best)
 
     # -- adding and removing
+
+    @contextmanager
+    def bulk(self) -> Iterator[Percolator]:
+        """A context for adding many subscriptions at once (`add` as usual inside it), as a worker does at start.
+
+        The cyclic garbage collector is paused meanwhile: each collection it would run walks every object made so
+        far, and a million filters make millions of objects: the collections would cost about as much as the building.
+        On the way out everything made so far is frozen (`gc.freeze()`): the index lives as long as the process, and
+        the collections triggered while matching then never walk it. Objects still go as soon as nothing refers
+        to them (removal works as ever); only cyclic garbage left behind before the freeze would stay.
+        """
+        enabled = gc.isenabled()
+        gc.disable()
+        self._anchor_cache, self._mode_cache = {}, {}
+        try:
+            yield self
+        finally:
+            self._anchor_cache = self._mode_cache = None
+            gc.freeze()
+            if enabled:
+                gc.enable()
 
     def _shared(self, values: frozenset[str]) -> frozenset[str]:
         if not values:
@@ -506,14 +585,18 @@ class Percolator:
             self.remove(sub_id)
         group = self._groups.get(f)
         if group is None:
-            # A copy holding shared value sets (and already validated: no __post_init__).
-            shared = object.__new__(Filter)
-            put = object.__setattr__
-            put(shared, "_hash", hash(f))
-            put(shared, "query", f.query)  # parse() already shares equal leaves between queries
-            for name in ("councils", "regions", "committees", "kinds", "event_types"):
-                values = getattr(f, name)
-                put(shared, name, self._shared(values) if values else _EMPTY)
+            values = (f.councils, f.regions, f.committees, f.kinds, f.event_types)
+            shared_values = [self._shared(v) if v else _EMPTY for v in values]
+            if all(map(operator.is_, shared_values, values)):
+                shared = f  # its value sets are the shared ones already (a loader that interns them)
+            else:
+                # A copy holding shared value sets (and already validated: no __post_init__).
+                shared = object.__new__(Filter)
+                put = object.__setattr__
+                put(shared, "_hash", hash(f))
+                put(shared, "query", f.query)  # parse() already shares equal leaves between queries
+                for name, v in zip(_FILTER_SETS, shared_values, strict=True):
+                    put(shared, name, v)
             group = self._groups[shared] = _Group(shared, sub_id)
             self._file(group)
         else:
@@ -598,7 +681,20 @@ class Percolator:
         group.data, group.terms = None, ()
         if q is None:
             group.mode = _FIXED
-        elif by_terms and isinstance(q, Word | Prefix) and _exact(q):
+            return
+        cache = self._mode_cache
+        if cache is not None:
+            found = cache.get((id(q), by_terms))  # by identity, as in _plan
+            if found is not None and found[0] is q:
+                # Groups of one query share its (immutable) verification data, which saves memory as well.
+                _, group.mode, group.data, group.terms = found
+                return
+        self._set_query_mode(group, q, by_terms)
+        if cache is not None:
+            cache[(id(q), by_terms)] = (q, group.mode, group.data, group.terms)
+
+    def _set_query_mode(self, group: _Group, q: Query, by_terms: bool) -> None:
+        if by_terms and isinstance(q, Word | Prefix) and _exact(q):
             group.mode, group.terms = _FIXED, (q.text,)
         elif (conj := _conjunction(q)) is not None:
             split, terms = conj

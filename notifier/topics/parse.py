@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final, NamedTuple
 
-from notifier.topics.text import stem, words
+from notifier.topics.text import MAX_WORD_CHARS, stem, words
 
 MAX_QUERY_CHARS: Final = 1000
 MAX_TERMS: Final = 64  # words, phrase words and prefixes together
@@ -311,6 +311,65 @@ def parse(query: str) -> Query:
     """
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters", MAX_QUERY_CHARS)
+    simple = _parse_simple(query)
+    return simple if simple is not None else _parse_full(query)
+
+
+_ASCII_NOT_MARKS: Final = "".join(sorted(m for m in _NOT_MARKS if m.isascii()))
+
+
+def _plain_term(part: str) -> Term | None:
+    """A bare ASCII term that is one word, digits, or a prefix of letters (already lowercased); else None."""
+    if part.isalpha() or part.isdigit():
+        # A run of ASCII letters (or of digits) is one word for the tokeniser, folded by lowercasing.
+        return _word(part[:MAX_WORD_CHARS])
+    if part.endswith("*"):
+        body = part.rstrip("*")
+        if body.isalpha() and len(body) >= MIN_PREFIX_CHARS:
+            return _prefix(body[:MAX_WORD_CHARS])
+    return None
+
+
+def _parse_simple(query: str) -> Query | None:
+    """The parse of a query written only with plain ASCII words, `word*` prefixes, `-word` negations and AND / OR
+    between them (most stored queries are), without the general lexer and parser; None for anything else.
+
+    Gives the same tree `_parse_full` does (tests hold the two together): terms are made by the same shared leaf
+    constructors and combined by `_combine` in the same grouping. Anything unusual (quotes, parentheses,
+    punctuation, NOT, an operator out of place, too many terms, an empty query) returns None and is parsed in
+    full, so every error is still raised, with its position, by the one parser.
+    """
+    if not query.isascii():
+        return None
+    groups: list[list[Query]] = [[]]
+    expect_term = True  # at the start or after an operator: a term must come next
+    for part in query.lower().split():
+        op = _OPERATORS.get(part)
+        if op is not None:
+            if expect_term or op == "NOT":
+                return None
+            if op == "OR":
+                groups.append([])
+            expect_term = True
+            continue
+        item: Query | None = _plain_term(part)
+        if item is None:
+            body = part.lstrip(_ASCII_NOT_MARKS)
+            if body == part or not body:
+                return None
+            term = _plain_term(body)
+            if term is None:
+                return None
+            item = Not(term)
+        groups[-1].append(item)
+        expect_term = False
+    if expect_term or sum(map(len, groups)) > MAX_TERMS:
+        return None
+    return _combine(Or, [_combine(And, items) for items in groups])
+
+
+def _parse_full(query: str) -> Query:
+    """`parse` for any query (after the length check): the lexer and the recursive-descent parser."""
     toks = _lex(query)
     if not toks:
         if _BLANK.fullmatch(query):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -286,17 +289,21 @@ events = st.builds(
     st.lists(st.integers(0, 39), max_size=10),
     st.lists(filters, max_size=5),
     st.booleans(),
+    st.booleans(),
 )
 def test_percolator_agrees_with_brute_force(
-    subs: list[Filter], evs: list[EventFacts], removed: list[int], replaced: list[Filter], learn: bool,
+    subs: list[Filter], evs: list[EventFacts], removed: list[int], replaced: list[Filter], learn: bool, bulk: bool,
 ) -> None:
     p = Percolator()
     table = dict(enumerate(subs))
-    for sub_id, f in table.items():
-        p.add(sub_id, f)
-    for sub_id in removed:
-        p.remove(sub_id)
-        table.pop(sub_id, None)
+    with p.bulk() if bulk else contextlib.nullcontext():
+        for sub_id, f in table.items():
+            p.add(sub_id, f)
+        for sub_id in removed:
+            p.remove(sub_id)
+            table.pop(sub_id, None)
+    if bulk:
+        gc.unfreeze()
     for sub_id, f in enumerate(replaced):
         p.add(sub_id, f)
         table[sub_id] = f
@@ -396,3 +403,58 @@ def test_event_keys_cover_every_scope() -> None:
     assert ("k\x00agenda_item", "") in keys
     assert ("t\x00agenda.published", "") in keys
     assert ("m\x00cabinet", "child") not in keys
+
+
+def test_percolator_bulk_pauses_and_freezes_the_collector() -> None:
+    p = Percolator()
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        with p.bulk():
+            assert not gc.isenabled()
+            p.add(1, Filter(parse("dementia")))
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        gc.disable()
+        with p.bulk():
+            pass
+        assert not gc.isenabled()  # the state it was in before, not always on
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def test_percolator_bulk_shares_a_query_across_places_and_removal_still_works() -> None:
+    """Filters of one query in different councils share its plan; identical filters share one group."""
+    p = Percolator()
+    query = parse("dementia care -parking")
+    leicestershire = Filter(query, councils=fs("leicestershire"))
+    kent = Filter(query, councils=fs("kent"))
+    try:
+        with p.bulk():
+            p.add(1, leicestershire)
+            p.add(2, Filter(parse("dementia care -parking"), councils=fs("leicestershire")))  # equal, not the same
+            p.add(3, kent)
+            p.add(4, Filter(parse("dementia OR asthma")))
+            p.add(5, Filter(parse("dementia OR asthma")))
+    finally:
+        gc.unfreeze()
+    assert p.distinct_filters == 3
+    text = "Dementia care services"
+    assert sorted(p.match(event(text))) == [
+        Match(1, ("dementia", "care")), Match(2, ("dementia", "care")), Match(4, ("dementia",)),
+        Match(5, ("dementia",)),
+    ]
+    assert sorted(p.match(event(text, council="kent", region="South East"))) == [
+        Match(3, ("dementia", "care")), Match(4, ("dementia",)), Match(5, ("dementia",)),
+    ]
+    p.remove(1)
+    p.remove(5)
+    assert sorted(p.match(event(text))) == [Match(2, ("dementia", "care")), Match(4, ("dementia",))]
+    assert p.match(event("dementia care and parking")) == [Match(4, ("dementia",))]
+    p.remove(2)
+    p.remove(4)
+    assert p.match(event(text)) == []
+    assert p.match(event(text, council="kent", region="South East")) == [Match(3, ("dementia", "care"))]
+    assert p.distinct_filters == 1

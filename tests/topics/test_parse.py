@@ -17,6 +17,8 @@ from notifier.topics.parse import (
     Query,
     QueryError,
     Word,
+    _parse_full,
+    _parse_simple,
     canonical,
     parse,
 )
@@ -216,3 +218,37 @@ def test_parse_any_text_is_a_query_or_a_query_error(query: str) -> None:
         parse(query)
     except QueryError as e:
         assert 0 <= e.position <= len(query)
+
+
+_SIMPLE_PIECES = st.sampled_from(
+    [
+        "AND", "OR", "NOT", "and", "Or", "&", "&&", "|", "||", "-", "!", "--", "*", "dementia", "Dementias", "care",
+        "CARE", "child*", "chi*", "ch*", "car**", "-parking", "!parking", "-!care*", "2025", "q2", "x" * 120,
+        "x" * 120 + "*", "-", "a-b", "(", '"',
+    ]
+)
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(_SIMPLE_PIECES | st.text(alphabet="ab*-!& ", max_size=4), max_size=70),
+    st.sampled_from([" ", "  ", "\t", "\n", "\x1f", "\x00"]),
+)
+def test_simple_parse_agrees_with_the_full_parser(pieces: list[str], sep: str) -> None:
+    """The shortcut for plain queries gives the full parser's tree, or leaves the query (and any error) to it."""
+    query = sep.join(pieces)
+    simple = _parse_simple(query)
+    try:
+        full = _parse_full(query)
+    except QueryError:
+        assert simple is None
+        return
+    assert simple is None or simple == full
+
+
+@pytest.mark.parametrize(
+    "query", ["dementia", "social care", "housing OR homelessness", "planning -parking", "child*", "a AND b OR c"]
+)
+def test_simple_parse_takes_plain_queries(query: str) -> None:
+    assert _parse_simple(query) is not None
+    assert _parse_simple(query) == _parse_full(query)
