@@ -1,6 +1,7 @@
 """Benchmark: the email sender (claim, render, send, mark) against the ceiling of raw SMTP to the same sink.
 
-Run as `.venv/bin/python bench/email.py [--messages 3000] [--connections 4] [--rounds 5]`.
+Run from the repository root as `.venv/bin/python bench/email_send.py [--messages 3000] [--connections 4]
+[--rounds 5] [--events 40] [--profile]`.
 
 One command does everything: it makes a fresh database (migrated by the service's own runner, dropped at the end)
 on the PostgreSQL server of NOTIFIER_TEST_DATABASE_URL (default the local one), starts an SMTP sink in another
@@ -17,8 +18,8 @@ process (aiosmtpd, answering 250 to everything and counting), and then:
 Each round runs both, in alternating order, and the figures are the medians of the rounds: on a shared or virtual
 machine, speed drifts from one minute to the next, and a sender and a ceiling measured side by side are compared
 fairly. Each round checks that every delivery ended `sent` and that the sink counted every message, and prints the
-CPU time a message took in each process (the sender, the sink, and PostgreSQL when it runs on this machine, which
-counts any other work it is doing). `--profile` profiles the first sender run.
+CPU time a message took in each process (the sender, the sink, and PostgreSQL's backends serving the bench's
+database when the server runs on this machine). `--profile` profiles the first sender run.
 """
 
 from __future__ import annotations
@@ -40,21 +41,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-# This file shares its name with the standard library's `email`: run as a script, its own directory comes first on
-# sys.path and would shadow it (none of the modules above imports `email`), so that directory goes and the project
-# root comes in.
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
+# Run as a script, Python puts bench/ first on sys.path, not the repository root: the root goes in too, so that the
+# project imports from this checkout whether or not it is installed.
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-from aiosmtplib.email import flatten_message  # noqa: E402
+import asyncpg
+from aiosmtplib.email import flatten_message
 
-from notifier.db import create_pool, migrate  # noqa: E402
-from notifier.delivery.compose import EntryView, Links, build_message, email_environment, render_alert  # noqa: E402
-from notifier.delivery.email import Mailer  # noqa: E402
-from notifier.settings import Settings  # noqa: E402
-from notifier.topics.text import tsvector_literal  # noqa: E402
+from notifier.db import create_pool, migrate
+from notifier.delivery.compose import EntryView, Links, build_message, email_environment, render_alert
+from notifier.delivery.email import Mailer
+from notifier.settings import Settings
+from notifier.topics.text import tsvector_literal
 
 DATABASE_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_RATE = 500.0
@@ -137,17 +135,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU time used by the PostgreSQL processes on this machine, if any can be read."""
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if (proc / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    total += _cpu_seconds(int(proc.name))
-            except OSError:
-                continue
-    return total
+async def backend_cpu(pool: asyncpg.Pool) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend serving the bench's database, when the server runs on this
+    machine (an empty dict otherwise). Only this database's backends: other work on the same server, and the
+    server's background processes, are left out."""
+    pids = await pool.fetch("select pid from pg_stat_activity where datname = current_database()")
+    cpu = {}
+    for r in pids:
+        try:
+            cpu[r["pid"]] = _cpu_seconds(r["pid"])
+        except OSError:
+            continue
+    return cpu
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two `backend_cpu` readings (a backend started meanwhile counts in full)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 # ---- the workload ----------------------------------------------------------------------------------------------------
@@ -263,7 +267,8 @@ async def run_sender(
     mailer = Mailer.create(settings, pool)
     profiler = cProfile.Profile(time.process_time) if profile else None
     count, size = sink.count()
-    cpu, sink_cpu, pg_cpu = time.process_time(), sink.cpu_seconds(), postgres_cpu_seconds()
+    pg_cpu = await backend_cpu(pool)
+    cpu, sink_cpu = time.process_time(), sink.cpu_seconds()
     start = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -274,8 +279,8 @@ async def run_sender(
     cpu_ms = {
         "sender": (time.process_time() - cpu) / n * 1000,
         "sink": (sink.cpu_seconds() - sink_cpu) / n * 1000,
-        "postgres": (postgres_cpu_seconds() - pg_cpu) / n * 1000,
     }
+    cpu_ms["postgres"] = cpu_since(pg_cpu, await backend_cpu(pool)) / n * 1000
     await mailer.close()
     states = {r["status"]: r["n"] for r in await pool.fetch("select status, count(*) as n from deliveries group by 1")}
     received, received_size = sink.count()
@@ -389,6 +394,16 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{'sender: claim, render, send, mark (msg/s)':<44}{sender_rate:>12.0f}{TARGET_RATE:>12.0f}")
     print(f"{'ceiling: prebuilt, raw aiosmtplib (msg/s)':<44}{ceiling_rate:>12.0f}{'':>12}")
     print(f"{'sender / ceiling (same round)':<44}{ratio:>12.0%}{TARGET_RATIO:>12.0%}")
+    print()
+    print("CPU ms a message (median of the rounds; the ceiling's client beside the sender, same rounds):")
+    for name in senders[0].cpu_ms:
+        print(f"  sender run, {name:<12}{statistics.median(s.cpu_ms[name] for s in senders):>8.2f}")
+    for name in ceilings[0].cpu_ms:
+        print(f"  ceiling run, {name:<11}{statistics.median(c.cpu_ms[name] for c in ceilings):>8.2f}")
+    cpu_ratio = statistics.median(
+        s.cpu_ms["sender"] / c.cpu_ms["client"] for s, c in zip(senders, ceilings, strict=True)
+    )
+    print(f"  sender CPU / ceiling client CPU, same round: {cpu_ratio:.2f}")
     print()
     print("targets met" if sender_rate >= TARGET_RATE and ratio >= TARGET_RATIO else "targets MISSED")
 

@@ -6,9 +6,10 @@ never mailed, nor a paused subscription; a temporary SMTP failure retries on EMA
 fails the deliveries and, when the server says the address is bad, suppresses it.
 
 How a pass goes: one task claims batches (one subscriber's due deliveries each) just in time and reads everything
-they need in one query; a few tasks send them, each message marked `sent` as soon as the server has taken it (the
-marks of messages taken at the same moment share a statement), so a worker that dies can only leave the messages
-then in flight to be sent twice. A claim that waited so long that its lease may have run out is not sent.
+they need in one query; a few tasks send them, each message marked `sent` within a few hundredths of a second of
+the server taking it, in statements shared with the messages taken meanwhile (`outbox.SentMarks`), so a worker that
+dies can only leave the messages then in flight, or taken in those last moments, to be sent twice. A claim that
+waited so long that its lease may have run out is not sent.
 
 Many subscribers get the same news in the same words: everyone following a council hears of its new meeting. So the
 content is rendered once per distinct content (the same events, matched terms, followed filters, time zone and day)
@@ -77,6 +78,8 @@ WEEKLY_SECTION_LIMIT = 30
 LEASE_USABLE = 0.5
 # Distinct contents kept rendered during a pass; the claim order keeps recipients of the same news close together.
 TEMPLATE_CACHE_SIZE = 256
+# Line ends as `build_message` reads a body's: CR, LF or CRLF.
+_LINE_END = re.compile(r"\r\n|\r|\n")
 # Addresses the merge writes into the To header as they are; anything else goes through `build_message`.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
 
@@ -153,15 +156,13 @@ class Mailer:
         return links, stops
 
     def _link_tokens(self, subscriber_id: int, subscription_ids: Sequence[int]) -> dict[str, str]:
-        tokens = {
-            "manage": self.tokens.make("manage", subscriber_id),
-            "all": self.tokens.make("unsubscribe", subscriber_id),
-        }
-        if len(subscription_ids) == 1:
-            tokens["one"] = self.tokens.make("unsubscribe", subscriber_id, subscription_ids[0])
+        manage, everything, each = self.tokens.email_links(subscriber_id, subscription_ids)
+        tokens = {"manage": manage, "all": everything}
+        if len(each) == 1:
+            tokens["one"] = each[0]
         else:
-            for i, sub_id in enumerate(subscription_ids):
-                tokens[f"stop{i}"] = self.tokens.make("unsubscribe", subscriber_id, sub_id)
+            for i, token in enumerate(each):
+                tokens[f"stop{i}"] = token
         return tokens
 
     def _fill(self, text: str, values: Mapping[str, str]) -> str:
@@ -239,7 +240,11 @@ class Mailer:
                     continue
                 sent += ok  # not `sent += await ...`: that reads `sent` before the await and loses others' counts
 
-        outcomes = await asyncio.gather(claim(), *(send() for _ in range(self.concurrency)), return_exceptions=True)
+        try:
+            outcomes = await asyncio.gather(claim(), *(send() for _ in range(self.concurrency)),
+                                            return_exceptions=True)
+        finally:
+            await run.marks.close()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -307,8 +312,10 @@ class Mailer:
         values = self._link_tokens(work.subscriber_id, subscription_ids)
         return_path = self._return_path(work.email)
         data: EmailMessage | bytes
+        message_id: str | None = None
         if _PLAIN_ADDRESS.fullmatch(work.email):
-            data = template.merge({**values, "to": work.email, "msgid": f"<{uuid.uuid4().hex}@{self.domain}>"})
+            message_id = f"<{uuid.uuid4().hex}@{self.domain}>"
+            data = template.merge({**values, "to": work.email, "msgid": message_id})
         else:  # quoted local parts, internationalised addresses: the email package writes those
             r, holes = template.rendered, template.links
             filled = Rendered(r.subject, _join(template.text, values), _join(template.html, values), r.kind)
@@ -321,7 +328,7 @@ class Mailer:
                 ),
             )
             data = self._build(filled, work.email, links)
-        result = await self.sender.send(data, sender=return_path, recipients=[work.email])
+        result = await self.sender.send(data, sender=return_path, recipients=[work.email], message_id=message_id)
         ids = [r["delivery_id"] for r in work.rows]
         return await self._record(ids, work.email, result, work.batch.attempts, run)
 
@@ -559,10 +566,16 @@ class _Run:
 
 @dataclass(frozen=True, slots=True)
 class _Template:
-    """A rendered email with placeholders, and its MIME form from `build_message` cut around the two bodies.
+    """A rendered email with placeholders, and its MIME form from `build_message` made ready for the merge.
 
-    `head`, `text` and `html` are split around their placeholders: literal text at even places, the names of the
-    values that go in between at odd ones ("to", "msgid" and the links' tokens).
+    `text` and `html` are the rendered bodies split around their placeholders: literal text at even places, the
+    names of the values that go in between at odd ones ("to", "msgid" and the links' tokens). `pieces` is the whole
+    message on the wire: bytes where it is the same for every recipient (the bodies' lines without placeholders
+    already quoted-printable encoded), and between them `_Fill`s, the header lines and body lines that hold
+    placeholders, filled in and encoded per recipient. Quoted-printable encodes each line on its own (soft breaks
+    and the escaping of trailing white space and of a lone dot never reach past a line end), so encoding a body's
+    lines in runs gives the same bytes as encoding it whole, and a recipient's message costs only the few lines
+    with their links.
     """
 
     TO = "recipient@merge.invalid"
@@ -571,11 +584,9 @@ class _Template:
 
     rendered: Rendered
     links: Links
-    head: list[str]  # the headers, and the text part's own
     text: list[str]
-    middle: bytes  # from the end of the text body to the start of the HTML body
     html: list[str]
-    tail: bytes
+    pieces: list[bytes | _Fill]
 
     @classmethod
     def holes(cls, rendered: Rendered) -> Rendered:
@@ -595,30 +606,97 @@ class _Template:
             raise RuntimeError("the message template does not have the shape the merge expects")
         head = head.replace(b" " + cls.TO.encode(), b" " + hole("to").encode())
         head = head.replace(message_id, hole("msgid").encode())
-        return cls(
-            rendered, links, split(head.decode("ascii") + "\r\n"), split(rendered.text), middle + b"\r\n",
-            split(rendered.html), tail,
-        )
+        pieces = [
+            *_pieces(head.decode("ascii") + "\r\n", split, qp=False),
+            *_pieces(_tidy(rendered.text), split, qp=True),
+            middle + b"\r\n",
+            *_pieces(_tidy(rendered.html), split, qp=True),
+            tail,
+        ]
+        # adjacent literals joined once here rather than for every recipient
+        joined: list[bytes | _Fill] = []
+        for piece in pieces:
+            if isinstance(piece, bytes) and joined and isinstance(joined[-1], bytes):
+                joined[-1] += piece
+            else:
+                joined.append(piece)
+        return cls(rendered, links, split(rendered.text), split(rendered.html), joined)
 
     def merge(self, values: Mapping[str, str]) -> bytes:
         """The message for one recipient: `values` has their address ("to"), its Message-ID ("msgid") and the
         tokens of their links."""
-        head = _join(self.head, values).encode("ascii")
-        return b"".join((head, _qp(_join(self.text, values)), self.middle, _qp(_join(self.html, values)), self.tail))
+        return b"".join(p if isinstance(p, bytes) else p.fill(values) for p in self.pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fill:
+    """Lines of the merged message that hold placeholders, as a `str.format` template (filled in C, where joining
+    the parts in Python would cost several times as much); quoted-printable encoded (a body's lines) or ASCII as
+    they are (a header's)."""
+
+    template: str
+    qp: bool
+
+    @classmethod
+    def of(cls, parts: list[str], *, qp: bool) -> _Fill:
+        """From `parts` as in `_Template.text`: literal text at even places, value names at odd ones."""
+        template = "".join(
+            "{" + p + "}" if i % 2 else p.replace("{", "{{").replace("}", "}}") for i, p in enumerate(parts)
+        )
+        return cls(template, qp)
+
+    def fill(self, values: Mapping[str, str]) -> bytes:
+        text = self.template.format_map(values)
+        return _qp(text) if self.qp else text.encode("ascii")
+
+
+def _pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> list[bytes | _Fill]:
+    """`text` (whole lines) as the merge writes it: runs of lines without placeholders encoded now, runs of lines
+    with them left to fill. Runs break only at line ends, where quoted-printable starts afresh."""
+    pieces: list[bytes | _Fill] = []
+
+    def flush(run: list[str], holes: bool) -> None:
+        chunk = "".join(run)
+        if holes:
+            pieces.append(_Fill.of(split(chunk), qp=qp))
+        else:
+            pieces.append(_qp(chunk) if qp else chunk.encode("ascii"))
+
+    run: list[str] = []
+    run_holes = False
+    for line in text.split("\n")[:-1]:  # text ends with a line end
+        holes = len(split(line)) > 1
+        if run and holes != run_holes:
+            flush(run, run_holes)
+            run = []
+        run.append(line + "\n")
+        run_holes = holes
+    if run:
+        flush(run, run_holes)
+    return pieces
 
 
 def _join(parts: list[str], values: Mapping[str, str]) -> str:
     return "".join(values[p] if i % 2 else p for i, p in enumerate(parts))
 
 
-def _qp(text: str) -> bytes:
-    """A body as `build_message` encodes it: UTF-8, quoted-printable, CRLF line ends, ending with a line break.
+def _tidy(text: str) -> str:
+    """A body's line ends as `build_message` leaves them: plain newlines, and one at the end. Rendered text has
+    them already (compose tidies it so); placeholders' values hold no line breaks, so this holds for the filled
+    text too."""
+    if "\r" in text or not text.endswith("\n"):
+        # line ends as bytes.splitlines sees them (CR, LF, CRLF), not str.splitlines's wider set
+        lines = _LINE_END.split(text)
+        if lines[-1] == "":
+            lines.pop()
+        text = "\n".join(lines) + "\n"
+    return text
 
-    Rendered text already has plain newlines and ends with one (compose tidies it so)."""
-    data = text.encode("utf-8")
-    if b"\r" in data or not data.endswith(b"\n"):
-        data = b"\n".join(data.splitlines()) + b"\n"
-    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+def _qp(text: str) -> bytes:
+    """Lines of a body as `build_message` encodes them: UTF-8, quoted-printable, CRLF line ends. `text` is tidy
+    (see `_tidy`)."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def _weekly_section(event_type: str, starts_at: datetime | None, now: datetime) -> str:

@@ -456,18 +456,24 @@ class SmtpSender:
         return self._closed
 
     async def send(
-        self, message: EmailMessage | bytes, *, sender: str | None = None, recipients: list[str] | None = None
+        self,
+        message: EmailMessage | bytes,
+        *,
+        sender: str | None = None,
+        recipients: list[str] | None = None,
+        message_id: str | None = None,
     ) -> SendResult:
         """Send one message; the envelope comes from `sender`/`recipients` or else from its headers (Bcc is not sent).
 
         A message without a Message-ID gets one on the wire (the message object is left as it is); the result
         carries it either way. `message` may also be given already flattened, as the bytes to send after DATA (CRLF
         line ends, ASCII unless the server takes 8BITMIME), for a caller that builds many similar messages itself;
-        then `sender` and `recipients` are required.
+        then `sender` and `recipients` are required, and `message_id` may say what its Message-ID header holds, so
+        that the bytes are not searched for it.
         """
         if self._closed:
             raise RuntimeError("this SmtpSender is closed")
-        envelope = self._envelope(message, sender, recipients)
+        envelope = self._envelope(message, sender, recipients, message_id)
         if not envelope.recipients:
             result = _all_refused(envelope.invalid)
             return dataclasses.replace(result, message_id=envelope.message_id, refused=envelope.invalid)
@@ -498,8 +504,10 @@ class SmtpSender:
     # -- the envelope ---------------------------------------------------------------------------------------------
 
     def _envelope(
-        self, message: EmailMessage | bytes, sender: str | None, recipients: list[str] | None
+        self, message: EmailMessage | bytes, sender: str | None, recipients: list[str] | None, message_id: str | None
     ) -> _Envelope:
+        if message_id is not None and not isinstance(message, bytes):
+            raise ValueError("message_id is for a message given as bytes; a message object has its own header")
         if isinstance(message, bytes):
             if sender is None or recipients is None:
                 raise ValueError("a message given as bytes needs its sender and recipients")
@@ -525,7 +533,10 @@ class SmtpSender:
             else:
                 good[address] = None
 
-        existing = _message_id_of(message) if isinstance(message, bytes) else message.get("Message-ID")
+        if message_id is not None:
+            existing: object = message_id
+        else:
+            existing = _message_id_of(message) if isinstance(message, bytes) else message.get("Message-ID")
         if existing is not None and str(existing).strip():
             message_id, add = str(existing).strip(), False
         else:
@@ -627,40 +638,34 @@ class SmtpSender:
 
     async def _transact(self, conn: _Connection, envelope: _Envelope) -> _Outcome:
         smtp = conn.smtp
-        utf8 = not (envelope.sender.isascii() and all(r.isascii() for r in envelope.recipients))
-        if utf8 and not smtp.supports_extension("smtputf8"):
-            message = "the server does not support SMTPUTF8, which non-ASCII addresses need"
-            return _Outcome(SendResult(False, True, False, None, message), keep=True, retry=False)
-        eight_bit = smtp.supports_extension("8bitmime")
-        data = _wire(envelope.message, utf8=utf8, eight_bit=eight_bit)
-        if envelope.add_message_id:
-            data = b"Message-ID: " + envelope.message_id.encode("ascii") + b"\r\n" + data
-        options: list[str] = []
-        if smtp.supports_extension("size"):
-            options.append(f"SIZE={len(data)}")
-        if eight_bit:
-            options.append("BODY=8BITMIME")
-        if utf8:
-            options.append("SMTPUTF8")
-        encoding = "utf-8" if utf8 else "ascii"
+        prepared = _for_server(smtp, envelope)
+        if isinstance(prepared, SendResult):
+            return _Outcome(prepared, keep=True, retry=False)
+        data, options, encoding = prepared
 
         stage: Stage = "mail"
         refused: list[RecipientRefused] = []
+        response: aiosmtplib.SMTPResponse | None = None
         try:
-            await _mail(smtp, envelope.sender, options, encoding)
-            stage = "rcpt"
-            for address in envelope.recipients:
-                try:
-                    await _rcpt(smtp, address, encoding)
-                except aiosmtplib.SMTPRecipientRefused as e:
-                    if e.code == 421:
-                        raise
-                    refused.append(_refusal(address, classify_reply(e.code, e.message, stage="rcpt")))
-            if len(refused) == len(envelope.recipients):
-                result = _all_refused([*refused, *envelope.invalid])
-                return _Outcome(dataclasses.replace(result, refused=tuple(refused)), await self._reset(smtp), False)
-            stage = "data"
-            response = await smtp.data(data)
+            # The timeout for each reply is kept by one deadline moved on before each command, not by aiosmtplib's
+            # own, which wraps every reply in `asyncio.wait_for`: a future, a timer and an extra turn of the event
+            # loop per reply, four times a message. The commands are given timeout=None for that.
+            async with asyncio.timeout(None) as deadline:
+                reply = _ReplyDeadline(deadline, self.config.timeout)
+                reply.start()
+                await _mail(smtp, envelope.sender, options, encoding)
+                stage = "rcpt"
+                for address in envelope.recipients:
+                    reply.start()
+                    try:
+                        await _rcpt(smtp, address, encoding)
+                    except aiosmtplib.SMTPRecipientRefused as e:
+                        if e.code == 421:
+                            raise
+                        refused.append(_refusal(address, classify_reply(e.code, e.message, stage="rcpt")))
+                if len(refused) < len(envelope.recipients):
+                    stage = "data"
+                    response = await _data(smtp, data, reply)
         except aiosmtplib.SMTPResponseException as e:
             if e.code == 421:
                 # the server is closing the connection and said so: it has not taken the message
@@ -668,16 +673,20 @@ class SmtpSender:
                 return _Outcome(classify_reply(e.code, e.message, stage=stage), keep=False, retry=True)
             result = dataclasses.replace(classify_reply(e.code, e.message, stage=stage), refused=tuple(refused))
             return _Outcome(result, keep=await self._reset(smtp), retry=False)
-        except TimeoutError as e:  # aiosmtplib's timeouts are TimeoutErrors; it has already closed the connection
+        except TimeoutError as e:  # the deadline's, or aiosmtplib's (which has already closed the connection)
             smtp.close()
+            detail = f": {e}" if str(e) else ""
             return _Outcome(_temporary(f"no reply from {self.config.display} at {stage.upper()} within "
-                                       f"{self.config.timeout:g}s: {e}"), keep=False, retry=False)
+                                       f"{self.config.timeout:g}s{detail}"), keep=False, retry=False)
         except OSError as e:  # SMTPServerDisconnected is a ConnectionError
             smtp.close()
             if stage == "data":
                 why = "the message may have reached the server, so it is not sent again at once"
                 return _Outcome(_temporary(f"connection lost during DATA ({e}); {why}"), keep=False, retry=False)
             return _Outcome(_temporary(f"connection lost at {stage.upper()}: {e}"), keep=False, retry=True)
+        if response is None:  # every recipient refused
+            result = _all_refused([*refused, *envelope.invalid])
+            return _Outcome(dataclasses.replace(result, refused=tuple(refused)), await self._reset(smtp), False)
         conn.messages += 1
         result = SendResult(
             ok=True,
@@ -705,15 +714,51 @@ _PLAIN_MAILBOX = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9.-]
 _MESSAGE_ID_HEADER = re.compile(rb"^message-id:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 
 
+def _for_server(smtp: aiosmtplib.SMTP, envelope: _Envelope) -> tuple[bytes, list[str], str] | SendResult:
+    """What goes to this server for the envelope: the message after DATA, the MAIL FROM options and the encoding of
+    the addresses; or why it cannot go at all."""
+    utf8 = not (envelope.sender.isascii() and all(r.isascii() for r in envelope.recipients))
+    if utf8 and not smtp.supports_extension("smtputf8"):
+        message = "the server does not support SMTPUTF8, which non-ASCII addresses need"
+        return SendResult(False, True, False, None, message)
+    eight_bit = smtp.supports_extension("8bitmime")
+    data = _wire(envelope.message, utf8=utf8, eight_bit=eight_bit)
+    if envelope.add_message_id:
+        data = b"Message-ID: " + envelope.message_id.encode("ascii") + b"\r\n" + data
+    options: list[str] = []
+    if smtp.supports_extension("size"):
+        options.append(f"SIZE={len(data)}")
+    if eight_bit:
+        options.append("BODY=8BITMIME")
+    if utf8:
+        options.append("SMTPUTF8")
+    return data, options, "utf-8" if utf8 else "ascii"
+
+
+class _ReplyDeadline:
+    """The timeout for the reply to each command of a transaction, on one `asyncio.timeout`."""
+
+    __slots__ = ("_deadline", "_loop", "_seconds")
+
+    def __init__(self, deadline: asyncio.Timeout, seconds: float) -> None:
+        self._deadline = deadline
+        self._loop = asyncio.get_running_loop()
+        self._seconds = seconds
+
+    def start(self, replies: int = 1) -> None:
+        """A command is about to go: its reply (or its `replies` replies) due within the timeout each from now."""
+        self._deadline.reschedule(self._loop.time() + self._seconds * replies)
+
+
 async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding: str) -> None:
     """MAIL FROM, as `smtp.mail` sends it. A plain address (or the null sender) goes as it is: aiosmtplib would
     parse it again, a character at a time, which for long VERP return paths costs as much as the rest of the
     transaction."""
     if sender and not _PLAIN_MAILBOX.fullmatch(sender):
-        await smtp.mail(sender, options=options, encoding=encoding)
+        await smtp.mail(sender, options=options, encoding=encoding, timeout=None)
         return
     line = b"FROM:<" + sender.encode(encoding) + b">"
-    response = await smtp.execute_command(b"MAIL", line, *(o.encode("ascii") for o in options))
+    response = await smtp.execute_command(b"MAIL", line, *(o.encode("ascii") for o in options), timeout=None)
     if response.code != aiosmtplib.SMTPStatus.completed:
         raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
 
@@ -721,11 +766,57 @@ async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding
 async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
     """RCPT TO, as `smtp.rcpt` sends it; a plain address as it is (see `_mail`)."""
     if not _PLAIN_MAILBOX.fullmatch(recipient):
-        await smtp.rcpt(recipient, encoding=encoding)
+        await smtp.rcpt(recipient, encoding=encoding, timeout=None)
         return
-    response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">")
+    response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">", timeout=None)
     if response.code not in (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_forward):
         raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
+
+
+async def _data(smtp: aiosmtplib.SMTP, data: bytes, reply: _ReplyDeadline) -> aiosmtplib.SMTPResponse:
+    """DATA and the message, as `smtp.data` sends them, each reply due within the timeout (see `_transact`).
+
+    `smtp.data` rewrites every message with two regular expressions (line ends to CRLF, a dot doubled at the start
+    of a line), which for a message of a few kB costs more CPU than all of our own work on it. A message that
+    already has CRLF line ends only, as flattened and merged messages do, needs only its dots doubled, which
+    `bytes.replace` does at memory speed; it then goes out through the same protocol object, reply by reply, with
+    the same handling of a lost connection. Anything else goes through `smtp.data`.
+    """
+    wire = _dot_stuffed(data)
+    if wire is None:
+        # one deadline for both replies here, twice the timeout: aiosmtplib sends the message as soon as DATA's
+        # reply is in
+        reply.start(2)
+        return await smtp.data(data, timeout=None)
+    reply.start()
+    start = await smtp.execute_command(b"DATA", timeout=None)
+    if start.code != aiosmtplib.SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    reply.start()
+    try:
+        protocol.write(wire)
+        response = await protocol.read_response(timeout=None)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()  # as smtp.data does: the protocol is out of step with the server
+        raise
+    if response.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
+
+
+def _dot_stuffed(data: bytes) -> bytes | None:
+    """The message as it goes after DATA (RFC 5321 4.5.2: a line's leading dot doubled, then the lone dot that
+    ends it), or None unless every line ends with CRLF, the last one included."""
+    crlf = data.count(b"\r\n")
+    if not data.endswith(b"\r\n") or data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        return None
+    stuffed = data.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
 
 
 def _wire(message: EmailMessage | bytes, *, utf8: bool, eight_bit: bool) -> bytes:

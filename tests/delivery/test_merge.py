@@ -1,0 +1,115 @@
+"""The mail-merge's pieces: bodies encoded line run by line run must be the bytes of the body encoded whole, and
+the link tokens made together must be the tokens made one by one."""
+
+from __future__ import annotations
+
+import random
+import re
+from email.message import EmailMessage
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from notifier.delivery.compose import Links, Rendered
+from notifier.delivery.email import _Fill, _pieces, _qp, _Template, _tidy
+from notifier.tokens import Tokens
+
+MARK = "m0123456789ab"
+PLACEHOLDER = re.compile(re.escape(MARK) + r"_([a-z0-9]+)_")
+VALUES = {"manage": "WzEyMzQ1XQ.axL_aw.Qmad5yBB_Yok4fHkn0TaG5D1ofI", "one": "WzEsMl0.axL_aw.x-y_z", "to": "a@b.example",
+          "msgid": "<0123abcd@notifier.test>"}
+
+LINKS = Links(manage="https://a.example/m", unsubscribe="https://a.example/u")
+
+
+def hole(name: str) -> str:
+    return f"{MARK}_{name}_"
+
+
+def merged(text: str) -> bytes:
+    pieces = _pieces(_tidy(text), PLACEHOLDER.split, qp=True)
+    return b"".join(p if isinstance(p, bytes) else p.fill(VALUES) for p in pieces)
+
+
+def whole(text: str) -> bytes:
+    """What the merge replaced: the filled body encoded in one go."""
+    return _qp(_tidy(PLACEHOLDER.sub(lambda m: VALUES[m[1]], text)))
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "one line without an end",
+    "Manage: https://alerts.example.org/manage/" + hole("manage") + "\n",
+    # a line that soft-breaks just where the token is, trailing white space, a lone dot, '=' and non-ASCII text
+    "x" * 60 + " https://alerts.example.org/unsubscribe/" + hole("one") + " \n.\n= café —\n",
+    "<a href=\"https://alerts.example.org/manage/" + hole("manage") + "\">Manage</a>\t\n" + "y" * 200 + "\n",
+    "CR and CRLF\r\nline ends\rmixed in " + hole("one") + "\r\n",
+    "{braces} stay as they are " + hole("manage") + " {and} {{these}}\n",
+    "line\u2028with a Unicode line separator " + hole("manage") + "\nnext\x0bline\n",
+])
+def test_a_body_merged_in_runs_is_the_body_encoded_whole(text: str) -> None:
+    assert merged(text) == whole(text)
+
+
+def test_merged_bodies_match_whole_ones_over_random_text() -> None:
+    rng = random.Random(7)
+    alphabet = ["a", "b", " ", "\t", ".", "=", "é", "—", "{", "}", "\n", "\n", "\r"]
+    for _ in range(400):
+        words = []
+        for _ in range(rng.randrange(0, 60)):
+            if rng.random() < 0.08:
+                words.append(hole(rng.choice(["manage", "one"])))
+            else:
+                words.append("".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 30))))
+        text = "".join(words)
+        assert merged(text) == whole(text), text
+
+
+def test_only_lines_with_placeholders_are_left_to_fill() -> None:
+    text = "static one\nstatic two\nlink " + hole("manage") + "\nstatic three\n"
+    pieces = _pieces(text, PLACEHOLDER.split, qp=True)
+    assert [type(p) for p in pieces] == [bytes, _Fill, bytes]
+    assert pieces[0] == b"static one\r\nstatic two\r\n"
+
+
+def test_a_template_refuses_a_message_of_an_unexpected_shape() -> None:
+    message = EmailMessage()
+    message["To"] = "someone@example.org"
+    message["Message-ID"] = "<x@notifier.test>"
+    message.set_content("no placeholders here\n")
+    with pytest.raises(RuntimeError):
+        _Template.make(Rendered("s", "t", "h", "alert"), LINKS, message, hole=hole, split=PLACEHOLDER.split)
+
+
+@pytest.mark.parametrize("subscriptions", [[], [7], [7, 8, 123456789]])
+def test_email_link_tokens_are_the_tokens_made_one_by_one(subscriptions: list[int]) -> None:
+    signed_at = 1_764_000_000.0
+    tokens = Tokens("a-secret-key-for-tests-only-0123456789", clock=lambda: signed_at)
+    manage, everything, each = tokens.email_links(42, subscriptions)
+    assert manage == tokens.make("manage", 42)
+    assert everything == tokens.make("unsubscribe", 42)
+    assert each == [tokens.make("unsubscribe", 42, s) for s in subscriptions]
+    # and itsdangerous reads them
+    library = URLSafeTimedSerializer("a-secret-key-for-tests-only-0123456789", salt="notifier.unsubscribe")
+    assert [library.loads(t) for t in each] == [[42, s] for s in subscriptions]
+    assert tokens.read("manage", manage).subscriber_id == 42
+
+
+def test_tokens_made_in_a_new_second_carry_its_time() -> None:
+    now = [1_764_000_000.0]
+    tokens = Tokens("a-secret-key-for-tests-only-0123456789", clock=lambda: now[0])
+    first = tokens.make("manage", 1)
+    now[0] += 1
+    second = tokens.make("manage", 1)
+    assert first != second
+    library = URLSafeTimedSerializer("a-secret-key-for-tests-only-0123456789", salt="notifier.manage")
+    assert library.loads(first, return_timestamp=True)[1].timestamp() == 1_764_000_000
+    assert library.loads(second, return_timestamp=True)[1].timestamp() == 1_764_000_001
+
+
+def test_token_ids_must_be_integers() -> None:
+    tokens = Tokens("a-secret-key-for-tests-only-0123456789")
+    with pytest.raises(TypeError):
+        tokens.email_links(1, [True])
+    with pytest.raises(TypeError):
+        tokens.make("manage", "1")  # type: ignore[arg-type]
