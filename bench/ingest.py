@@ -12,9 +12,10 @@ service's own runner, and drops it at the end. It needs no Redis and no network 
    parsed by the real adapter (`parse_meeting`) and written by the real `ingest.write_poll` (diff against what is
    stored, insert or update, events, the source's health and a poll_runs row, in one transaction per source),
    `--jobs` sources at a time. Three passes: first sight (everything new), an unchanged re-poll, and every meeting
-   moved a week (every item rewritten, an event per meeting). Baselines measured in the same run: parsing alone, and
-   the same rows inserted with no diffing by `executemany` (rows prepared beforehand, hashes and search vectors
-   included, so only the database is timed).
+   moved a week (every item rewritten, an event per meeting), `--rounds` times on fresh sources; each pass reports
+   its best round (wall time; the CPU time of this process is printed too, as the machine may be shared).
+   Baselines measured in the same run: parsing alone, and the same rows inserted with no diffing by `executemany`
+   (rows prepared beforehand, hashes and search vectors included, so only the database is timed).
 
 2. A poll cycle of `--councils` simulated ModernGov councils (the UK has about 400). A child process serves them,
    each on its own port (so each is its own host to the per-host limits), answering every request after `--latency`
@@ -34,11 +35,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Python puts this script's folder first on sys.path, where a sibling benchmark named like a standard module
-# (bench/email.py) would shadow it for every library that imports it: take the folder out, put the project in.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-ROOT = _HERE.parent
+# Run as a script, Python puts bench/ (not the repository root) on sys.path: put the project there too, so it
+# imports without being installed.
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
@@ -217,6 +216,9 @@ class Pass:
     parse_s: float = 0.0
     write_s: float = 0.0
     wall_s: float = 0.0
+    # CPU time of this process (parsing, diffing, building rows; not PostgreSQL's): less disturbed than wall time
+    # by other work on a shared machine.
+    cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -249,9 +251,10 @@ async def ingest_pass(
             result.items += polled.records
             result.events += polled.events
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i, a) for i, a in zip(source_ids, answers, strict=True)))
     result.wall_s = time.perf_counter() - t0
+    result.cpu_s = time.process_time() - c0
     return result
 
 
@@ -492,15 +495,21 @@ async def throughput(url: str, workload: Workload, args: argparse.Namespace, tod
           f"meetings x {args.items} agenda items, {args.jobs} source(s) at a time")
     pool = await create_pool(url, min_size=1, max_size=max(2, args.jobs))
     try:
-        ids = [await add_source(pool, f"{workload.name}-{n}", f"{SITE}/{workload.name}/{n}")
-               for n in range(args.sources)]
-        passes = []
-        for name, moved in (("first sight", False), ("unchanged re-poll", False), ("every meeting moved", True)):
-            answers = build_answers(workload, args.sources, args.meetings, args.items, today, moved=moved)
-            p = await ingest_pass(pool, name, ids, answers, args.jobs)
-            print(f"   {p.name:<20} {p.items:>7} items {p.events:>5} events  {p.wall_s:6.2f} s "
-                  f"(parse {p.parse_s:5.2f} s, write_poll {p.write_s:5.2f} s) -> {_fmt(p.rate)} items/s")
-            passes.append(p)
+        # Each round starts afresh (new sources, so a first sight again); the best round of each pass is kept, as
+        # the least disturbed by whatever else the machine runs.
+        best: dict[str, Pass] = {}
+        for round_ in range(args.rounds):
+            ids = [await add_source(pool, f"{workload.name}-{round_}-{n}", f"{SITE}/{workload.name}/{round_}/{n}")
+                   for n in range(args.sources)]
+            for name, moved in (("first sight", False), ("unchanged re-poll", False), ("every meeting moved", True)):
+                answers = build_answers(workload, args.sources, args.meetings, args.items, today, moved=moved)
+                p = await ingest_pass(pool, name, ids, answers, args.jobs)
+                print(f"   {p.name:<20} {p.items:>7} items {p.events:>5} events  {p.wall_s:6.2f} s "
+                      f"(parse {p.parse_s:5.2f} s, write_poll {p.write_s:5.2f} s; {p.cpu_s:5.2f} s CPU here) "
+                      f"-> {_fmt(p.rate)} items/s")
+                if name not in best or p.wall_s < best[name].wall_s:
+                    best[name] = p
+        passes = list(best.values())
         answers = build_answers(workload, args.sources, args.meetings, args.items, today)
         base = await baselines(pool, workload.name, answers)
         for name, rate in base.items():
@@ -516,8 +525,10 @@ async def throughput(url: str, workload: Workload, args: argparse.Namespace, tod
         (f"{w}: ingest, unchanged re-poll", f"{_fmt(same.rate)} items/s", target),
         (f"{w}: ingest, every meeting moved ({moved_pass.events:,} events)", f"{_fmt(moved_pass.rate)} items/s",
          target),
-        (f"{w}: write_poll alone, first sight / unchanged", f"{_fmt(first.write_rate)} / {_fmt(same.write_rate)} "
-         "items/s", ""),
+        (f"{w}: write_poll alone, first sight / unchanged / moved", f"{_fmt(first.write_rate)} / "
+         f"{_fmt(same.write_rate)} / {_fmt(moved_pass.write_rate)} items/s", ""),
+        (f"{w}: CPU of the bench process per item, first sight / unchanged / moved",
+         " / ".join(f"{p.cpu_s / p.items * 1e6:.0f}" for p in passes) + " µs", ""),
         *[(f"{w}: baseline, {name}", f"{_fmt(rate)} items/s", "") for name, rate in base.items()],
     ]
 
@@ -578,6 +589,7 @@ def main() -> None:
     p.add_argument("--items", type=int, default=40, help="throughput: agenda items per meeting")
     p.add_argument("--workloads", default="recorded,word-html", help=f"throughput: of {', '.join(WORKLOADS)}")
     p.add_argument("--jobs", type=int, default=1, help="throughput: sources ingested at once")
+    p.add_argument("--rounds", type=int, default=3, help="throughput: rounds of the three passes (the best is kept)")
     p.add_argument("--councils", type=int, default=400)
     p.add_argument("--committees", type=int, default=12, help="committees per council")
     p.add_argument("--expired", type=int, default=2, help="of which expired")

@@ -115,12 +115,25 @@ def content_hash(r: Record) -> str:
         "published_at": _iso(r.published_at),
         "data": _public_data(r.data),
     }
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_HASH_JSON.encode(payload).encode("utf-8")).hexdigest()
+
+
+# One encoder for every hash: json.dumps builds a new one per call when given options.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+# Values that come back from the JSON round trip below exactly as they went in (exact types: a str or int
+# subclass, such as an enum, may serialise as something else).
+_JSON_SCALARS = (str, int, bool, type(None))
 
 
 def _public_data(data: Mapping[str, Any]) -> dict[str, Any]:
     public = {str(k): v for k, v in data.items() if not str(k).startswith("_")}
+    if all(type(v) in _JSON_SCALARS for v in public.values()):
+        # Flat data of plain scalars (what adapters give): the round trip would change nothing, so only the
+        # datetime-looking strings need making canonical.
+        for k, v in public.items():
+            if type(v) is str and v[:1].isdigit() and _DATETIME_TEXT.fullmatch(v):
+                public[k] = _canonical(v)
+        return public
     # The same round trip the database applies, so stored and fresh records compare equal.
     loaded = json.loads(json.dumps(public, default=str))
     result: dict[str, Any] = _canonical(loaded)
@@ -187,7 +200,8 @@ def _materially_changed(old: Any, new: Any) -> bool:
     if _blank(new):
         return False
     if isinstance(old, str) and isinstance(new, str):
-        return _fold_text(old) != _fold_text(new)
+        # Most compared texts are the same text (a moved meeting keeps its agenda): no need to fold them.
+        return old != new and _fold_text(old) != _fold_text(new)
     return bool(_canonical(_jsonable(old)) != _canonical(_jsonable(new)))
 
 
@@ -602,10 +616,24 @@ def _finish_publication(d: _Draft, lookup: Callable[[Key], Record | None]) -> No
 # ---- the poll --------------------------------------------------------------------------------------------------------
 
 
-def diff_poll(old: Mapping[tuple[ItemKind, str], Record], new: Sequence[Record], *, timezone: str) -> list[Change]:
+def _hash(key: Key, r: Record, known: Mapping[Key, str] | None) -> str:
+    found = known.get(key) if known is not None else None
+    return found if found is not None else content_hash(r)
+
+
+def diff_poll(
+    old: Mapping[tuple[ItemKind, str], Record],
+    new: Sequence[Record],
+    *,
+    timezone: str,
+    old_hashes: Mapping[Key, str] | None = None,
+    new_hashes: Mapping[Key, str] | None = None,
+) -> list[Change]:
     """The events for one poll: `new` (this poll's records) against `old` (the stored ones, by kind and external id).
 
     `timezone` is the council's IANA zone, used for the dates in summaries. Raises ValueError for an unknown zone.
+    `old_hashes` and `new_hashes` are content hashes the caller already has (the stored column, the ones it
+    computed to decide what to write), so they are not computed twice; a key missing from them is hashed here.
     """
     tz = _zone(timezone)
     current: dict[Key, Record] = {}
@@ -619,7 +647,7 @@ def diff_poll(old: Mapping[tuple[ItemKind, str], Record], new: Sequence[Record],
     new_documents: list[Record] = []
     for key, r in current.items():
         before = old.get(key)
-        if before is not None and content_hash(before) == content_hash(r):
+        if before is not None and _hash(key, before, old_hashes) == _hash(key, r, new_hashes):
             continue
         if r.kind is ItemKind.MEETING:
             drafts.extend(_new_meeting(r, tz) if before is None else _changed_meeting(before, r, tz))

@@ -8,6 +8,7 @@ a PostgreSQL advisory lock keyed by the source id for as long as it runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -369,11 +370,6 @@ async def _record_failure(
         )
 
 
-_ITEM_COLUMNS = (
-    "id, kind, external_id, committee, committee_id, title, body, starts_at, status, url, parent_id, "
-    "published_at, data, content_hash"
-)
-
 Key = tuple[ItemKind, str]
 
 
@@ -403,28 +399,44 @@ async def write_poll(
     hashes = {(r.kind, r.external_id): content_hash(r) for r in records}
     http_status = fetch.http_status if fetch is not None else None
     async with conn.transaction():
-        old, ids, stored = await _stored(conn, source_id, records)
+        stored = await _stored(conn, source_id, records, hashes)
+        ids = {key: st.id for key, st in stored.items()}
+        # What the diff compares against. An unchanged record is the same as the stored one, so it stands in for
+        # it where the diff looks one up (a document's agenda item and meeting), and its stored text is not read.
+        old: dict[Key, Record] = {}
         changed: list[Record] = []
+        fresh: list[Record] = []
         bookkeeping: list[tuple[int, Any]] = []
         orphans: list[Record] = []
         for r in records:
             key = (r.kind, r.external_id)
             before = stored.get(key)
-            if before is None or before.content_hash != hashes[key]:
+            if before is None:
+                changed.append(r)
+                fresh.append(r)
+                continue
+            if before.record is not None:
+                old[key] = before.record
                 changed.append(r)
                 continue
+            old[key] = r
             if (data := _json_data(r.data)) != before.data:
-                bookkeeping.append((ids[key], data))
+                bookkeeping.append((before.id, data))
             if r.parent is not None and before.parent_missing:
                 orphans.append(r)
-        # Unchanged records are left out of the diff: where it looks one up (a document's agenda item and meeting)
-        # it finds the stored one, which is the same.
-        changes = diff_poll(old, changed, timezone=source["timezone"])
-        fresh = [r for r in changed if (r.kind, r.external_id) not in old]
-        ids.update(await _insert_items(conn, source_id, council, fresh, hashes, started))
-        await _update_items(conn, [r for r in changed if (r.kind, r.external_id) in old], old, ids, hashes, started)
+        changes = diff_poll(
+            old,
+            changed,
+            timezone=source["timezone"],
+            old_hashes={key: st.content_hash for key, st in stored.items()},
+            new_hashes=hashes,
+        )
+        inserted, unlinked = await _insert_items(conn, source_id, council, fresh, hashes, started)
+        ids.update(inserted)
+        updated = [r for r in changed if (r.kind, r.external_id) in old]
+        await _update_items(conn, updated, old, ids, hashes, started)
         await _update_bookkeeping(conn, bookkeeping)
-        await _link_parents(conn, source_id, [*changed, *orphans])
+        await _link_parents(conn, source_id, [*updated, *unlinked, *orphans])
         event_ids = await _insert_events(conn, council, changes, ids, started)
         await conn.execute(
             """
@@ -460,43 +472,51 @@ async def write_poll(
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
+    """A stored item this poll has a record for: its id, hash and data, and, when its content changed, the whole
+    stored record (for the diff)."""
+
+    id: int
     content_hash: str
     data: Any
     parent_missing: bool
+    record: Record | None
 
 
 async def _stored(
-    conn: asyncpg.Connection, source_id: int, records: Sequence[Record]
-) -> tuple[dict[Key, Record], dict[Key, int], dict[Key, _Stored]]:
-    """What is stored of this poll's records: as records (for the diff), their ids, and their hashes and data."""
-    old: dict[Key, Record] = {}
-    ids: dict[Key, int] = {}
-    stored: dict[Key, _Stored] = {}
+    conn: asyncpg.Connection, source_id: int, records: Sequence[Record], hashes: Mapping[Key, str]
+) -> dict[Key, _Stored]:
+    """What is stored of this poll's records, in one read. The text of an item whose hash matches this poll's is
+    not sent back: it is not needed, and it is most of the bytes."""
     if not records:
-        return old, ids, stored
+        return {}
     rows = await conn.fetch(
-        f"""
-        select {_ITEM_COLUMNS}
-        from items
-        where source_id = $1 and (kind, external_id) in (select * from unnest($2::text[], $3::text[]))
+        """
+        select i.id, i.kind, i.external_id, i.content_hash, i.data, i.parent_id, i.content_hash = t.hash as same,
+               case when i.content_hash = t.hash then null else i.title end as title,
+               case when i.content_hash = t.hash then null else i.body end as body,
+               i.committee, i.committee_id, i.starts_at, i.status, i.url, i.published_at
+        from unnest($2::text[], $3::text[], $4::text[]) as t(kind, external_id, hash)
+        join items i on i.source_id = $1 and i.kind = t.kind and i.external_id = t.external_id
         """,
         source_id,
         [r.kind.value for r in records],
         [r.external_id for r in records],
+        [hashes[(r.kind, r.external_id)] for r in records],
     )
-    parent_ids = {r["parent_id"] for r in rows if r["parent_id"] is not None}
+    parent_ids = {r["parent_id"] for r in rows if r["parent_id"] is not None and not r["same"]}
     parents: dict[int, tuple[str, str]] = {}
     if parent_ids:
         for p in await conn.fetch(
             "select id, kind, external_id from items where id = any($1::bigint[])", list(parent_ids)
         ):
             parents[p["id"]] = (p["kind"], p["external_id"])
+    stored: dict[Key, _Stored] = {}
     for row in rows:
-        key = (ItemKind(row["kind"]), row["external_id"])
-        old[key] = _row_to_record(row, parents)
-        ids[key] = row["id"]
-        stored[key] = _Stored(row["content_hash"], row["data"], row["parent_id"] is None)
-    return old, ids, stored
+        record = None if row["same"] else _row_to_record(row, parents)
+        stored[(ItemKind(row["kind"]), row["external_id"])] = _Stored(
+            row["id"], row["content_hash"], row["data"], row["parent_id"] is None, record
+        )
+    return stored
 
 
 def _json_data(data: Mapping[str, Any]) -> Any:
@@ -516,6 +536,11 @@ def _search_text(r: Record) -> str:
     return "\n".join(part for part in (r.title, r.committee or "", r.body) if part)
 
 
+def _search_vectors(records: Sequence[Record]) -> dict[Key, str]:
+    """The `search` tsvector literal of each record: its title, committee and body."""
+    return {(r.kind, r.external_id): tsvector_literal(_search_text(r)) for r in records}
+
+
 async def _insert_items(
     conn: asyncpg.Connection,
     source_id: int,
@@ -523,30 +548,66 @@ async def _insert_items(
     records: Sequence[Record],
     hashes: Mapping[Key, str],
     now: datetime,
-) -> dict[Key, int]:
-    """Insert records seen for the first time; returns their ids."""
-    if not records:
-        return {}
-    rows = await conn.fetch(
-        """
-        insert into items (source_id, kind, external_id, council, committee, committee_id, title, body, starts_at,
-                           status, url, published_at, data, content_hash, search, first_seen_at, updated_at)
-        select $1, kind, external_id, $2, committee, committee_id, title, body, starts_at, status, url,
-               published_at, data::jsonb, content_hash, search::tsvector, $3, $3
-        from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
-                    $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[], $16::text[])
-             as t(kind, external_id, committee, committee_id, title, body, starts_at, status, url, published_at,
-                  data, content_hash, search)
-        on conflict (source_id, kind, external_id) do update
-        set committee = excluded.committee, committee_id = excluded.committee_id, title = excluded.title,
-            body = excluded.body, starts_at = excluded.starts_at, status = excluded.status, url = excluded.url,
-            published_at = excluded.published_at, data = excluded.data, search = excluded.search,
-            updated_at = $3, content_hash = excluded.content_hash
-        returning id, kind, external_id
-        """,
-        source_id,
-        council,
-        now,
+) -> tuple[dict[Key, int], list[Record]]:
+    """Insert records seen for the first time; returns their ids, and those whose parent could not be set yet.
+
+    Parents go in before their children (meetings, then agenda items, then documents) so each row is written with
+    its parent_id: setting it afterwards would write every child row, and all its indexes, a second time. Each
+    group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before.
+    """
+    ids: dict[Key, int] = {}
+    unlinked: list[Record] = []
+    in_flight: asyncio.Future[list[asyncpg.Record]] | None = None
+    sent: Sequence[Record] = []
+    try:
+        for level in [*_parent_levels(records), []]:
+            args = _insert_args(level, hashes) if level else None
+            if in_flight is not None:
+                rows, in_flight = await in_flight, None
+                linked: dict[Key, bool] = {}
+                for row in rows:
+                    key = (ItemKind(row["kind"]), row["external_id"])
+                    ids[key] = row["id"]
+                    linked[key] = row["parent_id"] is not None
+                unlinked.extend(r for r in sent if r.parent is not None and not linked.get((r.kind, r.external_id)))
+            if args is not None:
+                in_flight = asyncio.ensure_future(conn.fetch(_INSERT_ITEMS, source_id, council, now, *args))
+                sent = level
+                # Let the query go out before the next group's rows are prepared.
+                await asyncio.sleep(0)
+    finally:
+        if in_flight is not None:
+            # Preparing a group failed with an insert under way: the connection must not be left mid-query.
+            with contextlib.suppress(Exception):
+                await in_flight
+    return ids, unlinked
+
+
+_INSERT_ITEMS = """
+    insert into items (source_id, kind, external_id, council, committee, committee_id, title, body, starts_at,
+                       status, url, published_at, data, content_hash, search, parent_id, first_seen_at, updated_at)
+    select $1, t.kind, t.external_id, $2, t.committee, t.committee_id, t.title, t.body, t.starts_at, t.status,
+           t.url, t.published_at, t.data::jsonb, t.content_hash, t.search::tsvector, p.id, $3, $3
+    from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
+                $17::text[], $18::text[]) with ordinality
+         as t(kind, external_id, committee, committee_id, title, body, starts_at, status, url, published_at,
+              data, content_hash, search, pkind, pexternal, n)
+    left join items p on p.source_id = $1 and p.kind = t.pkind and p.external_id = t.pexternal
+    order by t.n
+    on conflict (source_id, kind, external_id) do update
+    set committee = excluded.committee, committee_id = excluded.committee_id, title = excluded.title,
+        body = excluded.body, starts_at = excluded.starts_at, status = excluded.status, url = excluded.url,
+        published_at = excluded.published_at, data = excluded.data, search = excluded.search,
+        updated_at = $3, content_hash = excluded.content_hash
+    returning id, kind, external_id, parent_id
+"""
+
+
+def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+    """The column arrays of `_INSERT_ITEMS` ($4 on) for `records`."""
+    vectors = _search_vectors(records)
+    return [
         [r.kind.value for r in records],
         [r.external_id for r in records],
         [r.committee for r in records],
@@ -559,9 +620,28 @@ async def _insert_items(
         [r.published_at for r in records],
         [json.dumps(dict(r.data), default=str) for r in records],
         [hashes[(r.kind, r.external_id)] for r in records],
-        [tsvector_literal(_search_text(r)) for r in records],
-    )
-    return {(ItemKind(row["kind"]), row["external_id"]): row["id"] for row in rows}
+        [vectors[(r.kind, r.external_id)] for r in records],
+        [r.parent[0].value if r.parent is not None else None for r in records],
+        [r.parent[1] if r.parent is not None else None for r in records],
+    ]
+
+
+def _parent_levels(records: Sequence[Record]) -> list[list[Record]]:
+    """`records` in groups, each record in a later group than its parent when that parent is among them; the order
+    within a group is kept. A parent chain that loops (a broken feed) ends up in the last group."""
+    pending = list(records)
+    placed: set[Key] = set()
+    within = {(r.kind, r.external_id) for r in records}
+    levels: list[list[Record]] = []
+    while pending:
+        level = [r for r in pending if r.parent is None or r.parent not in within or r.parent in placed]
+        if not level:
+            levels.append(pending)
+            break
+        levels.append(level)
+        placed.update((r.kind, r.external_id) for r in level)
+        pending = [r for r in pending if (r.kind, r.external_id) not in placed]
+    return levels
 
 
 async def _update_items(
@@ -576,10 +656,10 @@ async def _update_items(
     changed: a meeting that moves keeps its words."""
     if not records:
         return
-    searches = []
-    for r in records:
-        text = _search_text(r)
-        searches.append(None if text == _search_text(old[(r.kind, r.external_id)]) else tsvector_literal(text))
+    rebuilt = _search_vectors(
+        [r for r in records if _search_text(r) != _search_text(old[(r.kind, r.external_id)])]
+    )
+    searches = [rebuilt.get((r.kind, r.external_id)) for r in records]
     await conn.execute(
         """
         update items i

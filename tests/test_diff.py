@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from notifier import diff as diff_module
 from notifier.diff import CHANGE_TEXT_LIMIT, Change, content_hash, diff_poll
 from notifier.models import EventType, ItemKind
 from notifier.sources.base import Record
@@ -823,6 +825,56 @@ def test_content_hash_normalises_datetimes() -> None:
 def test_content_hash_of_dates_in_data_survives_the_database() -> None:
     r = decision(data={"decision_date": date(2025, 12, 4), "documents": ({"title": "Report", "url": "u"},)})
     assert content_hash(r) == content_hash(stored([r])[(DEC, "9001")])
+
+
+def test_content_hash_values_are_the_stored_ones() -> None:
+    # Hashes are stored with every item: a different value for the same record would rewrite every item once.
+    assert content_hash(meeting()) == "a6252e7c0c7b8ef05a82d2f538910ec50c0b4cb495f4a635f90ed1e72302cc33"
+    assert content_hash(document("1", "Report")) == "dfcdeba2282e3f3eef72c53a6463b2738661faedf1c77d8c69502e09a3a1d592"
+    assert content_hash(agenda_item("501")) == "12a36512662e3ff1fa91123a8d8f850f83a99fda8e24c32b43bd696f9725073b"
+
+
+def _hash_through_json(r: Record) -> str:
+    """content_hash with every record's data taken through the database's JSON round trip (no shortcut)."""
+    public = {str(k): v for k, v in r.data.items() if not str(k).startswith("_")}
+    data = diff_module._canonical(json.loads(json.dumps(public, default=str)))
+    payload = {
+        "kind": str(r.kind), "external_id": r.external_id, "title": r.title, "committee": r.committee,
+        "committee_id": r.committee_id, "body": r.body, "starts_at": diff_module._iso(r.starts_at),
+        "status": r.status, "url": r.url, "parent": [str(r.parent[0]), r.parent[1]] if r.parent else None,
+        "published_at": diff_module._iso(r.published_at), "data": data,
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_DATA_VALUES = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.sampled_from(["2025-12-04T14:00:00+00:00", "2025-12-04 14:00:00+01:00", "2025-12-04T14:00", "2025-13-45T99:99",
+                       "١٢٣٤-١٢-٠٤T14:00", EventType.MEETING_SCHEDULED, ItemKind.MEETING])
+    | st.datetimes(timezones=st.just(UTC)) | st.dates()
+    | st.lists(st.text(max_size=5) | st.integers(), max_size=3)
+)
+
+
+@given(st.dictionaries(st.text(max_size=8) | st.integers(), _DATA_VALUES, max_size=6))
+def test_content_hash_of_plain_data_is_the_json_round_trip_one(data: dict[Any, Any]) -> None:
+    r = meeting(data=data)
+    assert content_hash(r) == _hash_through_json(r)
+
+
+def test_diff_poll_uses_the_hashes_it_is_given() -> None:
+    old = meeting()
+    new = meeting(title="Health and Wellbeing Board (renamed)")
+    key = (M, "7001")
+    assert [c.type for c in diff_poll({key: old}, [new], timezone=TZ)] == [EventType.MEETING_UPDATED]
+    # Hashes from the caller are trusted: the same hash on both sides is an unchanged record.
+    same = {key: "h"}
+    assert diff_poll({key: old}, [new], timezone=TZ, old_hashes=same, new_hashes=same) == []
+    # A key the caller has no hash for is hashed here.
+    assert [c.type for c in diff_poll({key: old}, [new], timezone=TZ, old_hashes={}, new_hashes={key: "h"})] == [
+        EventType.MEETING_UPDATED
+    ]
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import threading
 from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -122,8 +124,9 @@ def parse_xml(body: bytes, *, what: str) -> etree._Element:
     return root
 
 
+# ASCII without control characters other than tab, line feed and carriage return (which are whitespace).
+_PLAIN_ASCII = re.compile(r"[\t\n\r\x20-\x7e]*")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
-_HSPACE = re.compile(r"[^\S\n]+")
 _ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 _MAX_UNESCAPE_ROUNDS = 5
 _NUMERIC_REF = re.compile(r"&#(?:\d+|[xX][0-9a-fA-F]+);")
@@ -151,12 +154,19 @@ def clean_text(s: str | None) -> str:
     s = _unescape_fully(s)
     s = s.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
     s = _CONTROL_CHARS.sub("", s)
-    lines = (_HSPACE.sub(" ", line).strip() for line in s.split("\n"))
+    # str.split() splits on exactly the whitespace `\s` matches: each line's runs collapse, its ends go.
+    lines = (" ".join(line.split()) for line in s.split("\n"))
     return "\n".join(line for line in lines if line)
 
 
 def clean_line(s: str | None) -> str:
     """Like `clean_text`, but all whitespace (line breaks too) collapses to single spaces: for titles and names."""
+    if s is None:
+        return ""
+    if s.isascii() and "&" not in s and (s.isprintable() or _PLAIN_ASCII.fullmatch(s)):
+        # Most values (ids, dates, flags, plain titles) have nothing to decode or drop: `clean_text` would only
+        # collapse their whitespace, which this does on its own.
+        return " ".join(s.split())
     return " ".join(clean_text(s).split())
 
 
@@ -167,8 +177,9 @@ _BLOCK_TAGS = frozenset(
         "p", "pre", "section", "table", "tbody", "tfoot", "thead", "tr", "ul",
     }
 )  # fmt: skip
-# In HTML a line break in the source is just a space; only the structure makes lines.
-_WHITESPACE = re.compile(r"\s+")
+# In HTML a line break in the source is just a space; only the structure makes lines. Only the characters that
+# clean_text would otherwise read as line breaks (or drop) are replaced here: it collapses the other whitespace.
+_TEXT_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c-\x1f]")
 _SEPARATORS = {tag: "\n" for tag in _BLOCK_TAGS} | {"td": " ", "th": " ", "br": "\n"}
 _DROP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript", "xml", "object", "iframe"})
 _ESCAPED_TAG = re.compile(r"&lt;\s*/?\s*[A-Za-z][\w:.-]*(?:\s[^<>]*?)?\s*/?&gt;")
@@ -194,8 +205,54 @@ def html_to_text(html_text: str) -> str:
     text = _WORD_CONDITIONAL.sub("", text)
     if not text.strip():
         return ""
-    root = LexborHTMLParser(text).root
-    return clean_text(_flatten(root)) if root is not None else ""
+    if _DOCUMENT_MARKUP.search(text):
+        root = LexborHTMLParser(text).root
+        return clean_text(_flatten(root)) if root is not None else ""
+    try:
+        return clean_text(_flatten(_fragments().parse(text)))
+    except UnicodeEncodeError:  # lone surrogates: let the parser's own input handling deal with them
+        root = LexborHTMLParser(text).root
+        return clean_text(_flatten(root)) if root is not None else ""
+
+
+# Markup that only means something to a whole document (what goes into <head>, a <noscript> read there, a doctype's
+# parsing mode): a fragment with any of it is parsed as a document of its own.
+_DOCUMENT_MARKUP = re.compile(r"<\s*/?\s*(?:html|head|body|frameset|frame|noscript|!doctype)\b", re.I)
+# Fragments parsed into one document before it is replaced: a replaced fragment's nodes stay allocated (detached)
+# until their document goes.
+_FRAGMENTS_PER_DOCUMENT = 256
+
+
+class _FragmentParser:
+    """Parses HTML fragments into the body of one reused document.
+
+    Creating a Lexbor document costs ten times as much as parsing a typical agenda fragment into one. Parsed as
+    the body's content (the HTML fragment parsing algorithm, in the same quirks mode as a document without a
+    doctype), a fragment without document-level markup gives the same body as parsing it as a whole document.
+    """
+
+    def __init__(self) -> None:
+        self._body: Any = None
+        self._parsed = _FRAGMENTS_PER_DOCUMENT
+
+    def parse(self, text: str) -> Any:
+        if self._parsed >= _FRAGMENTS_PER_DOCUMENT:
+            self._body = LexborHTMLParser("").body
+            self._parsed = 0
+        self._parsed += 1
+        self._body.inner_html = text
+        return self._body
+
+
+_thread = threading.local()
+
+
+def _fragments() -> _FragmentParser:
+    # One per thread: the document is mutated by every parse.
+    parser: _FragmentParser | None = getattr(_thread, "fragments", None)
+    if parser is None:
+        parser = _thread.fragments = _FragmentParser()
+    return parser
 
 
 def _flatten(root: Any) -> str:
@@ -209,7 +266,7 @@ def _flatten(root: Any) -> str:
     while node is not None:
         tag: str = node.tag or ""
         if tag == "-text":
-            parts.append(_WHITESPACE.sub(" ", node.text_content or ""))
+            parts.append(_TEXT_BREAKS.sub(" ", node.text_content or ""))
         elif not tag.startswith("-") and tag not in _DROP_TAGS:
             parts.append(_SEPARATORS.get(tag, ""))
             if node.child is not None:
@@ -259,20 +316,32 @@ def absolute_url(base: str, href: str) -> str:
     characters percent-encoded (`documents/s7942/polc2 - 23.09.2015.pdf`); existing escapes are kept."""
     # Only `&amp;` and numeric references: a full HTML unescape would turn "?a=1&copy=2" into "?a=1©=2".
     href = href.strip()
-    for _ in range(_MAX_UNESCAPE_ROUNDS):
+    for _ in range(_MAX_UNESCAPE_ROUNDS if "&" in href else 0):
         unescaped = _NUMERIC_REF.sub(lambda m: html.unescape(m[0]), href.replace("&amp;", "&"))
         if unescaped == href:
             break
         href = unescaped
     # Browsers drop tabs and line breaks inside URLs; so do we.
-    href = re.sub(r"[\t\r\n]", "", href).strip()
+    if "\t" in href or "\r" in href or "\n" in href:
+        href = _URL_BREAKS.sub("", href)
+    href = href.strip()
     if not href:
         return base
+    joined = urljoin(_join_base(base), href)
+    return quote(joined, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+_URL_BREAKS = re.compile(r"[\t\r\n]")
+
+
+@lru_cache(maxsize=256)
+def _join_base(base: str) -> str:
+    """`base` as urljoin should see it: a site root (no file name, no query) is a folder. Cached: an adapter joins
+    every link of a page against the same base."""
     page = urlsplit(base)
     if not page.query and "." not in page.path.rsplit("/", 1)[-1]:
-        base = base.rstrip("/") + "/"
-    joined = urljoin(base, href)
-    return quote(joined, safe=":/?#[]@!$&'()*+,;=%~")
+        return base.rstrip("/") + "/"
+    return base
 
 
 def local_to_utc(naive: datetime, tz: str) -> datetime:

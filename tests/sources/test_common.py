@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html as html_module
+import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
+from selectolax.lexbor import LexborHTMLParser
 
+from notifier.sources import common
 from notifier.sources.base import SourceError
 from notifier.sources.common import (
     absolute_url,
@@ -244,6 +250,88 @@ def test_html_to_text_deep_nesting_does_not_overflow() -> None:
     assert html_to_text(html) == "deep"
 
 
+def _as_whole_document(html_text: str) -> str:
+    """`html_to_text` as it was before fragments were parsed into a reused document: each one a document."""
+    text = html_text
+    if common._ESCAPED_TAG.search(text) and not common._REAL_TAG.search(text):
+        text = html_module.unescape(text)
+    text = common._PI.sub("", common._CONTROL_CHARS.sub("", text))
+    text = common._WORD_CONDITIONAL.sub("", text)
+    root = LexborHTMLParser(text).root if text.strip() else None
+    return _reference_clean_text(_reference_flatten(root)) if root is not None else ""
+
+
+def _reference_flatten(root: Any) -> str:
+    """The tree walk as first written (every whitespace run of a text node a space)."""
+    parts: list[str] = []
+    node = root.child
+    while node is not None:
+        tag: str = node.tag or ""
+        if tag == "-text":
+            parts.append(re.sub(r"\s+", " ", node.text_content or ""))
+        elif not tag.startswith("-") and tag not in common._DROP_TAGS:
+            parts.append(common._SEPARATORS.get(tag, ""))
+            if node.child is not None:
+                node = node.child
+                continue
+            parts.append(common._closing(tag))
+        while node.next is None:
+            node = node.parent
+            if node is None or node.mem_id == root.mem_id:
+                return "".join(parts)
+            parts.append(common._closing(node.tag or ""))
+        node = node.next
+    return "".join(parts)
+
+
+# Fragments whose place in a document differs from their place in a body (head content, table parts, raw text).
+FRAGMENTS = [
+    "<p>one</p><p>two</p>", "<li>one<li>two", "<table><tr><td>a<td>b</table>after", "<p>x<table><p>y</table>",
+    "<tr><td>a</td></tr>", "<td>x</td><td>y</td>", "<caption>c</caption>x", "<col>a", "<tbody><tr><td>z",
+    "<style>p {}</style>text", "<title>T</title>body", "<script>var a</script>b", "<template>t</template>u",
+    "<meta charset=utf-8>hello", "<link rel=x>hi", "<base href=x>hi", "<noscript>n</noscript>z",
+    "<textarea>t<p>x</textarea>", "<xmp><b>x</b></xmp>", "<plaintext><b>x", "<!-- c -->t", "<b><p>x</b>y</p>",
+    "<svg><title>s</title></svg>q", "<select><option>a<option>b</select>", "  lead<br>next", "<option>o",
+    "<html><head><title>t</title><style>x</style></head><body><p>Body</p></body></html>",
+    "<!DOCTYPE html><p>a<table><tr><td>b</td></tr></table>", "<frameset><frame></frameset>", "<head>h</head>t",
+    "<body><p>only body</p>", "<header>kept</header>",
+]
+
+
+@pytest.mark.parametrize("html", FRAGMENTS)
+def test_html_to_text_fragments_read_as_whole_documents(html: str) -> None:
+    assert html_to_text(html) == _as_whole_document(html)
+
+
+def test_html_to_text_fixture_texts_read_as_whole_documents() -> None:
+    texts = []
+    for path in sorted(FIXTURES.parent.rglob("*")):
+        if path.suffix in {".xml", ".html", ".htm"}:
+            texts.append(path.read_text("utf-8", errors="replace"))
+            with contextlib.suppress(etree.XMLSyntaxError):
+                root = etree.fromstring(path.read_bytes(), etree.XMLParser(resolve_entities=False, recover=True))
+                texts.extend(el.text for el in root.iter() if isinstance(el.tag, str) and el.text and el.text.strip())
+    assert len(texts) > 100
+    assert [html_to_text(t) for t in texts] == [_as_whole_document(t) for t in texts]
+
+
+def test_html_to_text_many_fragments_in_a_row() -> None:
+    # More fragments than one reused document takes: each is read on its own, nothing of the last one leaks in.
+    for n in range(common._FRAGMENTS_PER_DOCUMENT * 2 + 3):
+        assert html_to_text(f"<p>item {n}<span>unclosed") == f"item {n}unclosed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("<>/&;#ap bdivtrlhe!-[]x\n\r\t\x0c\x1c\x85\xa0\u2028\"'=")) | st.characters(),
+        max_size=200,
+    )
+)
+def test_html_to_text_arbitrary_markup_reads_as_a_whole_document(html: str) -> None:
+    assert html_to_text(html) == _as_whole_document(html)
+
+
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [
@@ -267,6 +355,36 @@ def test_clean_text_cases(raw: str | None, clean: str) -> None:
 
 def test_clean_line_collapses_line_breaks() -> None:
     assert clean_line("Health and\r\n  Wellbeing\nBoard ") == "Health and Wellbeing Board"
+
+
+def _reference_clean_text(s: str) -> str:
+    """clean_text as first written: whitespace runs collapsed by a regular expression."""
+    s = common._unescape_fully(s)
+    s = s.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+    s = common._CONTROL_CHARS.sub("", s)
+    lines = (re.sub(r"[^\S\n]+", " ", line).strip() for line in s.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("ab &;#39\t\r\n\x0b\x0c\x1c\x1f\x85\xa0\u2028\u2029\u3000\u200b"))
+        | st.characters(),
+        max_size=60,
+    )
+)
+def test_clean_text_collapses_the_whitespace_a_regex_would(raw: str) -> None:
+    assert clean_text(raw) == _reference_clean_text(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("ab &;#39\t\r\n\x0b\x0c\x00\x85\xa0\u200b")) | st.characters(), max_size=60)
+)
+def test_clean_line_is_clean_text_on_one_line(raw: str) -> None:
+    # clean_line skips clean_text for plain values; the result must be the same.
+    assert clean_line(raw) == " ".join(clean_text(raw).split())
 
 
 @given(st.text(max_size=200))
@@ -434,6 +552,8 @@ def test_parse_bool_garbage() -> None:
             "https://www.example.gov.uk/democracy/documents/s7942/polc2%20-%2023.09.2015.pdf",
         ),
         ("https://x.gov.uk/", "/documents/a%20b.pdf", "https://x.gov.uk/documents/a%20b.pdf"),
+        ("https://x.gov.uk", "&#32;a.pdf&#32;", "https://x.gov.uk/a.pdf"),
+        ("https://x.gov.uk", "a\t.pdf\r\n", "https://x.gov.uk/a.pdf"),
         (
             "https://x.gov.uk/democracy/ieDecisionDetails.aspx?ID=1",
             "ieListDocuments.aspx?CId=151&amp;MID=4832",

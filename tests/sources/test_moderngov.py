@@ -721,3 +721,43 @@ async def test_collect_limits_its_own_concurrency() -> None:
     assert await ModernGovAdapter().collect(MANCHESTER, fetch, SourceState(now=MANCHESTER_NOW)) == []
     assert len(fetch.asked_matching("GetMeetings")) == 12
     assert fetch.peak == 4
+
+
+# ---- element names ---------------------------------------------------------------------------------------------------
+
+_TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9_.-]*)")
+
+
+@pytest.mark.parametrize("fixture_name", ["meeting_with_minutes.xml", "meeting_7001_word_html.xml"])
+@pytest.mark.parametrize(
+    "spelling", ["upper", "capitalised", "namespaced", "prefixed", "wrapped", "capitalised, xmlns in a text"]
+)
+def test_parse_meeting_reads_any_spelling_of_element_names(fixture_name: str, spelling: str) -> None:
+    # Names are folded to lower case and stripped of namespaces; only the elements that need it are renamed.
+    plain = fixture(fixture_name)
+    if "xmlns in a text" in spelling:
+        # Word HTML pasted into an agenda, escaped: "xmlns" in the bytes, but nothing in a namespace.
+        plain = plain.replace(
+            b"<agendatext>", b'<agendatext>&lt;html xmlns:o="urn:schemas-microsoft-com:office:office"&gt;', 1
+        )
+    mid = re.search(rb"<meetingid>(\d+)<", plain)[1].decode()  # type: ignore[index]
+    day = re.search(rb"<meetingdate>([^<]+)<", plain)[1].decode()  # type: ignore[index]
+    body = plain
+    if spelling == "upper":
+        body = _TAG.sub(lambda m: b"<" + m[1] + m[2].upper(), plain)
+    elif spelling.startswith("capitalised"):
+        body = _TAG.sub(lambda m: b"<" + m[1] + m[2][:1].upper() + m[2][1:], plain)
+    elif spelling == "namespaced":
+        body = plain.replace(b"<meeting>", b'<meeting xmlns="http://moderngov.co.uk/namespaces">', 1)
+    elif spelling == "prefixed":
+        body = _TAG.sub(lambda m: b"<" + m[1] + b"mg:" + m[2], plain).replace(
+            b"<mg:meeting>", b'<mg:meeting xmlns:mg="http://moderngov.co.uk/namespaces">', 1
+        )
+    elif spelling == "wrapped":
+        text = plain.decode().split("?>", 1)[1]
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        body = f'<string xmlns="http://moderngov.co.uk/namespaces">{escaped}</string>'.encode()
+    summary = MeetingSummary(mid, "501", "Health and Wellbeing Board", day, "2.00 pm", "Confirmed", "")
+    expected = parse_meeting(plain, summary=summary, base=SHIRE, tz="Europe/London", fetched_at=SHIRE_NOW)
+    assert len(expected) >= 5
+    assert parse_meeting(body, summary=summary, base=SHIRE, tz="Europe/London", fetched_at=SHIRE_NOW) == expected
