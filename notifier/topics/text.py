@@ -154,6 +154,15 @@ def postings(text: str) -> Postings:
 
 def postings_of(pairs: list[tuple[str, str]]) -> Postings:
     """`postings` for (raw, stem) pairs already split from a text."""
+    if len(pairs) <= MAX_POSITIONS_PER_LEXEME and _UTF8_BOUND * sum(len(r) + len(s) + 1 for r, s in pairs) <= (
+        MAX_LEXEME_BYTES
+    ):
+        return _short_postings(pairs)
+    return _bounded_postings(pairs)
+
+
+def _bounded_postings(pairs: list[tuple[str, str]]) -> Postings:
+    """`postings_of` with every limit checked, for long texts."""
     stems: dict[str, list[int]] = {}
     raws: dict[str, list[int]] = {}
     budget = MAX_LEXEME_BYTES
@@ -174,6 +183,30 @@ def postings_of(pairs: list[tuple[str, str]]) -> Postings:
     return Postings(stems, raws, truncated)
 
 
+# The most bytes one character takes in UTF-8: a text whose characters are this many times under a limit is under it.
+_UTF8_BOUND = 4
+
+
+def _short_postings(pairs: list[tuple[str, str]]) -> Postings:
+    """`postings_of` for most texts (items, papers, agendas): too few words for any of PostgreSQL's limits to bite,
+    so every position is kept as it is, without the checks."""
+    stems: dict[str, list[int]] = {}
+    raws: dict[str, list[int]] = {}
+    stem_at, raw_at = stems.get, raws.get
+    for i, (raw, st) in enumerate(pairs, 1):
+        seen = stem_at(st)
+        if seen is None:
+            stems[st] = [i]
+        else:
+            seen.append(i)
+        seen = raw_at(raw)
+        if seen is None:
+            raws[raw] = [i]
+        else:
+            seen.append(i)
+    return Postings(stems, raws)
+
+
 def lexeme_bytes(stems: Iterable[str], raws: Collection[str]) -> int:
     """The size PostgreSQL counts for these distinct stems and raw words (with their marks) in a tsvector."""
     return sum(map(_lexeme_bytes, stems)) + sum(map(_lexeme_bytes, raws)) + len(raws)
@@ -192,6 +225,18 @@ def tsvector_literal(text: str) -> str:
     `Postings`), so a cast with `::tsvector` never fails and agrees with the in-memory matcher.
     """
     p = postings(text)
-    parts = [f"{quote_lexeme(s)}:{','.join(map(str, pos))}" for s, pos in p.stems.items()]
-    parts.extend(f"{quote_lexeme(RAW_MARK + r)}:{','.join(map(str, pos))}" for r, pos in p.raws.items())
+    # Words are letters and digits, so a lexeme needs no escaping; `quote_lexeme` stays for what might.
+    number = _POSITION_TEXT.__getitem__
+    parts = [
+        ("'" + s if s.isalnum() else quote_lexeme(s)[:-1]) + "':" + ",".join(map(number, pos))
+        for s, pos in p.stems.items()
+    ]
+    parts.extend(
+        ("'=" + r if r.isalnum() else quote_lexeme(RAW_MARK + r)[:-1]) + "':" + ",".join(map(number, pos))
+        for r, pos in p.raws.items()
+    )
     return " ".join(parts)
+
+
+# The text of every position a tsvector can hold, made once rather than for every position of every document.
+_POSITION_TEXT = [str(i) for i in range(MAX_POSITION + 1)]

@@ -11,9 +11,13 @@ from notifier.topics.text import (
     MAX_POSITION,
     MAX_POSITIONS_PER_LEXEME,
     MAX_WORD_CHARS,
+    RAW_MARK,
     Token,
+    _bounded_postings,
     fold,
     postings,
+    postings_of,
+    quote_lexeme,
     tokenize,
     tsvector_literal,
     words,
@@ -168,3 +172,20 @@ def test_postings_lexeme_budget_truncates() -> None:
 
 def test_words_pairs() -> None:
     assert words("Running councils") == [("running", "run"), ("councils", "council")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), max_size=MAX_POSITIONS_PER_LEXEME + 40))
+def test_short_texts_take_a_shortcut_to_the_same_postings(texts: list[str]) -> None:
+    # Texts too short for any limit skip the checks; the answer must be what the checked path gives.
+    pairs = words(" ".join(texts))
+    assert postings_of(pairs) == _bounded_postings(pairs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_tsvector_literal_quotes_as_quote_lexeme_does(text: str) -> None:
+    p = postings(text)
+    expected = [f"{quote_lexeme(s)}:{','.join(map(str, pos))}" for s, pos in p.stems.items()]
+    expected += [f"{quote_lexeme(RAW_MARK + r)}:{','.join(map(str, pos))}" for r, pos in p.raws.items()]
+    assert tsvector_literal(text) == " ".join(expected)
