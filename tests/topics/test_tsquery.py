@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,10 +22,10 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "moderngov"
 
 
 @pytest.fixture(scope="module")
-async def pg_conn() -> AsyncIterator[asyncpg.Connection]:
-    """A PostgreSQL connection for comparing answers (no tables: only casts and @@)."""
-    url = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    conn = await asyncpg.connect(url)
+async def pg_conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A PostgreSQL connection for comparing answers (no tables: only casts and @@); the harness's server, embedded
+    when no other answers."""
+    conn = await asyncpg.connect(database_url)
     yield conn
     await conn.close()
 
