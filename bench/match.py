@@ -549,7 +549,7 @@ def report(rows: list[dict[str, float | str]]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="10000,100000", help="comma-separated numbers of filters")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated numbers of filters")
     p.add_argument("--events", type=int, default=200, help="events per event length for the percolator")
     p.add_argument("--loop-cap", type=int, default=100_000, help="most filters the plain loop runs over")
     p.add_argument("--loop-events", type=int, default=10)
