@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -102,6 +103,9 @@ LOAD_CHUNK = 5000
 # Recent events observed before loading, for the percolator's term and value frequency estimates: filters are then
 # filed under the terms that are rare in real events rather than under guesses.
 WARMUP_EVENTS = 500
+# Seconds within which a subscription change may still commit after changes numbered after it (a transaction that
+# writes a subscription and runs on for longer than this could see its change missed by workers until restart).
+LATE_COMMIT = 300.0
 
 
 @dataclass
@@ -109,8 +113,11 @@ class SubscriptionIndex:
     """A worker's percolator over every subscription that can receive deliveries, and where it has read up to."""
 
     percolator: Percolator = field(default_factory=Percolator)
+    # Changes up to `last_change` are applied for good; those after it that were applied are in `_applied`, with
+    # when (loop-independent monotonic seconds), and are read again until they are older than LATE_COMMIT.
     last_change: int = 0
     loaded: bool = False
+    _applied: dict[int, float] = field(default_factory=dict)
 
     async def refresh(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
         """Load everything on first use, then apply the changes since; returns how many subscriptions changed."""
@@ -119,9 +126,23 @@ class SubscriptionIndex:
                 async with conn.acquire() as c:
                     return await self._load(c)
             return await self._load(conn)
-        changes = await conn.fetch(
-            "select seq, subscription_id from subscription_changes where seq > $1 order by seq", self.last_change
-        )
+        # A change's seq is taken when its transaction writes it but is seen only once it commits, so a change with a
+        # lower seq can appear after a higher one was read. The changes of the last LATE_COMMIT are therefore read
+        # again each time, and those not applied yet are applied now.
+        now = time.monotonic()
+        changes = [
+            c
+            for c in await conn.fetch(
+                "select seq, subscription_id from subscription_changes where seq > $1 order by seq", self.last_change
+            )
+            if c["seq"] not in self._applied
+        ]
+        for c in changes:
+            self._applied[c["seq"]] = now
+        settled = [seq for seq, at in self._applied.items() if now - at > LATE_COMMIT]
+        if settled:
+            self.last_change = max(settled)
+            self._applied = {seq: at for seq, at in self._applied.items() if seq > self.last_change}
         if not changes:
             return 0
         ids = sorted({c["subscription_id"] for c in changes})
@@ -137,20 +158,30 @@ class SubscriptionIndex:
             self.percolator.remove(sub_id)
             if sub_id in current:
                 self.percolator.add(sub_id, filter_from_row(current[sub_id]))
-        self.last_change = changes[-1]["seq"]
         return len(ids)
 
     async def _load(self, conn: asyncpg.Connection) -> int:
-        """Every subscription, streamed through a cursor and filed as the rows arrive."""
-        percolator = self.percolator
+        """Every subscription, streamed through a cursor and filed as the rows arrive.
+
+        The rows go into a new percolator that replaces the current one only once all are in: a load that fails
+        half-way leaves nothing behind, and the next refresh starts again from scratch.
+        """
+        percolator = Percolator()
         for row in await conn.fetch(_RECENT_EVENTS, WARMUP_EVENTS):
             percolator.observe(event_facts(row))
         loader = FilterLoader()
         count = 0
         async with conn.transaction():  # a cursor lives in a transaction
-            # read before the rows: a change made after this is replayed by the next refresh (replaying one the
-            # rows already show is harmless: remove, then add the current row)
-            self.last_change = await conn.fetchval("select coalesce(max(seq), 0) from subscription_changes")
+            # Read before the rows, and only as far as the changes older than LATE_COMMIT (a younger one may have
+            # committed after a higher seq, see `refresh`): the changes after it are replayed by the next refresh,
+            # and replaying one the rows already show is harmless (remove, then add the current row).
+            last_change = await conn.fetchval(
+                """
+                select coalesce((select seq from subscription_changes where at < now() - $1::interval
+                                 order by seq desc limit 1), 0)
+                """,
+                timedelta(seconds=LATE_COMMIT),
+            )
             cursor = await conn.cursor(
                 f"select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions where channel in ('email', 'webhook')"
             )
@@ -163,7 +194,7 @@ class SubscriptionIndex:
                     for row in rows:
                         add(row["id"], make(row))
                     count += len(rows)
-        self.loaded = True
+        self.percolator, self.last_change, self._applied, self.loaded = percolator, last_change, {}, True
         return count
 
 

@@ -190,3 +190,55 @@ async def test_match_events_loads_in_chunks_and_shared_filters_stay_apart(
     await match_events(pool, index, settings)
     assert [(s, e) for s, e, _, _ in await _deliveries(pool)] == [(subs[1], first), (subs[1], second)]
     assert earlier < first
+
+
+async def test_index_sees_a_change_that_commits_after_a_later_numbered_one(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    council = await factory.council()
+    subscriber = await factory.subscriber()
+    index = SubscriptionIndex()
+    await index.refresh(pool)
+    async with pool.acquire() as slow:
+        tx = slow.transaction()
+        await tx.start()
+        # takes the lower change number, but commits last
+        late = await slow.fetchval(
+            """insert into subscriptions (subscriber_id, query, councils, channel, frequency, feed_token, confirmed_at)
+               values ($1, 'asthma', $2, 'email', 'immediate', 'late-token', now()) returning id""",
+            subscriber, [council],
+        )
+        early = await factory.subscription(subscriber, query="housing", councils=[council])
+        await index.refresh(pool)
+        assert early in index.percolator and late not in index.percolator
+        await tx.commit()
+    await index.refresh(pool)
+    assert late in index.percolator
+    assert await index.refresh(pool) == 0  # each change is applied once
+
+
+async def test_index_load_that_fails_half_way_leaves_nothing_behind(
+    pool: asyncpg.Pool, factory: Factory, monkeypatch: Any
+) -> None:
+    council = await factory.council()
+    subscriber = await factory.subscriber()
+    subs = [await factory.subscription(subscriber, query=f"topic{n}", councils=[council]) for n in range(4)]
+    index = SubscriptionIndex()
+    real = FilterLoader.filter
+    made = 0
+
+    def fail_on_the_third(self: FilterLoader, row: Any) -> Any:
+        nonlocal made
+        made += 1
+        if made == 3:
+            raise ConnectionError("the connection dropped mid-load")
+        return real(self, row)
+
+    monkeypatch.setattr(FilterLoader, "filter", fail_on_the_third)
+    with contextlib.suppress(ConnectionError):
+        await index.refresh(pool)
+    assert not index.loaded and len(index.percolator) == 0
+    monkeypatch.setattr(FilterLoader, "filter", real)
+    await pool.execute("delete from subscriptions where id = $1", subs[0])  # deleted between the two loads
+    assert await index.refresh(pool) == 3
+    assert subs[0] not in index.percolator and all(s in index.percolator for s in subs[1:])
