@@ -181,7 +181,10 @@ _BLOCK_TAGS = frozenset(
 # clean_text would otherwise read as line breaks (or drop) are replaced here: it collapses the other whitespace.
 _TEXT_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c-\x1f]")
 _SEPARATORS = {tag: "\n" for tag in _BLOCK_TAGS} | {"td": " ", "th": " ", "br": "\n"}
-_DROP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript", "xml", "object", "iframe"})
+# Not text a reader sees: code, metadata, and what is shown only to browsers without scripts, objects or frames.
+_DROP_TAGS = frozenset(
+    {"script", "style", "head", "title", "template", "noscript", "xml", "object", "iframe", "noframes"}
+)
 _ESCAPED_TAG = re.compile(r"&lt;\s*/?\s*[A-Za-z][\w:.-]*(?:\s[^<>]*?)?\s*/?&gt;")
 _REAL_TAG = re.compile(r"<\s*/?\s*[A-Za-z!?][^<>]*>")
 _PI = re.compile(r"<\?.*?\?>", re.S)

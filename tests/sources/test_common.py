@@ -295,12 +295,19 @@ FRAGMENTS = [
     "<html><head><title>t</title><style>x</style></head><body><p>Body</p></body></html>",
     "<!DOCTYPE html><p>a<table><tr><td>b</td></tr></table>", "<frameset><frame></frameset>", "<head>h</head>t",
     "<body><p>only body</p>", "<header>kept</header>",
+    "<noframes>Please use a frames browser</noframes><p>Item 1: Budget</p>", "<noframes><p>Hidden &amp; text</p>",
 ]
 
 
 @pytest.mark.parametrize("html", FRAGMENTS)
 def test_html_to_text_fragments_read_as_whole_documents(html: str) -> None:
     assert html_to_text(html) == _as_whole_document(html)
+
+
+def test_html_to_text_drops_noframes_wherever_it_is() -> None:
+    # alternative content for browsers without frames, not text of the page, before or after the body's text
+    assert html_to_text("<noframes>Use a frames browser</noframes><p>Item 1</p>") == "Item 1"
+    assert html_to_text("<p>Item 1</p><noframes>Use a frames browser</noframes>") == "Item 1"
 
 
 def test_html_to_text_fixture_texts_read_as_whole_documents() -> None:
