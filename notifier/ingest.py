@@ -610,6 +610,17 @@ def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[l
     return [
         [r.kind.value for r in records],
         [r.external_id for r in records],
+        *_content_columns(records, hashes),
+        [vectors[(r.kind, r.external_id)] for r in records],
+        [r.parent[0].value if r.parent is not None else None for r in records],
+        [r.parent[1] if r.parent is not None else None for r in records],
+    ]
+
+
+def _content_columns(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+    """The column arrays of what a record says, as inserted and updated: committee and committee id, title, body,
+    start, status, URL, publication date, data (JSON text) and content hash."""
+    return [
         [r.committee for r in records],
         [r.committee_id for r in records],
         [r.title for r in records],
@@ -620,9 +631,6 @@ def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[l
         [r.published_at for r in records],
         [json.dumps(dict(r.data), default=str) for r in records],
         [hashes[(r.kind, r.external_id)] for r in records],
-        [vectors[(r.kind, r.external_id)] for r in records],
-        [r.parent[0].value if r.parent is not None else None for r in records],
-        [r.parent[1] if r.parent is not None else None for r in records],
     ]
 
 
@@ -675,16 +683,7 @@ async def _update_items(
         """,
         now,
         [ids[(r.kind, r.external_id)] for r in records],
-        [r.committee for r in records],
-        [r.committee_id for r in records],
-        [r.title for r in records],
-        [r.body for r in records],
-        [r.starts_at for r in records],
-        [r.status for r in records],
-        [r.url for r in records],
-        [r.published_at for r in records],
-        [json.dumps(dict(r.data), default=str) for r in records],
-        [hashes[(r.kind, r.external_id)] for r in records],
+        *_content_columns(records, hashes),
         searches,
     )
 
