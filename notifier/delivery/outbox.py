@@ -175,12 +175,21 @@ class SentMarks:
             self._writer = loop.create_task(self._write())
 
     async def close(self) -> None:
-        """Write the marks still waiting, at once, then give the connection back to the pool."""
+        """Write the marks still waiting, at once, then give the connection back to the pool.
+
+        Cancelled while it waits (a worker shutting down past its grace period), it stops the writer too: the marks
+        not yet written stay `sending`, for the sweeper, and the connection still goes back to the pool.
+        """
         self._closed = True
         self._full.set()
-        if self._writer is not None:
-            await asyncio.wait([self._writer])
-        await self._give_back()
+        try:
+            if self._writer is not None:
+                await asyncio.wait([self._writer])
+        finally:
+            if self._writer is not None and not self._writer.done():
+                self._writer.cancel()
+                await asyncio.wait([self._writer])
+            await self._give_back()
 
     async def _write(self) -> None:
         while self._waiting:

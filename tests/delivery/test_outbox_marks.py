@@ -157,3 +157,25 @@ def test_marks_refuse_a_negative_linger_or_an_empty_batch() -> None:
         outbox.SentMarks(None, linger=-1)
     with pytest.raises(ValueError):
         outbox.SentMarks(None, batch=0)
+
+
+async def test_close_cancelled_while_a_statement_waits_gives_the_connection_back(
+    pool: asyncpg.Pool, factory: Factory
+) -> None:
+    [delivery] = await sending(pool, factory, 1)
+    idle_before = pool.get_idle_size()
+    async with pool.acquire() as holder, holder.transaction():
+        # another transaction holds the row, so the marks' UPDATE waits for it
+        await holder.execute("select 1 from deliveries where id = $1 for update", delivery)
+        marks = outbox.SentMarks(pool, linger=NEVER)
+        await marks.sent([delivery], "<a@example.org>", datetime.now(UTC))
+        closing = asyncio.create_task(marks.close())
+        while marks._conn is None:  # the writer has its connection and is waiting on the lock
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        assert marks._conn is None
+    assert (await statuses(pool))[delivery] == ("sending", None)  # left for the sweeper
+    assert pool.get_idle_size() >= idle_before
