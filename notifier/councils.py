@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
 from notifier.models import SourceKind
+from notifier.zones import time_zone
 
 REGISTRY_CSV = "moderngov-councils.csv"
 
@@ -37,9 +37,9 @@ def _check_slug(slug: str) -> str:
 
 def _check_zone(tz: str) -> str:
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise RegistryError(f"unknown time zone {tz!r}") from e
+        time_zone(tz)
+    except ValueError as e:
+        raise RegistryError(str(e)) from e
     return tz
 
 

@@ -46,10 +46,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from notifier.models import EventType, ItemKind
 from notifier.sources.base import Record
+from notifier.zones import time_zone
 
 Key = tuple[ItemKind, str]
 
@@ -243,13 +244,6 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 1].rstrip() + "…"
-
-
-def _zone(timezone: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown time zone {timezone!r}") from e
 
 
 def _time_known(r: Record) -> bool:
@@ -635,7 +629,7 @@ def diff_poll(
     `old_hashes` and `new_hashes` are content hashes the caller already has (the stored column, the ones it
     computed to decide what to write), so they are not computed twice; a key missing from them is hashed here.
     """
-    tz = _zone(timezone)
+    tz = time_zone(timezone)
     current: dict[Key, Record] = {}
     for r in new:
         current[(r.kind, r.external_id)] = r  # a record listed twice counts once: the last one, as ingest keeps

@@ -9,10 +9,11 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifier.zones import time_zone
 
 
 class SettingsError(Exception):
@@ -76,10 +77,7 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {value!r}") from e
+        time_zone(value)
         return value
 
     @field_validator("base_url", "contact_url")

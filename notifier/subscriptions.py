@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
 from notifier.delivery.compose import describe_filter
 from notifier.models import Channel, FilterModel, Frequency, SubscriberStatus
 from notifier.topics.parse import QueryError, canonical, parse
+from notifier.zones import time_zone
 
 
 class FilterError(ValueError):
@@ -41,9 +41,9 @@ def check_timezone(tz: str | None, default: str) -> str:
     if not tz:
         return default
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise FilterError("timezone", f"unknown time zone {tz!r}") from e
+        time_zone(tz)
+    except ValueError as e:
+        raise FilterError("timezone", str(e)) from e
     return tz
 
 

@@ -34,13 +34,14 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from notifier.models import EventType, Frequency
 from notifier.topics.text import tokenize
+from notifier.zones import time_zone
 
 MailKind = Literal["confirm", "alert", "digest", "weekly"]
 
@@ -302,13 +303,6 @@ def group_entries(entries: Iterable[EntryView]) -> tuple[CouncilGroup, ...]:
 # ---- words: times, events, filters -----------------------------------------------------------------------------------
 
 
-def _zone(timezone: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown time zone {timezone!r}") from e
-
-
 def format_date(day: date) -> str:
     """ "Thu 4 Dec 2025"."""
     return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
@@ -323,7 +317,7 @@ def format_when(value: datetime | date | str | None, timezone: str, *, time_know
     if not isinstance(value, datetime):
         return format_date(value)
     _check_aware(value, "when")
-    local = value.astimezone(_zone(timezone))
+    local = value.astimezone(time_zone(timezone))
     return f"{format_date(local)}, {local:%H:%M}" if time_known else format_date(local)
 
 
@@ -381,7 +375,7 @@ def describe_event(
     approved", "venue changed to County Hall". Dates are written in `timezone` (the subscriber's).
     """
     changes = changes or {}
-    tz = _zone(timezone)
+    tz = time_zone(timezone)
     kind = str(event_type)
     if kind == EventType.MEETING_RESCHEDULED:
         old, new = (_as_datetime(v) for v in _pair(changes.get("starts_at")))
@@ -690,7 +684,7 @@ def render_alert(
     """An immediate alert: the events matched for one subscriber within the batching window."""
     if not entries:
         raise ValueError("an alert needs at least one entry")
-    _zone(timezone)
+    time_zone(timezone)
     if len(entries) == 1:
         e = entries[0]
         subject = f"{e.council}: {e.summary or f'{e.title}: {e.headline}'}"
@@ -718,7 +712,7 @@ def render_digest(
     """The daily digest: the day's matched events, by council and committee."""
     if not entries:
         raise ValueError("a digest needs at least one entry")
-    _zone(timezone)
+    time_zone(timezone)
     subject = f"Your daily digest for {format_date(day)}: {_count(len(entries), 'update')}"
     context = {
         "groups": group_entries(entries), "count": len(entries), "day": format_date(day), "links": links,
@@ -741,7 +735,7 @@ def render_weekly(
     """The weekly summary of each followed council: the week from `week_start` and the meetings of the next."""
     if not councils:
         raise ValueError("a weekly summary needs at least one council")
-    _zone(timezone)
+    time_zone(timezone)
     past = format_range(week_start, week_start + timedelta(days=6))
     subject = f"Weekly summary, {past}: {_councils_phrase([c.name for c in councils])}"
     context = {

@@ -15,12 +15,13 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 from selectolax.lexbor import LexborHTMLParser
 
-from notifier.sources.base import SourceError
+from notifier.sources.base import SourceError, SourceState
+from notifier.zones import time_zone
 
 T = TypeVar("T")
 
@@ -357,11 +358,15 @@ def local_to_utc(naive: datetime, tz: str) -> datetime:
     """
     if naive.tzinfo is not None and naive.utcoffset() is not None:
         return naive.astimezone(UTC)
+    return naive.replace(tzinfo=time_zone(tz), fold=0).astimezone(UTC)
+
+
+def source_zone(state: SourceState) -> ZoneInfo:
+    """The council's zone a source's local dates and times are read in; a bad name fails the poll."""
     try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown time zone: {tz!r}") from e
-    return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        return time_zone(state.timezone)
+    except ValueError as e:
+        raise SourceError(str(e)) from e
 
 
 _MONTHS = {

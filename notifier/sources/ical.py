@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import icalendar
 from dateutil.rrule import rrule, rruleset, rrulestr
@@ -43,6 +43,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from notifier.models import ItemKind
 from notifier.sources.base import Fetch, Record, SourceError, SourceState
 from notifier.sources.common import clean_line, clean_text, html_to_text
+from notifier.zones import time_zone
 
 __all__ = ["IcalAdapter", "parse_calendar", "split_cancelled"]
 
@@ -259,8 +260,8 @@ def _canonical_tzid(m: re.Match[str]) -> str:
 
 def _zones(cal: icalendar.Component, council_tz: str, custom: Mapping[str, tzinfo]) -> _Zones:
     try:
-        council = ZoneInfo(council_tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+        council = time_zone(council_tz)
+    except ValueError as e:
         raise SourceError(f"unknown council time zone {council_tz!r}") from e
     named = _zone_for(str(cal.get("X-WR-TIMEZONE", "")))
     return _Zones(floating=named or council, custom=custom)
@@ -279,8 +280,8 @@ def _zone_for(tzid: str) -> ZoneInfo | None:
         if not candidate:
             continue
         try:
-            return ZoneInfo(candidate)
-        except (ZoneInfoNotFoundError, ValueError):
+            return time_zone(candidate)
+        except ValueError:
             continue
     return None
 

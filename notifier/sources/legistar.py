@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from notifier.models import ItemKind
 from notifier.sources.base import Fetch, Record, SourceError, SourceState
 from notifier.sources.common import clean_line, clean_text, html_to_text, local_to_utc, parse_clock_time
+from notifier.zones import time_zone
 
 __all__ = ["LegistarAdapter"]
 
@@ -91,9 +92,9 @@ class _Config:
         options = state.options
         zone = str(options.get("timezone") or state.timezone)
         try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise SourceError(f"unknown time zone {zone!r} for this Legistar client") from e
+            time_zone(zone)
+        except ValueError as e:
+            raise SourceError(f"{e} for this Legistar client") from e
         insite = str(options.get("insite_url") or "").strip().rstrip("/") or None
         return cls(
             base=base,

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lxml import etree
 
@@ -39,6 +38,7 @@ from notifier.sources.common import (
     parse_clock_time,
     parse_uk_date,
     parse_xml,
+    source_zone,
 )
 
 __all__ = [
@@ -463,10 +463,7 @@ class ModernGovAdapter:
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Every meeting in the window whose details were (re)read this poll, with its items and documents."""
         base = base_url(url)
-        try:
-            zone = ZoneInfo(state.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise SourceError(f"unknown time zone {state.timezone!r}") from e
+        zone = source_zone(state)
         days_back = int_option(state.options, "days_back", DEFAULT_DAYS_BACK)
         days_ahead = int_option(state.options, "days_ahead", DEFAULT_DAYS_AHEAD)
         wanted = _committee_filter(state.options)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import lxml.html
 from lxml import etree
@@ -43,6 +42,7 @@ from notifier.sources.common import (
     iso_instant,
     local_to_utc,
     parse_uk_date,
+    source_zone,
 )
 from notifier.sources.moderngov import MAX_CONCURRENT_REQUESTS, base_url
 
@@ -380,10 +380,7 @@ class ModernGovDecisionsAdapter:
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Every decision in the window whose page was (re)read this poll."""
         base = base_url(url)
-        try:
-            zone = ZoneInfo(state.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise SourceError(f"unknown time zone {state.timezone!r}") from e
+        zone = source_zone(state)
         days_back = int_option(state.options, "days_back", DEFAULT_DAYS_BACK)
         today = state.now.astimezone(zone).date()
 
