@@ -4,7 +4,7 @@ and bodies that must fail the poll."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,30 +12,19 @@ from typing import Any
 import pytest
 
 from notifier.models import ItemKind
-from notifier.sources.base import Record, Response, SourceError, SourceState
+from notifier.sources.base import Record, SourceError, SourceState
 from notifier.sources.ical import IcalAdapter, split_cancelled
+from tests.sources import fakes
+from tests.sources.fakes import Body
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ical"
 CAL_URL = "https://democracy.example-council.gov.uk/calendar.ics"
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeFetch:
-    """URL pattern -> body; records every request; answers 304 to conditional requests when told to."""
-
-    routes: dict[str, bytes]
-    not_modified: bool = False
-    asked: list[tuple[str, bool]] = field(default_factory=list)
-
-    async def __call__(self, url: str, *, conditional: bool = False) -> Response | None:
-        self.asked.append((url, conditional))
-        if conditional and self.not_modified:
-            return None
-        for pattern, body in self.routes.items():
-            if re.search(pattern, url):
-                return Response(url=url, status=200, body=body, content_type="text/calendar")
-        raise SourceError(f"HTTP 404 Not Found from {url}")
+def fake_fetch(routes: Mapping[str, Body], **kwargs: Any) -> fakes.FakeFetch:
+    """`fakes.FakeFetch` answering with this format's content type unless told otherwise."""
+    return fakes.FakeFetch(routes, **{"content_type": "text/calendar; charset=utf-8", **kwargs})
 
 
 def state(now: datetime = NOW, timezone: str = "Europe/London", **options: Any) -> SourceState:
@@ -57,7 +46,7 @@ def event(uid: str = "m1", summary: str = "Cabinet", start: str = "DTSTART:20250
 
 
 async def collect(body: bytes, st: SourceState | None = None) -> list[Record]:
-    records = await IcalAdapter().collect(CAL_URL, FakeFetch({"calendar": body}), st or state())
+    records = await IcalAdapter().collect(CAL_URL, fake_fetch({"calendar": body}), st or state())
     assert records is not None
     return records
 
@@ -66,7 +55,7 @@ async def collect(body: bytes, st: SourceState | None = None) -> list[Record]:
 
 
 async def test_ical_fixture_detroit_board_of_education() -> None:
-    fetch = FakeFetch({r"calendar\.ics": (FIXTURES / "det_board_of_education.ics").read_bytes()})
+    fetch = fake_fetch({r"calendar\.ics": (FIXTURES / "det_board_of_education.ics").read_bytes()})
 
     records = await IcalAdapter().collect(CAL_URL, fetch, state(timezone="America/Detroit"))
 
@@ -97,7 +86,7 @@ async def test_ical_fixture_detroit_board_of_education() -> None:
 
 
 async def test_ical_not_modified_returns_none() -> None:
-    fetch = FakeFetch({"calendar": ics(event())}, not_modified=True)
+    fetch = fake_fetch({"calendar": ics(event())}, not_modified=True)
 
     assert await IcalAdapter().collect(CAL_URL, fetch, state()) is None
     assert fetch.asked == [(CAL_URL, True)]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,37 +14,25 @@ from urllib.parse import unquote
 import pytest
 
 from notifier.models import ItemKind
-from notifier.sources.base import Record, Response, SourceError, SourceState
+from notifier.sources.base import Record, SourceError, SourceState
 from notifier.sources.legistar import LegistarAdapter
+from tests.sources import fakes
+from tests.sources.fakes import Body
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "legistar"
 BASE = "https://webapi.legistar.com/v1/metro"
 NOW = datetime(2024, 9, 20, 12, 0, tzinfo=UTC)
 LA = "America/Los_Angeles"
 
-Body = bytes | Callable[[str], bytes]
+
+def fake_fetch(routes: Mapping[str, Body], **kwargs: Any) -> fakes.FakeFetch:
+    """`fakes.FakeFetch` answering with this format's content type unless told otherwise."""
+    return fakes.FakeFetch(routes, **{"content_type": "application/json; charset=utf-8", **kwargs})
 
 
-@dataclass
-class FakeFetch:
-    """URL pattern -> body (or a function of the URL); records every request; 304 for conditional ones if told."""
-
-    routes: dict[str, Body]
-    not_modified: bool = False
-    asked: list[tuple[str, bool]] = field(default_factory=list)
-
-    async def __call__(self, url: str, *, conditional: bool = False) -> Response | None:
-        self.asked.append((url, conditional))
-        if conditional and self.not_modified:
-            return None
-        for pattern, body in self.routes.items():
-            if re.search(pattern, url):
-                content = body(url) if callable(body) else body
-                return Response(url=url, status=200, body=content, content_type="application/json; charset=utf-8")
-        raise SourceError(f"HTTP 404 Not Found from {url}")
-
-    def paths(self) -> list[str]:
-        return [unquote(url.removeprefix(BASE)) for url, _ in self.asked]
+def paths(fetch: fakes.FakeFetch) -> list[str]:
+    """The paths asked, after the client's base URL, unquoted."""
+    return [unquote(url.removeprefix(BASE)) for url, _ in fetch.asked]
 
 
 def load(name: str) -> Any:
@@ -79,7 +66,7 @@ def routes(events: list[dict[str, Any]], *, items: Body = b"[]", matters: Body =
     }
 
 
-async def collect(fetch: FakeFetch, st: SourceState | None = None, url: str = BASE) -> list[Record]:
+async def collect(fetch: fakes.FakeFetch, st: SourceState | None = None, url: str = BASE) -> list[Record]:
     records = await LegistarAdapter().collect(url, fetch, st or state())
     assert records is not None
     return records
@@ -93,7 +80,7 @@ def by_key(records: list[Record]) -> dict[tuple[ItemKind, str], Record]:
 
 
 async def test_legistar_fixture_requests() -> None:
-    fetch = FakeFetch({
+    fetch = fake_fetch({
         r"/events\?": as_json([load("metro_event.json")]),
         r"/events/2907/eventitems": (FIXTURES / "metro_eventitems.json").read_bytes(),
         r"/matters\?": (FIXTURES / "metro_matters.json").read_bytes(),
@@ -113,7 +100,7 @@ async def test_legistar_fixture_requests() -> None:
 
 
 async def test_legistar_fixture_records() -> None:
-    fetch = FakeFetch({
+    fetch = fake_fetch({
         r"/events\?": as_json([load("metro_event.json")]),
         r"/events/2907/eventitems": (FIXTURES / "metro_eventitems.json").read_bytes(),
         r"/matters\?": (FIXTURES / "metro_matters.json").read_bytes(),
@@ -212,7 +199,7 @@ async def test_legistar_fixture_records() -> None:
 
 
 async def test_legistar_not_modified_returns_none() -> None:
-    fetch = FakeFetch(routes([make_event()]), not_modified=True)
+    fetch = fake_fetch(routes([make_event()]), not_modified=True)
 
     assert await LegistarAdapter().collect(BASE, fetch, state()) is None
     assert len(fetch.asked) == 1
@@ -233,11 +220,11 @@ async def test_legistar_not_modified_returns_none() -> None:
 async def test_legistar_incremental_filter_from_last_success_at(
     last_success_at: datetime, options: dict[str, Any], since: str
 ) -> None:
-    fetch = FakeFetch(routes([]))
+    fetch = fake_fetch(routes([]))
 
     await collect(fetch, state(now=datetime(2025, 11, 21, tzinfo=UTC), last_success_at=last_success_at, **options))
 
-    assert fetch.paths() == [
+    assert paths(fetch) == [
         f"/events?$filter=EventLastModifiedUtc gt datetime'{since}'&$orderby=EventId&$top=1000&$skip=0",
         f"/matters?$filter=MatterLastModifiedUtc gt datetime'{since}'&$orderby=MatterId&$top=1000&$skip=0",
     ]
@@ -245,19 +232,19 @@ async def test_legistar_incremental_filter_from_last_success_at(
 
 
 async def test_legistar_window_uses_the_client_zone_and_options() -> None:
-    fetch = FakeFetch(routes([]))
+    fetch = fake_fetch(routes([]))
 
     # 03:00 UTC on 1 March is still 28 February in Los Angeles.
     await collect(fetch, state(now=datetime(2025, 3, 1, 3, 0, tzinfo=UTC), days_back=7, days_ahead=14, matters=False))
 
-    assert fetch.paths() == [
+    assert paths(fetch) == [
         "/events?$filter=EventDate ge datetime'2025-02-21' and EventDate lt datetime'2025-03-14'&$orderby=EventId"
         "&$top=1000&$skip=0"
     ]
 
 
 async def test_legistar_token_and_trailing_slash() -> None:
-    fetch = FakeFetch(routes([make_event()]))
+    fetch = fake_fetch(routes([make_event()]))
 
     await collect(fetch, state(token="s3cr et"), url=BASE + "/")
 
@@ -273,7 +260,7 @@ async def test_legistar_paging_three_pages() -> None:
         skip = int(re.search(r"\$skip=(\d+)", url)[1])  # type: ignore[index]
         return as_json(events[skip : skip + 2])
 
-    fetch = FakeFetch({r"/events\?": page, r"/eventitems": b"[]"})
+    fetch = fake_fetch({r"/events\?": page, r"/eventitems": b"[]"})
 
     records = await collect(fetch, state(page_size=2, matters=False))
 
@@ -292,7 +279,7 @@ async def test_legistar_paging_stops_after_an_empty_page() -> None:
         skip = int(re.search(r"\$skip=(\d+)", url)[1])  # type: ignore[index]
         return as_json(events[skip : skip + 2])
 
-    fetch = FakeFetch({r"/events\?": page, r"/eventitems": b"[]"})
+    fetch = fake_fetch({r"/events\?": page, r"/eventitems": b"[]"})
 
     await collect(fetch, state(page_size=2, matters=False))
 
@@ -300,7 +287,7 @@ async def test_legistar_paging_stops_after_an_empty_page() -> None:
 
 
 async def test_legistar_paging_server_ignoring_skip_fails() -> None:
-    fetch = FakeFetch({r"/events\?": as_json([make_event(1), make_event(2)])})
+    fetch = fake_fetch({r"/events\?": as_json([make_event(1), make_event(2)])})
 
     with pytest.raises(SourceError, match="ignore \\$skip"):
         await collect(fetch, state(page_size=2, matters=False))
@@ -325,7 +312,7 @@ async def test_legistar_paging_server_ignoring_skip_fails() -> None:
 async def test_legistar_event_times_across_dst(
     tz: str, day: str, clock: str | None, expected: datetime, time_known: bool
 ) -> None:
-    fetch = FakeFetch(routes([make_event(EventDate=day, EventTime=clock)]))
+    fetch = fake_fetch(routes([make_event(EventDate=day, EventTime=clock)]))
 
     records = await collect(fetch, state(tz="UTC", timezone=tz, matters=False))
 
@@ -336,7 +323,7 @@ async def test_legistar_event_times_across_dst(
 
 
 async def test_legistar_council_zone_used_without_timezone_option() -> None:
-    fetch = FakeFetch(routes([make_event(EventDate="2025-07-01T00:00:00", EventTime="10:00 AM")]))
+    fetch = fake_fetch(routes([make_event(EventDate="2025-07-01T00:00:00", EventTime="10:00 AM")]))
 
     records = await collect(fetch, state(tz="Europe/London", matters=False))
 
@@ -360,7 +347,7 @@ async def test_legistar_council_zone_used_without_timezone_option() -> None:
     ],
 )
 async def test_legistar_cancellation(fields: dict[str, Any], expected: str) -> None:
-    fetch = FakeFetch(routes([make_event(**fields)]))
+    fetch = fake_fetch(routes([make_event(**fields)]))
 
     records = await collect(fetch, state(matters=False))
 
@@ -381,7 +368,7 @@ async def test_legistar_cancellation(fields: dict[str, Any], expected: str) -> N
 async def test_legistar_agenda_and_minutes_published(
     fields: dict[str, Any], agenda: bool, minutes: bool, documents: list[str]
 ) -> None:
-    fetch = FakeFetch(routes([make_event(**fields)]))
+    fetch = fake_fetch(routes([make_event(**fields)]))
 
     records = await collect(fetch, state(matters=False))
 
@@ -404,7 +391,7 @@ async def test_legistar_agenda_and_minutes_published(
 )
 async def test_legistar_matter_kinds(fields: dict[str, Any], kind: ItemKind, status: str | None) -> None:
     matter = {**load("metro_matters.json")[0], **fields}
-    fetch = FakeFetch(routes([], matters=as_json([matter])))
+    fetch = fake_fetch(routes([], matters=as_json([matter])))
 
     [record, *attachments] = await collect(fetch)
 
@@ -414,14 +401,14 @@ async def test_legistar_matter_kinds(fields: dict[str, Any], kind: ItemKind, sta
 
 async def test_legistar_matter_restricted_from_the_web_is_skipped() -> None:
     matter = {**load("metro_matters.json")[0], "MatterRestrictViewViaWeb": True}
-    fetch = FakeFetch(routes([], matters=as_json([matter])))
+    fetch = fake_fetch(routes([], matters=as_json([matter])))
 
     assert await collect(fetch) == []
     assert not any("/attachments" in url for url, _ in fetch.asked)
 
 
 async def test_legistar_matter_insite_link() -> None:
-    fetch = FakeFetch(routes([], matters=(FIXTURES / "metro_matters.json").read_bytes()))
+    fetch = fake_fetch(routes([], matters=(FIXTURES / "metro_matters.json").read_bytes()))
 
     [record] = await collect(fetch, state(insite_url="https://metro.legistar.com/"))
 
@@ -444,7 +431,7 @@ ITEMS_KEY = "2024-09-21T00:49:38.617|2024-09-21T00:49:38.513|"
     ids=["unchanged-and-recent", "unchanged-but-old", "changed", "never-fetched"],
 )
 async def test_legistar_event_items_fetched_only_when_needed(known_data: dict[str, Any], fetched: bool) -> None:
-    fetch = FakeFetch(routes([make_event()], items=(FIXTURES / "metro_eventitems.json").read_bytes()))
+    fetch = fake_fetch(routes([make_event()], items=(FIXTURES / "metro_eventitems.json").read_bytes()))
     known = {(ItemKind.MEETING, "2907"): known_data}
 
     records = await collect(fetch, state(known=known, matters=False))
@@ -465,11 +452,11 @@ async def test_legistar_detail_budget_takes_nearest_meetings_first() -> None:
         make_event(2, EventDate="2024-09-19T00:00:00"),
         make_event(3, EventDate="2024-08-25T00:00:00"),
     ]
-    fetch = FakeFetch(routes(events))
+    fetch = fake_fetch(routes(events))
 
     records = await collect(fetch, state(max_detail_requests=2, matters=False))
 
-    assert [p for p in fetch.paths() if "eventitems" in p] == [
+    assert [p for p in paths(fetch) if "eventitems" in p] == [
         "/events/2/eventitems?AgendaNote=1&MinutesNote=1&Attachments=1",
         "/events/3/eventitems?AgendaNote=1&MinutesNote=1&Attachments=1",
     ]
@@ -479,7 +466,7 @@ async def test_legistar_detail_budget_takes_nearest_meetings_first() -> None:
 async def test_legistar_failed_detail_request_is_skipped() -> None:
     events = [make_event(1), make_event(2)]
     items = (FIXTURES / "metro_eventitems.json").read_bytes()
-    fetch = FakeFetch(routes(events, items=lambda url: b"<html>error</html>" if "/events/1/" in url else items))
+    fetch = fake_fetch(routes(events, items=lambda url: b"<html>error</html>" if "/events/1/" in url else items))
     known = {(ItemKind.MEETING, "1"): {"_detail_key": "old|key|", "_detail_at": "2024-09-01T00:00:00"}}
 
     records = by_key(await collect(fetch, state(known=known, matters=False)))
@@ -491,7 +478,7 @@ async def test_legistar_failed_detail_request_is_skipped() -> None:
 
 async def test_legistar_every_detail_request_failing_fails_the_poll() -> None:
     error = b'{"Message": "An error has occurred."}'
-    fetch = FakeFetch(routes([make_event(1), make_event(2), make_event(3)], items=error))
+    fetch = fake_fetch(routes([make_event(1), make_event(2), make_event(3)], items=error))
 
     with pytest.raises(SourceError, match="all 3 Legistar detail requests failed"):
         await collect(fetch, state(matters=False))
@@ -499,7 +486,7 @@ async def test_legistar_every_detail_request_failing_fails_the_poll() -> None:
 
 async def test_legistar_inline_event_items_need_no_request() -> None:
     items = load("metro_eventitems.json")
-    fetch = FakeFetch(routes([make_event(EventItems=items)]))
+    fetch = fake_fetch(routes([make_event(EventItems=items)]))
 
     records = await collect(fetch, state(matters=False))
 
@@ -511,7 +498,7 @@ async def test_legistar_odd_field_types_and_duplicate_rows() -> None:
     item = {"EventItemId": 9, "EventItemAgendaNumber": 5, "EventItemTitle": None, "EventItemMatterName": None,
             "EventItemTally": {"odd": True}, "EventItemMatterAttachments": None}  # fmt: skip
     event = make_event(EventLocation=None, EventComment=None, EventBodyName=None, EventTime=" ")
-    fetch = FakeFetch(routes([event, event], items=as_json([item])))
+    fetch = fake_fetch(routes([event, event], items=as_json([item])))
 
     records = await collect(fetch, state(matters=False))
 
@@ -555,14 +542,14 @@ async def test_legistar_odd_field_types_and_duplicate_rows() -> None:
     ],
 )
 async def test_legistar_hostile_event_list_fails(body: bytes, message: str) -> None:
-    fetch = FakeFetch(routes([]) | {r"/events\?": body})
+    fetch = fake_fetch(routes([]) | {r"/events\?": body})
 
     with pytest.raises(SourceError, match=re.escape(message)):
         await collect(fetch)
 
 
 async def test_legistar_hostile_matter_list_fails() -> None:
-    fetch = FakeFetch(routes([make_event()], matters=b"<html><body>Forbidden</body></html>"))
+    fetch = fake_fetch(routes([make_event()], matters=b"<html><body>Forbidden</body></html>"))
 
     with pytest.raises(SourceError, match="Legistar matters \\(page 1\\) is HTML"):
         await collect(fetch)
@@ -572,26 +559,26 @@ async def test_legistar_huge_body_fails() -> None:
     body = as_json([make_event(i) for i in range(100)])
 
     with pytest.raises(SourceError, match=f"is {len(body)} bytes, over the 50000-byte limit"):
-        await collect(FakeFetch(routes([]) | {r"/events\?": body}), state(max_bytes=50_000))
+        await collect(fake_fetch(routes([]) | {r"/events\?": body}), state(max_bytes=50_000))
 
 
 async def test_legistar_default_size_limit() -> None:
     body = b"[" + b" " * (20 * 1024 * 1024) + b"]"
 
     with pytest.raises(SourceError, match="over the 20971520-byte limit"):
-        await collect(FakeFetch(routes([]) | {r"/events\?": body}))
+        await collect(fake_fetch(routes([]) | {r"/events\?": body}))
 
 
 async def test_legistar_wrong_encoding_is_read_as_windows_1252() -> None:
     body = as_json([make_event(EventBodyName="Transport Committee{Q}s review")]).replace(b"{Q}", b"\x92")
 
-    records = await collect(FakeFetch(routes([]) | {r"/events\?": body}), state(matters=False))
+    records = await collect(fake_fetch(routes([]) | {r"/events\?": body}), state(matters=False))
 
     assert by_key(records)[ItemKind.MEETING, "2907"].title == "Transport Committee’s review"
 
 
 async def test_legistar_empty_list_is_no_records() -> None:
-    fetch = FakeFetch(routes([]))
+    fetch = fake_fetch(routes([]))
 
     assert await collect(fetch) == []
 
@@ -608,4 +595,4 @@ async def test_legistar_empty_list_is_no_records() -> None:
 )
 async def test_legistar_bad_configuration_fails_clearly(url: str, options: dict[str, Any], message: str) -> None:
     with pytest.raises(SourceError, match=message):
-        await collect(FakeFetch(routes([])), state(**options), url=url)
+        await collect(fake_fetch(routes([])), state(**options), url=url)

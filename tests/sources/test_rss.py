@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,31 +12,19 @@ from typing import Any
 import pytest
 
 from notifier.models import ItemKind
-from notifier.sources.base import Record, Response, SourceError, SourceState
+from notifier.sources.base import Record, SourceError, SourceState
 from notifier.sources.rss import RssAdapter, parse_feed_date
+from tests.sources import fakes
+from tests.sources.fakes import Body
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "rss"
 FEED_URL = "https://democracy.leics.gov.uk/mgRss.aspx?XXR=0"
 NOW = datetime(2025, 11, 27, 9, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeFetch:
-    """URL pattern -> body; records every request; answers 304 to conditional requests when told to."""
-
-    routes: dict[str, bytes]
-    content_type: str = "application/rss+xml; charset=utf-8"
-    not_modified: bool = False
-    asked: list[tuple[str, bool]] = field(default_factory=list)
-
-    async def __call__(self, url: str, *, conditional: bool = False) -> Response | None:
-        self.asked.append((url, conditional))
-        if conditional and self.not_modified:
-            return None
-        for pattern, body in self.routes.items():
-            if re.search(pattern, url):
-                return Response(url=url, status=200, body=body, content_type=self.content_type)
-        raise SourceError(f"HTTP 404 Not Found from {url}")
+def fake_fetch(routes: Mapping[str, Body], **kwargs: Any) -> fakes.FakeFetch:
+    """`fakes.FakeFetch` answering with this format's content type unless told otherwise."""
+    return fakes.FakeFetch(routes, **{"content_type": "application/rss+xml; charset=utf-8", **kwargs})
 
 
 def state(**options: Any) -> SourceState:
@@ -55,7 +43,7 @@ def rss(items: str, *, declaration: str = '<?xml version="1.0" encoding="utf-8"?
 
 
 async def collect(body: bytes, **options: Any) -> list[Record]:
-    records = await RssAdapter().collect(FEED_URL, FakeFetch({"mgRss": body}), state(**options))
+    records = await RssAdapter().collect(FEED_URL, fake_fetch({"mgRss": body}), state(**options))
     assert records is not None
     return records
 
@@ -64,7 +52,7 @@ async def collect(body: bytes, **options: Any) -> list[Record]:
 
 
 async def test_rss_moderngov_fixture_records() -> None:
-    fetch = FakeFetch({r"mgRss\.aspx": fixture("moderngov_mgrss.xml")})
+    fetch = fake_fetch({r"mgRss\.aspx": fixture("moderngov_mgrss.xml")})
 
     records = await RssAdapter().collect(FEED_URL, fetch, state())
 
@@ -125,7 +113,7 @@ async def test_rss_moderngov_fixture_enclosure_relative_link_and_entities() -> N
 
 
 async def test_rss_not_modified_returns_none() -> None:
-    fetch = FakeFetch({"mgRss": fixture("moderngov_mgrss.xml")}, not_modified=True)
+    fetch = fake_fetch({"mgRss": fixture("moderngov_mgrss.xml")}, not_modified=True)
 
     assert await RssAdapter().collect(FEED_URL, fetch, state()) is None
     assert fetch.asked == [(FEED_URL, True)]
@@ -388,7 +376,7 @@ async def test_rss_date_feedparser_fallback_for_other_formats() -> None:
     ids=["cp1252-declared-utf8", "utf8-declared-latin1", "utf16-bom", "wrong-http-charset", "cp1252-declared"],
 )
 async def test_rss_wrong_or_unusual_encoding(body: bytes, content_type: str) -> None:
-    fetch = FakeFetch({"mgRss": body}, content_type=content_type)
+    fetch = fake_fetch({"mgRss": body}, content_type=content_type)
 
     records = await RssAdapter().collect(FEED_URL, fetch, state())
 
