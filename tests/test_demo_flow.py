@@ -21,31 +21,10 @@ from notifier.ingest import Fetcher, client_session, poll_source
 from notifier.models import EventType, SourceKind
 from notifier.search import compile_query
 from notifier.settings import Settings
+from tests.demo.helpers import HWB_ITEMS, Clock
 
 STEP = timedelta(minutes=3)
 HWB_DAY = date(2025, 12, 4)
-HWB_ITEMS = [
-    "Minutes of the previous meeting",
-    "Declarations of interest",
-    "Joint Local Health and Wellbeing Strategy 2022-2032 Review",
-    "LLR SEND and Inclusion Alliance Update",
-    "Pandemic Planning",
-    "LLR Joint Living Well with Dementia Strategy 2024-2028 - Progress Report",
-    "Neighbourhood Models of Care",
-    "Health Related Activities of the Office of the Police and Crime Commissioner",
-    "Better Care Fund Quarter 2 2025/26 Report",
-    "Date of next meeting",
-]
-
-
-class Clock:
-    """The demo's clock, moved by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Demo:

@@ -20,6 +20,7 @@ from notifier.demo.server import render_pdf, word_html
 from notifier.demo.setup import demo_source_options
 from notifier.models import EventType
 from notifier.sources.moderngov import DEFAULT_DAYS_BACK
+from tests.demo.helpers import HWB_SUBSTANTIVE_ITEMS, Clock
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; the demo's week runs from here
 STEP = timedelta(minutes=3)
@@ -45,33 +46,11 @@ LINKED_DOC_FIELDS = [
     "attachmentid", "title", "isurl", "url", "isrestricted", "restrictionsRef", "itemnum", "publicationdate",
     "meetingdate", "decisiondate", "committeetitle", "isdecisionattachment", "ownertitle",
 ]
-HWB_SUBSTANTIVE_ITEMS = [
-    "Joint Local Health and Wellbeing Strategy 2022-2032 Review",
-    "LLR SEND and Inclusion Alliance Update",
-    "Pandemic Planning",
-    "LLR Joint Living Well with Dementia Strategy 2024-2028 - Progress Report",
-    "Neighbourhood Models of Care",
-    "Health Related Activities of the Office of the Police and Crime Commissioner",
-    "Better Care Fund Quarter 2 2025/26 Report",
-]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, steps: int) -> None:
-        self.now += steps * STEP
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(START)
+    return Clock(START, STEP)
 
 
 @pytest.fixture
