@@ -174,12 +174,37 @@ async def cmd_poll(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def cmd_partners(settings: Settings, args: argparse.Namespace) -> None:
-    from notifier.partners import create_partner
+    from datetime import timedelta
+
+    from notifier import partners
 
     async with database(settings) as pool:
-        partner_id, key = await create_partner(pool, args.name, contact_email=args.email)
-    print(f"partner {partner_id} created; its API key (shown once, keep it safe):", file=sys.stderr)
-    print(key)
+        if args.action == "add":
+            partner_id, key = await partners.create_partner(pool, args.name, contact_email=args.email)
+            print(f"partner {partner_id} created; its API key (shown once, keep it safe):", file=sys.stderr)
+            print(key)
+            return
+        if args.action == "list":
+            rows = await partners.list_partners(pool)
+            if args.json:
+                _print_json(rows)
+            else:
+                _table(rows, ["id", "name", "status", "key_prefix", "key_rotated_at", "old_key_expires_at",
+                              "endpoints", "subscribers", "contact_email"])
+            return
+        try:
+            partner_id = await partners.find_partner(pool, args.name)
+        except partners.PartnerNotFound as e:
+            raise CommandError(str(e)) from e
+        if args.action == "rotate":
+            hours = settings.api_key_grace_hours if args.grace_hours is None else args.grace_hours
+            key = await partners.rotate_key(pool, partner_id, grace=timedelta(hours=hours))
+            print(f"partner {partner_id}: new API key (shown once); the old one works for {hours} more hours",
+                  file=sys.stderr)
+            print(key)
+        else:
+            await partners.revoke(pool, partner_id)
+            print(f"partner {partner_id}: every API key revoked", file=sys.stderr)
 
 
 async def cmd_bounces(settings: Settings, args: argparse.Namespace) -> None:
@@ -273,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     padd = partners.add_parser("add")
     padd.add_argument("name")
     padd.add_argument("--email")
+    plist = partners.add_parser("list", help="partners with their key prefix, status and counts")
+    plist.add_argument("--json", action="store_true")
+    protate = partners.add_parser(
+        "rotate", help="print a new API key; the old one keeps working for the grace period, then stops"
+    )
+    protate.add_argument("name", help="the partner's name or id")
+    protate.add_argument(
+        "--grace-hours", type=int, default=None, help="hours the old key keeps working (default: "
+        "NOTIFIER_API_KEY_GRACE_HOURS, 24); 0 ends it at once"
+    )
+    prevoke = partners.add_parser("revoke", help="stop every API key of the partner at once")
+    prevoke.add_argument("name", help="the partner's name or id")
 
     bounces = sub.add_parser("bounces", help="bounce and complaint reports").add_subparsers(
         dest="action", required=True

@@ -152,3 +152,25 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filter: FilterModel = Field(default_factory=FilterModel)
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL that will receive signed POSTs")
+    filter: FilterModel = Field(default_factory=FilterModel)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class WebhookPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    filter: FilterModel | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(ge=0, lt=2**63, description="re-send the matching events with ids after this one")

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Webhooks
     webhook_allow_private_targets: bool = False
     webhook_timeout: float = Field(default=15.0, gt=0)
+    webhook_concurrency: int = Field(default=100, ge=1)  # requests in flight from one worker, all endpoints
+    webhook_endpoint_concurrency: int = Field(default=10, ge=1)  # requests in flight to one endpoint, one worker
+    webhook_secret_grace_hours: int = Field(default=24, ge=0)  # a rotated secret keeps signing this long
+    api_key_grace_hours: int = Field(default=24, ge=0)  # a rotated API key keeps working this long
 
     # API
     api_rate_limit_per_minute: int = Field(default=600, ge=1)

@@ -16,6 +16,7 @@ from typing import Any, TypedDict, cast
 
 import aiohttp
 import asyncpg
+from aiohttp.abc import AbstractResolver
 from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.typing import WorkerCoroutine
@@ -25,6 +26,7 @@ from notifier import ingest
 from notifier.db import create_pool
 from notifier.delivery import outbox
 from notifier.delivery.email import Mailer, TemporaryFailure
+from notifier.delivery.webhooks.sender import WebhookSender, next_due
 from notifier.logs import context_id
 from notifier.matching import CURSOR_NAME, SubscriptionIndex
 from notifier.matching import match_events as run_matcher
@@ -44,6 +46,7 @@ class WorkerContext(TypedDict, total=False):
     fetcher: ingest.Fetcher
     index: SubscriptionIndex
     mailer: Mailer
+    webhooks: WebhookSender
     redis: ArqRedis
     job_id: str
     job_try: int
@@ -109,7 +112,9 @@ async def match_events(ctx: WorkerContext) -> dict[str, Any]:
         # shortly (once), rather than leave them to the sweeper's next round.
         await ctx["redis"].enqueue_job("match_events", _job_id=f"match-again:{job_id}", _defer_by=2)
     if result.deliveries:
-        await ctx["redis"].enqueue_job("send_emails", _job_id=f"send:{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        await ctx["redis"].enqueue_job("send_emails", _job_id=f"send:{stamp}")
+        await ctx["redis"].enqueue_job("deliver_webhooks", _job_id=f"webhooks:{stamp}")
     return {"events": result.events, "deliveries": result.deliveries, "skipped": result.skipped}
 
 
@@ -126,6 +131,21 @@ async def send_confirmation(ctx: WorkerContext, subscription_id: int) -> str:
 
 
 CONFIRM_RETRY_DELAYS = [10, 60, 300, 1800]
+
+
+async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
+    """Send every webhook delivery that is due, then schedule a pass for when the next retry falls due (the cron
+    pass every minute is the safety net)."""
+    result = await ctx["webhooks"].send_due()
+    redis = ctx["redis"]
+    for endpoint_id in result.disabled:
+        await redis.enqueue_job("notify_endpoint_disabled", endpoint_id, _job_id=f"disabled:{endpoint_id}:"
+                                f"{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    due = await next_due(ctx["pool"])
+    if due is not None and due - datetime.now(UTC) < timedelta(minutes=1):
+        await redis.enqueue_job("deliver_webhooks", _job_id=f"webhooks:{due:%Y%m%dT%H%M%S}", _defer_until=due)
+    return {"sent": result.sent, "retried": result.retried, "failed": result.failed,
+            "disabled": len(result.disabled)}
 
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
@@ -160,6 +180,7 @@ def worker_functions() -> list[Function]:
         func(_observed("poll_source", poll_source), name="poll_source", max_tries=3),
         func(_observed("match_events", match_events), name="match_events", max_tries=5),
         func(_observed("send_emails", send_emails), name="send_emails", max_tries=3),
+        func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3),
         func(
             _observed("send_confirmation", send_confirmation), name="send_confirmation",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
@@ -179,6 +200,10 @@ def cron_jobs() -> list[Any]:
             unique=True,
         ),
         cron(_observed("send_emails", send_emails), name="send_emails_cron", minute=minute, second=20, unique=True),
+        cron(
+            _observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks_cron", minute=minute, second=30,
+            unique=True,
+        ),
         cron(_observed("sweep", sweep), name="sweep", minute=minute, second=40, run_at_startup=True, unique=True),
     ]
 
@@ -191,6 +216,7 @@ def build_worker(
     redis_pool: ArqRedis | None = None,
     with_cron: bool = True,
     lease: timedelta | None = None,
+    resolver: AbstractResolver | None = None,
 ) -> Worker:
     metrics = metrics or Metrics()
 
@@ -205,10 +231,13 @@ def build_worker(
         ctx["mailer"] = Mailer.create(
             settings, ctx["pool"], metrics=metrics, lease=lease or timedelta(seconds=settings.delivery_lease_seconds)
         )
+        ctx["webhooks"] = WebhookSender.create(settings, ctx["pool"], metrics=metrics, resolver=resolver)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         with contextlib.suppress(KeyError):
             await ctx["mailer"].close()
+        with contextlib.suppress(KeyError):
+            await ctx["webhooks"].close()
         with contextlib.suppress(KeyError):
             await ctx["http"].close()
         with contextlib.suppress(KeyError):

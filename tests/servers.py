@@ -162,3 +162,90 @@ class SmtpServer:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m.message for m in self.messages if address in m.rcpt_tos]
+
+
+@dataclass
+class Received:
+    """One request a partner receiver got, and whether its signature verified (with which of the secrets)."""
+
+    name: str
+    headers: dict[str, str]
+    body: bytes
+    verified_by: list[str]
+    status: int
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers.get("webhook-id", "")
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A partner's webhook receiver on 127.0.0.1: `/hooks/{name}` answers from a per-name plan, then 204.
+
+    Every request is verified with the `standardwebhooks` reference implementation against each secret set for its
+    name (`secrets[name]`), and recorded. A plan entry is a status code (with `Retry-After: 1` for 429 and 503),
+    `("sleep", seconds)`, or `("redirect", path)`.
+    """
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, list[str]] = {}
+        self.plans: dict[str, list[Any]] = {}
+        self.received: list[Received] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def endpoint(self, name: str) -> str:
+        return f"{self.url}/hooks/{name}"
+
+    def ok(self, name: str | None = None) -> list[Received]:
+        """Requests answered 2xx whose signature verified."""
+        return [r for r in self.received if 200 <= r.status < 300 and r.verified_by and name in (None, r.name)]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+        name = request.match_info["name"]
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        verified = []
+        for secret in self.secrets.get(name, []):
+            try:
+                Webhook(secret).verify(body, headers)
+                verified.append(secret)
+            except WebhookVerificationError:
+                pass
+        got = Received(name, headers, body, verified, status=0)  # 0: no answer (still working, or cut off)
+        self.received.append(got)
+        plan = self.plans.get(name) or []
+        action = plan.pop(0) if plan else 204
+        response: web.StreamResponse
+        if isinstance(action, tuple) and action[0] == "sleep":
+            await asyncio.sleep(action[1])
+            response = web.Response(status=204)
+        elif isinstance(action, tuple) and action[0] == "redirect":
+            response = web.Response(status=302, headers={"Location": action[1]})
+        else:
+            extra = {"Retry-After": "1"} if action in (429, 503) else {}
+            response = web.Response(status=action, text="" if action < 300 else f"plan says {action}",
+                                    headers=extra)
+        got.status = response.status
+        return response
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hooks/{name}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

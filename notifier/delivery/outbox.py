@@ -95,6 +95,110 @@ async def claim_email_batches(
     ]
 
 
+async def claim_webhook_deliveries(
+    pool: asyncpg.Pool, *, now: datetime, lease: timedelta, limit: int, per_endpoint: int
+) -> list[asyncpg.Record]:
+    """Claim up to `limit` due webhook deliveries, the longest due first, and no more for one endpoint than bring
+    its claimed-but-unfinished deliveries (across every worker) to `per_endpoint`: a slow partner's backlog waits in
+    the table, not in a worker's memory, and cannot crowd out the others.
+
+    Window functions and row locks do not mix, so the candidates are read unlocked and the UPDATE re-checks each
+    row's status: of two workers picking the same row, the second finds it no longer pending and passes it by.
+    """
+    rows: list[asyncpg.Record] = await pool.fetch(
+        """
+        with due as (
+            select d.id, s.endpoint_id, d.next_attempt_at
+            from deliveries d
+            join subscriptions s on s.id = d.subscription_id
+            where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel = 'webhook'
+            order by d.next_attempt_at
+            limit $3 * 4
+        ),
+        busy as (
+            select s.endpoint_id, count(*) as n
+            from deliveries d
+            join subscriptions s on s.id = d.subscription_id
+            where d.status = 'sending' and s.endpoint_id in (select endpoint_id from due)
+            group by s.endpoint_id
+        ),
+        ranked as (
+            select due.id, due.next_attempt_at,
+                   row_number() over (partition by due.endpoint_id order by due.next_attempt_at, due.id)
+                       + coalesce(busy.n, 0) as place
+            from due
+            join webhook_endpoints w on w.id = due.endpoint_id and w.status = 'active'
+            left join busy on busy.endpoint_id = due.endpoint_id
+        ),
+        chosen as (
+            select id from ranked where place <= $4 order by next_attempt_at, id limit $3
+        )
+        update deliveries d
+        set status = 'sending', lease_until = $1 + $2::interval, attempts = d.attempts + 1
+        from chosen
+        where d.id = chosen.id and d.status = 'pending'
+        returning d.id, d.attempts
+        """,
+        now,
+        lease,
+        limit,
+        per_endpoint,
+    )
+    return rows
+
+
+async def renew_leases(pool: asyncpg.Pool, ids: Sequence[int], *, lease: timedelta) -> int:
+    """Extend the leases of deliveries this worker is still working on; returns how many it still holds."""
+    result: str = await pool.execute(
+        """
+        update deliveries set lease_until = now() + $2::interval
+        where id = any($1::bigint[]) and status = 'sending'
+        """,
+        list(ids),
+        lease,
+    )
+    return int(result.split()[-1])
+
+
+class LeaseKeeper:
+    """Keeps the leases of the deliveries a live worker holds from running out, however long the work takes.
+
+    Claims are short (tens of seconds), so the claims of a worker that dies are released soon after its renewals
+    stop; a slow but live worker renews every third of the lease and is never overtaken by a second copy.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, lease: timedelta) -> None:
+        self._pool = pool
+        self._lease = lease
+        self._held: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def hold(self, ids: Sequence[int]) -> None:
+        self._held.update(ids)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._renew())
+
+    def release(self, ids: Sequence[int]) -> None:
+        self._held.difference_update(ids)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            if not self._held:
+                continue
+            try:
+                await renew_leases(self._pool, sorted(self._held), lease=self._lease)
+            except Exception:  # the next renewal tries again; a lease lost meanwhile is only a possible duplicate
+                log.warning("could not renew the leases of %d deliveries", len(self._held), exc_info=True)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
 async def mark_sent_many(
     db: asyncpg.Pool | asyncpg.pool.PoolConnectionProxy, marks: Sequence[tuple[Sequence[int], str | None, datetime]]
 ) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 from arq.connections import ArqRedis
 
 from notifier.db import create_pool
@@ -15,7 +17,7 @@ from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
 from notifier.web import api, feed_routes, ops, pages
-from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS, SETTINGS, TOKENS
+from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS, RESOLVER, SETTINGS, TOKENS
 from notifier.web.middleware import observe
 
 PAGES_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "pages"
@@ -35,14 +37,30 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await app[REDIS].aclose()
 
 
-def create_app(settings: Settings, *, metrics: Metrics | None = None, outbox_dir: str | None = None) -> web.Application:
+def _resolver(given: AbstractResolver | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resolver(app: web.Application) -> AsyncIterator[None]:
+        app[RESOLVER] = given or DefaultResolver()
+        yield
+        if given is None:
+            await app[RESOLVER].close()
+
+    return resolver
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    outbox_dir: str | None = None,
+    resolver: AbstractResolver | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[observe], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     if outbox_dir is not None:
         app[OUTBOX_DIR] = outbox_dir
     app[TOKENS] = Tokens(settings.ensure_secret_key(), confirm_max_age_seconds=settings.confirm_token_days * 86400)
-    app.cleanup_ctx.extend([_postgres, _redis])
+    app.cleanup_ctx.extend([_postgres, _redis, _resolver(resolver)])
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(PAGES_TEMPLATES), autoescape=jinja2.select_autoescape(default=True)
     )
