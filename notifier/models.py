@@ -157,7 +157,8 @@ class PreviewRequest(BaseModel):
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000, description="http(s) URL that will receive signed POSTs")
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL that will receive signed POSTs",
+                     examples=["https://partner.example/hooks/notifier"])
     filter: FilterModel = Field(default_factory=FilterModel)
     description: str | None = Field(default=None, max_length=500)
 

@@ -379,3 +379,58 @@ async def test_cli_topics_check_matches_lines(cli: Any) -> None:
     bad = await cli("topics", "check", "social AND (care")
     assert bad.code == 2
     assert bad.err.startswith("invalid query: ")
+
+
+# ---- partners -----------------------------------------------------------------------------------------------------
+
+
+async def test_cli_partners_rotate_keeps_the_old_key_for_the_grace_period_then_revoke(
+    cli: Any, pool: asyncpg.Pool, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from notifier.web.app import create_app
+    from tests.conftest import make_settings
+
+    added = await cli("partners", "add", "Age UK Leicestershire", "--email", "data@ageuk.example")
+    assert added.code == 0, added.err
+    first = added.out.strip()
+    rotated = await cli("partners", "rotate", "age uk leicestershire")
+    assert rotated.code == 0, rotated.err
+    second = rotated.out.strip()
+    assert second.startswith("nk_") and second != first and "24 more hours" in rotated.err
+    listed = (await cli("partners", "list", "--json")).json()
+    assert [(p["name"], p["status"], p["key_prefix"]) for p in listed] == [
+        ("Age UK Leicestershire", "active", second[:9])
+    ]
+    assert first not in str(listed) and second not in str(listed)
+
+    settings = make_settings(database_url, redis_url, "smtp://127.0.0.1:1", tmp_path)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        async def status(key: str) -> int:
+            resp = await client.get("/api/v1/councils", headers={"Authorization": f"Bearer {key}"})
+            if resp.status == 401:
+                assert resp.content_type == "application/problem+json"
+                assert "revoked or expired" in (await resp.json())["detail"]
+            return resp.status
+
+        assert (await status(first), await status(second)) == (200, 200)  # both, during the grace period
+        await pool.execute("update partners set previous_key_expires_at = now() - interval '1 second'")
+        assert (await status(first), await status(second)) == (401, 200)  # the grace period is over
+
+        third = (await cli("partners", "rotate", "Age UK Leicestershire", "--grace-hours", "0")).out.strip()
+        assert (await status(second), await status(third)) == (401, 200)  # no grace: the old key stops at once
+
+        revoked = await cli("partners", "revoke", "Age UK Leicestershire")
+        assert revoked.code == 0, revoked.err
+        assert await status(third) == 401
+    assert (await cli("partners", "list", "--json")).json()[0]["status"] == "revoked"
+
+
+async def test_cli_partners_refuses_unknown_or_ambiguous_names(cli: Any) -> None:
+    assert (await cli("partners", "rotate", "Nobody")).code != 0
+    await cli("partners", "add", "Newsroom")
+    await cli("partners", "add", "Newsroom")
+    ambiguous = await cli("partners", "revoke", "Newsroom")
+    assert ambiguous.code != 0 and "give the id instead" in ambiguous.err
+    assert (await cli("partners", "revoke", "1")).code == 0

@@ -78,6 +78,24 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
     return out
 
 
+def _links(paths: dict[str, dict[str, Any]]) -> None:
+    """Link each creating POST's answer to the operations on what it made (`{id}` from the answer's `id`), so
+    clients and testing tools can follow them."""
+    for path, ops in paths.items():
+        created = ops.get("post", {}).get("responses", {}).get("201")
+        if created is None:
+            continue
+        links = {}
+        for other, other_ops in paths.items():
+            if other.startswith(f"{path}/{{id}}"):
+                for op in other_ops.values():
+                    links[op["operationId"]] = {
+                        "operationId": op["operationId"], "parameters": {"id": "$response.body#/id"},
+                    }
+        if links:
+            created["links"] = links
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
@@ -90,6 +108,7 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
+    _links(paths)
     return {
         "openapi": "3.1.0",
         "info": {

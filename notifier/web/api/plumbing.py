@@ -149,7 +149,8 @@ async def parse_request(request: web.Request, model: type[M]) -> M:
     if bad is not None:
         raise Problem(422, "Unprocessable Content", "the body is not valid", errors=[bad])
     try:
-        return model.model_validate(data)
+        # strict: JSON's types as they are (no "1" for 1, no false for 0, no numbers for dates)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as e:
         raise Problem(422, "Unprocessable Content", "the body is not valid", errors=errors_of(e)) from e
 

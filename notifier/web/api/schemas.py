@@ -4,9 +4,9 @@ OpenAPI document is generated from. Request bodies live in notifier/models.py be
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from notifier.models import EndpointStatus, EventType, FilterModel, Frequency, ItemKind, SubscriberStatus
 
@@ -38,6 +38,16 @@ class Problem(BaseModel):
 # ---- queries ----
 
 
+def _iso_only(value: Any) -> Any:
+    """Query dates are ISO 8601; pydantic alone would also read a bare number as a Unix time."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("must be an ISO 8601 date or time")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -55,8 +65,8 @@ class MeetingsQuery(PageQuery):
     council: str | None = Field(default=None, max_length=200)
     committee: str | None = Field(default=None, max_length=200, description="committee id or name")
     status: str | None = Field(default=None, max_length=100)
-    from_: datetime | None = Field(default=None, alias="from", description="meetings starting at or after")
-    to: datetime | None = Field(default=None, description="meetings starting before")
+    from_: IsoDateTime | None = Field(default=None, alias="from", description="meetings starting at or after")
+    to: IsoDateTime | None = Field(default=None, description="meetings starting before")
     q: str = Field(default="", max_length=1000, description="a query in the topic language")
 
 
