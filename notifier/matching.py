@@ -21,7 +21,8 @@ import asyncpg
 
 from notifier.delivery.schedule import next_send_time
 from notifier.settings import Settings
-from notifier.topics.match import Document, EventFacts, Filter, Percolator
+from notifier.topics.evaluate import Document, EventFacts, Filter
+from notifier.topics.index import Percolator
 from notifier.topics.parse import Query, QueryError, parse
 
 log = logging.getLogger(__name__)

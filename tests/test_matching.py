@@ -179,7 +179,7 @@ async def test_match_events_loads_in_chunks_and_shared_filters_stay_apart(
     finally:
         gc.unfreeze()
     assert gc.isenabled() == was_enabled
-    assert index.percolator._stats.events == 1  # the recent event was observed for term frequencies
+    assert index.percolator.observed_events == 1  # the recent event was observed for term frequencies
     assert len(index.percolator) == 5 and index.percolator.distinct_filters == 4
     first = await factory.event(title="Dementia services")
     await match_events(pool, index, settings)
