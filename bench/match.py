@@ -60,7 +60,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notifier.matching import LOAD_CHUNK, FilterLoader  # noqa: E402
+from notifier.matching.matcher import LOAD_CHUNK, FilterLoader  # noqa: E402
 from notifier.topics.evaluate import Document, EventFacts, filter_matches  # noqa: E402
 from notifier.topics.index import Percolator, event_keys  # noqa: E402
 from notifier.topics.parse import parse  # noqa: E402

@@ -225,7 +225,7 @@ ITEM_FIELDS = """
 @routes.get("/api/v1/items")
 @authenticated
 async def list_items(request: web.Request) -> web.Response:
-    from notifier.search import compile_query
+    from notifier.matching.search import compile_query
 
     limit, after = page_params(request)
     q = request.query.get("q", "")
@@ -525,7 +525,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
 @routes.post("/api/v1/subscriptions/preview")
 @authenticated
 async def preview(request: web.Request) -> web.Response:
-    from notifier.search import preview_filter
+    from notifier.matching.search import preview_filter
 
     body = await parse_request(request, PreviewRequest)
     pool = request.app[POOL]
