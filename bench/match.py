@@ -60,14 +60,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notifier.matching import LOAD_CHUNK, FilterLoader  # noqa: E402
-from notifier.topics.match import (  # noqa: E402
-    Document,
-    EventFacts,
-    Percolator,
-    event_keys,
-    filter_matches,
-)
+from notifier.matching.matcher import LOAD_CHUNK, FilterLoader  # noqa: E402
+from notifier.topics.evaluate import Document, EventFacts, filter_matches  # noqa: E402
+from notifier.topics.index import Percolator, event_keys  # noqa: E402
 from notifier.topics.parse import parse  # noqa: E402
 from notifier.topics.text import tokenize, tsvector_literal  # noqa: E402
 from notifier.topics.tsquery import to_tsquery  # noqa: E402

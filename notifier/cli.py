@@ -224,7 +224,7 @@ async def cmd_bounces(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_topics_check(settings: Settings, args: argparse.Namespace) -> int:
-    from notifier.topics.match import Document, matched_terms
+    from notifier.topics.evaluate import Document, matched_terms
     from notifier.topics.parse import QueryError, canonical, parse
 
     try:

@@ -28,8 +28,8 @@ from notifier.delivery import outbox
 from notifier.delivery.email import Mailer, TemporaryFailure
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
 from notifier.logs import context_id
-from notifier.matching import CURSOR_NAME, SubscriptionIndex
-from notifier.matching import match_events as run_matcher
+from notifier.matching.matcher import CURSOR_NAME, SubscriptionIndex
+from notifier.matching.matcher import match_events as run_matcher
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 

@@ -18,8 +18,8 @@ from notifier.councils import add_council, add_source
 from notifier.demo import DEMO_COUNCILS, DemoCouncils, start_demo_server
 from notifier.demo.data import LONDON, SCRIPT, Change, Council, Meeting
 from notifier.ingest import Fetcher, client_session, poll_source
+from notifier.matching.search import compile_query
 from notifier.models import EventType, SourceKind
-from notifier.search import compile_query
 from notifier.settings import Settings
 from tests.demo.helpers import HWB_ITEMS, Clock
 

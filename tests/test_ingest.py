@@ -26,9 +26,9 @@ from arq.jobs import Job, JobStatus
 from notifier import __version__, ingest
 from notifier.diff import content_hash
 from notifier.ingest import Fetcher, PollResult, client_session, enqueue_due_polls, poll_source, write_poll
-from notifier.matching import CURSOR_NAME
+from notifier.matching.matcher import CURSOR_NAME
+from notifier.matching.search import compile_query
 from notifier.models import ItemKind
-from notifier.search import compile_query
 from notifier.settings import Settings
 from notifier.sources.base import Record
 from notifier.sources.moderngov import MeetingSummary, parse_meeting

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from notifier.matching import NO_COUNCIL, FilterLoader, SubscriptionIndex, filter_from_row, match_events
+from notifier.matching.matcher import NO_COUNCIL, FilterLoader, SubscriptionIndex, filter_from_row, match_events
 from notifier.settings import Settings
 from tests.factories import Factory
 
@@ -108,7 +108,7 @@ async def test_match_events_index_follows_subscription_changes(
 async def test_match_events_crash_before_cursor_moves_duplicates_nothing(
     pool: asyncpg.Pool, factory: Factory, settings: Settings, monkeypatch: Any
 ) -> None:
-    import notifier.matching as matching
+    import notifier.matching.matcher as matching
 
     await factory.subscription(await factory.subscriber(), councils=[await factory.council()])
     await factory.event()
@@ -154,7 +154,7 @@ def test_filter_loader_shares_equal_rows_and_keeps_logging_bad_ones(caplog: Any)
     other = loader.filter(_row(3, "dementia", ["rutland"]))
     assert other is not a and other.query is a.query  # the query text parsed once
     assert a == filter_from_row(_row(1, "dementia", ["kent"]))
-    with caplog.at_level(logging.ERROR, logger="notifier.matching"):
+    with caplog.at_level(logging.ERROR, logger="notifier.matching.matcher"):
         bad = [loader.filter(_row(sub_id, "(unclosed")) for sub_id in (4, 5)]
     assert bad[0] is bad[1] and bad[0].councils == frozenset({NO_COUNCIL})
     assert [r.getMessage().split()[1] for r in caplog.records] == ["4", "5"]  # each subscription is reported
@@ -163,7 +163,7 @@ def test_filter_loader_shares_equal_rows_and_keeps_logging_bad_ones(caplog: Any)
 async def test_match_events_loads_in_chunks_and_shared_filters_stay_apart(
     pool: asyncpg.Pool, factory: Factory, settings: Settings, monkeypatch: Any
 ) -> None:
-    import notifier.matching as matching
+    import notifier.matching.matcher as matching
 
     monkeypatch.setattr(matching, "LOAD_CHUNK", 2)
     council = await factory.council()
@@ -179,7 +179,7 @@ async def test_match_events_loads_in_chunks_and_shared_filters_stay_apart(
     finally:
         gc.unfreeze()
     assert gc.isenabled() == was_enabled
-    assert index.percolator._stats.events == 1  # the recent event was observed for term frequencies
+    assert index.percolator.observed_events == 1  # the recent event was observed for term frequencies
     assert len(index.percolator) == 5 and index.percolator.distinct_filters == 4
     first = await factory.event(title="Dementia services")
     await match_events(pool, index, settings)

@@ -1,6 +1,7 @@
 """The topic filter language: parse queries, tokenise text, match events in memory and compile to tsquery."""
 
-from notifier.topics.match import Document, EventFacts, Filter, Match, Percolator, evaluate, matched_terms
+from notifier.topics.evaluate import Document, EventFacts, Filter, evaluate, matched_terms
+from notifier.topics.index import Match, Percolator
 from notifier.topics.parse import (
     MATCH_ALL,
     And,

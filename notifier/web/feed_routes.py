@@ -12,8 +12,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notifier.feeds import CONTENT_TYPES, render_calendar, render_events_feed
+from notifier.matching.search import FILTERED_EVENTS, filter_args
 from notifier.models import FilterModel
-from notifier.search import FILTERED_EVENTS, filter_args
 from notifier.subscriptions import FilterError, describe_subscription
 from notifier.web.keys import POOL, SETTINGS
 

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from notifier import subscriptions as subs
 from notifier.delivery.confirmations import enqueue_confirmation
+from notifier.matching.search import preview_filter
 from notifier.models import FilterModel, Frequency, SubscriberCreate
-from notifier.search import preview_filter
 from notifier.tokens import TokenData, TokenError, Tokens
 from notifier.web.keys import POOL, REDIS, SETTINGS, TOKENS
 

@@ -18,7 +18,7 @@ from notifier import subscriptions as subs
 from notifier.delivery.bounce_processing import process_bounces
 from notifier.delivery.bounces import verp_address
 from notifier.delivery.email import Mailer
-from notifier.matching import SubscriptionIndex, match_events
+from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.settings import Settings
 from tests.factories import Factory
 from tests.servers import FIXTURES, SmtpServer

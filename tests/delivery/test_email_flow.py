@@ -22,7 +22,7 @@ from notifier import subscriptions as subs
 from notifier.delivery.compose import Following, Links, build_message, render_alert
 from notifier.delivery.email import Mailer
 from notifier.delivery.schedule import next_send_time
-from notifier.matching import SubscriptionIndex, match_events
+from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
 from notifier.tokens import Tokens

@@ -31,7 +31,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from arq import create_pool as create_arq_pool
 from arq.connections import ArqRedis, RedisSettings
 
-from notifier.matching import SubscriptionIndex, match_events
+from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.settings import Settings
 from tests.factories import Factory
 from tests.servers import SmtpServer, _Handler

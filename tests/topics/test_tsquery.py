@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifier.topics.match import Document, evaluate
+from notifier.topics.evaluate import Document, evaluate
 from notifier.topics.parse import And, Not, Or, Phrase, Prefix, Query, Word, canonical, parse
 from notifier.topics.text import RAW_MARK, postings, quote_lexeme, tokenize, tsvector_literal
 from notifier.topics.tsquery import to_tsquery

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier import subscriptions as subs
+from notifier.matching.search import compile_query
 from notifier.models import ItemKind
 from notifier.web.api.plumbing import decode_cursor, operation, page_of, path_id, respond
 from notifier.web.api.schemas import (
@@ -80,8 +81,6 @@ ITEM_FIELDS = """
 
 
 async def _items(request: web.Request, query: MeetingsQuery, kind: ItemKind | None) -> web.Response:
-    from notifier.search import compile_query
-
     try:
         tsquery = compile_query(query.q)
     except subs.FilterError as e:

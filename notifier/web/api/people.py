@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier import subscriptions as subs
+from notifier.matching.search import preview_filter
 from notifier.models import FilterModel, PreviewRequest, SubscriberCreate, SubscriptionCreate, SubscriptionPatch
 from notifier.web.api.plumbing import decode_cursor, filter_problem, operation, page_of, partner_id, path_id, respond
 from notifier.web.api.schemas import Page, Preview, Subscriber, SubscriberExport, Subscription, SubscriptionsQuery
@@ -195,8 +196,6 @@ async def delete_subscription(request: web.Request) -> web.Response:
 @operation("POST", "/api/v1/subscriptions/preview", tag="subscriptions", body=PreviewRequest, response=Preview,
            summary="What a filter would have matched in the last 30 days, and about how many a week")
 async def preview(request: web.Request, body: PreviewRequest) -> web.Response:
-    from notifier.search import preview_filter
-
     pool = request.app[POOL]
     try:
         f = await subs.validate_filter(pool, body.filter)

@@ -15,6 +15,7 @@ from aiohttp import web
 from notifier import subscriptions as subs
 from notifier.delivery.webhooks import endpoints
 from notifier.delivery.webhooks.targets import TargetRefused, vet_url
+from notifier.matching.search import FILTERED_EVENTS, filter_args
 from notifier.models import FilterModel, ReplayRequest, WebhookCreate, WebhookPatch
 from notifier.web.api.plumbing import decode_cursor, filter_problem, operation, page_of, partner_id, path_id, respond
 from notifier.web.api.schemas import (
@@ -157,8 +158,6 @@ async def enable_webhook(request: web.Request) -> web.Response:
            response=ReplayQueued, summary=f"Re-send the events matching the endpoint's filter after an event id "
            f"(at most {REPLAY_LIMIT}), each under its original webhook-id")
 async def replay_webhook(request: web.Request, body: ReplayRequest) -> web.Response:
-    from notifier.search import FILTERED_EVENTS, filter_args
-
     row = await _own(request)
     f = endpoint_model(row).filter
     pool = request.app[POOL]

@@ -16,7 +16,7 @@ from arq.connections import ArqRedis
 
 from notifier.delivery.webhooks.payload import MAX_BODY_BYTES
 from notifier.delivery.webhooks.sender import WebhookSender
-from notifier.matching import SubscriptionIndex, match_events
+from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
 from notifier.web.app import create_app

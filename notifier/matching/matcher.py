@@ -21,7 +21,8 @@ import asyncpg
 
 from notifier.delivery.schedule import next_send_time
 from notifier.settings import Settings
-from notifier.topics.match import Document, EventFacts, Filter, Percolator
+from notifier.topics.evaluate import Document, EventFacts, Filter
+from notifier.topics.index import Percolator
 from notifier.topics.parse import Query, QueryError, parse
 
 log = logging.getLogger(__name__)
@@ -266,16 +267,37 @@ async def match_events(pool: asyncpg.Pool, index: SubscriptionIndex, settings: S
     return result
 
 
+# A match: subscription, event, the matched terms.
+_Pair = tuple[int, int, list[str]]
+# A delivery to write: subscription, event, status, when it is due, the matched terms.
+_DeliveryRow = tuple[int, int, str, datetime, list[str]]
+
+
 async def _write_deliveries(
     conn: asyncpg.Connection, index: SubscriptionIndex, events: Sequence[asyncpg.Record], settings: Settings
 ) -> int:
-    pairs: list[tuple[int, int, list[str]]] = []
+    """Match a batch of events and insert their deliveries; returns how many rows were new."""
+    pairs = _match_batch(index, events)
+    if not pairs:
+        return 0
+    recipients = await _recipients(conn, sorted({p[0] for p in pairs}))
+    rows = _delivery_rows(pairs, recipients, events, settings)
+    if not rows:
+        return 0
+    return await _insert_deliveries(conn, rows)
+
+
+def _match_batch(index: SubscriptionIndex, events: Sequence[asyncpg.Record]) -> list[_Pair]:
+    """(subscription, event, matched terms) for every match in the batch."""
+    pairs: list[_Pair] = []
     for ev in events:
         for m in index.percolator.match(event_facts(ev)):
             pairs.append((m.sub_id, ev["id"], list(m.terms)))
-    if not pairs:
-        return 0
-    # who may hear of what: a live subscription made before the event, whose owner can receive it
+    return pairs
+
+
+async def _recipients(conn: asyncpg.Connection, sub_ids: list[int]) -> dict[int, asyncpg.Record]:
+    """The matched subscriptions still stored, with what decides whether and when their owners hear."""
     subs = await conn.fetch(
         """
         select s.id, s.channel, s.frequency, s.hour, s.weekday, s.created_at, s.paused_until, s.confirmed_at,
@@ -285,11 +307,20 @@ async def _write_deliveries(
         left join webhook_endpoints w on w.id = s.endpoint_id
         where s.id = any($1::bigint[])
         """,
-        sorted({p[0] for p in pairs}),
+        sub_ids,
     )
-    by_id = {s["id"]: s for s in subs}
+    return {s["id"]: s for s in subs}
+
+
+def _delivery_rows(
+    pairs: list[_Pair],
+    by_id: dict[int, asyncpg.Record],
+    events: Sequence[asyncpg.Record],
+    settings: Settings,
+) -> list[_DeliveryRow]:
+    """Who may hear of what: a live subscription made before the event, whose owner can receive it."""
     occurred = {ev["id"]: ev["occurred_at"] for ev in events}
-    rows: list[tuple[int, int, str, datetime, list[str]]] = []
+    rows: list[_DeliveryRow] = []
     for sub_id, event_id, terms in pairs:
         s = by_id.get(sub_id)
         when = occurred[event_id]
@@ -298,20 +329,25 @@ async def _write_deliveries(
         status = _eligibility(s, when)
         if status is None:
             continue
-        if s["channel"] == "email":
-            due = next_send_time(
-                s["frequency"],
-                after=when,
-                timezone=s["timezone"] or settings.default_timezone,
-                hour=s["hour"] if s["hour"] is not None else settings.digest_hour,
-                weekday=s["weekday"] if s["weekday"] is not None else settings.weekly_day,
-                batch_seconds=settings.alert_batch_seconds,
-            )
-        else:
-            due = when
-        rows.append((sub_id, event_id, status, due, terms))
-    if not rows:
-        return 0
+        rows.append((sub_id, event_id, status, _due(s, when, settings), terms))
+    return rows
+
+
+def _due(s: asyncpg.Record, when: datetime, settings: Settings) -> datetime:
+    """When a delivery of an event that happened at `when` is due to go out."""
+    if s["channel"] != "email":
+        return when
+    return next_send_time(
+        s["frequency"],
+        after=when,
+        timezone=s["timezone"] or settings.default_timezone,
+        hour=s["hour"] if s["hour"] is not None else settings.digest_hour,
+        weekday=s["weekday"] if s["weekday"] is not None else settings.weekly_day,
+        batch_seconds=settings.alert_batch_seconds,
+    )
+
+
+async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_DeliveryRow]) -> int:
     inserted = await conn.fetch(
         """
         insert into deliveries (subscription_id, event_id, status, next_attempt_at, matched_terms)

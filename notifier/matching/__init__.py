@@ -1,0 +1,1 @@
+"""Matching events to subscriptions: the cursor over events (matcher) and history search and preview (search)."""
