@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=15.0, gt=0)
     webhook_concurrency: int = Field(default=100, ge=1)  # requests in flight from one worker, all endpoints
     webhook_endpoint_concurrency: int = Field(default=10, ge=1)  # requests in flight to one endpoint, one worker
+    # a webhook claim's lease, renewed every third of it while the worker is alive
+    webhook_lease_seconds: int = Field(default=30, ge=3)
     webhook_secret_grace_hours: int = Field(default=24, ge=0)  # a rotated secret keeps signing this long
     api_key_grace_hours: int = Field(default=24, ge=0)  # a rotated API key keeps working this long
 

@@ -6,9 +6,9 @@ across every worker), holds their short leases with a `LeaseKeeper`, and sends t
 its own slots while the others' deliveries flow past. Outcomes are written as they come (`OutcomeWriter`), in one
 transaction per group: the attempts log, the delivery marks and the endpoints' health.
 
-A worker killed mid-pass leaves its claims `sending`; their leases run out within `LEASE` once renewals stop and the
-sweeper hands them back. The requests that were answered but not yet marked are sent again, with the same
-`webhook-id`, which is what a receiver deduplicates by.
+A worker killed mid-pass leaves its claims `sending`; their leases (`NOTIFIER_WEBHOOK_LEASE_SECONDS`) run out soon
+after renewals stop and the sweeper hands them back. The requests that were answered but not yet marked are sent
+again, with the same `webhook-id`, which is what a receiver deduplicates by.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 WEBHOOK_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000]
 MAX_ATTEMPTS = len(WEBHOOK_RETRY_DELAYS) + 1
 MAX_RETRY_AFTER = 3600  # a Retry-After further off than this is held to it
-LEASE = timedelta(seconds=30)
 CLAIM_SIZE = 400
 CLAIMS_PER_SLOT = 5  # deliveries claimed ahead for an endpoint, per request it may have in flight
 ERROR_SNIPPET = 200
@@ -107,7 +106,7 @@ class WebhookSender:
         http: aiohttp.ClientSession,
         *,
         metrics: Metrics | None = None,
-        lease: timedelta = LEASE,
+        lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -126,7 +125,6 @@ class WebhookSender:
         *,
         metrics: Metrics | None = None,
         resolver: AbstractResolver | None = None,
-        lease: timedelta = LEASE,
     ) -> WebhookSender:
         """A sender with its own HTTP client, whose connections go only where `targets` allows."""
         checking = CheckingResolver(resolver, allow_private=settings.webhook_allow_private_targets)
@@ -134,7 +132,7 @@ class WebhookSender:
         http = aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": settings.user_agent}, auto_decompress=False
         )
-        return cls(settings, pool, http, metrics=metrics, lease=lease)
+        return cls(settings, pool, http, metrics=metrics, lease=timedelta(seconds=settings.webhook_lease_seconds))
 
     async def close(self) -> None:
         await self.http.close()
