@@ -1,6 +1,6 @@
 """The polling path end to end: the real adapters against a real council HTTP server, written to real PostgreSQL.
 
-Every test polls through `notifier.ingest.poll_source` (or the worker job around it) and reads back what a poll
+Every test polls through `notifier.ingest.poll.poll_source` (or the worker job around it) and reads back what a poll
 leaves behind: items, events, the source's health and its poll_runs rows.
 """
 
@@ -23,9 +23,12 @@ from aiohttp import web
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 
-from notifier import __version__, ingest
-from notifier.diff import content_hash
-from notifier.ingest import Fetcher, PollResult, client_session, enqueue_due_polls, poll_source, write_poll
+from notifier import __version__
+from notifier.ingest import write
+from notifier.ingest.fetch import Fetcher, client_session
+from notifier.ingest.normalise import content_hash
+from notifier.ingest.poll import enqueue_due_polls, poll_source
+from notifier.ingest.write import PollResult, write_poll
 from notifier.matching import CURSOR_NAME
 from notifier.models import ItemKind
 from notifier.search import compile_query
@@ -1086,7 +1089,7 @@ async def test_write_poll_failing_while_a_group_is_inserted_stores_nothing_and_l
     pool: asyncpg.Pool, factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The documents' rows fail to prepare while the agenda items are being inserted.
-    real = ingest._search_vectors
+    real = write._search_vectors
     calls = 0
 
     def failing_on_the_third_group(records: list[Record]) -> dict[tuple[ItemKind, str], str]:
@@ -1096,7 +1099,7 @@ async def test_write_poll_failing_while_a_group_is_inserted_stores_nothing_and_l
             raise RuntimeError("tokeniser broke")
         return real(records)
 
-    monkeypatch.setattr(ingest, "_search_vectors", failing_on_the_third_group)
+    monkeypatch.setattr(write, "_search_vectors", failing_on_the_third_group)
     source_id = await factory.source("leicestershire")
     async with pool.acquire() as conn:
         with pytest.raises(RuntimeError, match="tokeniser broke"):

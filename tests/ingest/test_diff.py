@@ -1,4 +1,4 @@
-"""Tests for notifier.diff: records of one poll against the stored ones → change events."""
+"""Tests for notifier.ingest.diff: records of one poll against the stored ones → change events."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier import diff as diff_module
-from notifier.diff import CHANGE_TEXT_LIMIT, Change, content_hash, diff_poll
+from notifier.ingest import normalise
+from notifier.ingest.diff import CHANGE_TEXT_LIMIT, Change, diff_poll
+from notifier.ingest.normalise import content_hash
 from notifier.models import EventType, ItemKind
 from notifier.sources.base import Record
 
@@ -837,12 +838,12 @@ def test_content_hash_values_are_the_stored_ones() -> None:
 def _hash_through_json(r: Record) -> str:
     """content_hash with every record's data taken through the database's JSON round trip (no shortcut)."""
     public = {str(k): v for k, v in r.data.items() if not str(k).startswith("_")}
-    data = diff_module._canonical(json.loads(json.dumps(public, default=str)))
+    data = normalise.canonical(json.loads(json.dumps(public, default=str)))
     payload = {
         "kind": str(r.kind), "external_id": r.external_id, "title": r.title, "committee": r.committee,
-        "committee_id": r.committee_id, "body": r.body, "starts_at": diff_module._iso(r.starts_at),
+        "committee_id": r.committee_id, "body": r.body, "starts_at": normalise.iso(r.starts_at),
         "status": r.status, "url": r.url, "parent": [str(r.parent[0]), r.parent[1]] if r.parent else None,
-        "published_at": diff_module._iso(r.published_at), "data": data,
+        "published_at": normalise.iso(r.published_at), "data": data,
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
