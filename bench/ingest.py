@@ -9,7 +9,7 @@ service's own runner, and drops it at the end. It needs no Redis and no network 
    per item) and `word-html` (meeting_7001_word_html.xml: long Word HTML with conditional comments and lists, two
    papers and an exempt one per item, papers of the meeting itself). One agenda item of each is repeated `--items`
    times per meeting (fresh ids), `--meetings` meetings per source, `--sources` sources. Each source's answers are
-   parsed by the real adapter (`parse_meeting`) and written by the real `ingest.write_poll` (diff against what is
+   parsed by the real adapter (`parse_meeting`) and written by the real `write_poll` (diff against what is
    stored, insert or update, events, the source's health and a poll_runs row, in one transaction per source),
    `--jobs` sources at a time. Three passes: first sight (everything new), an unchanged re-poll, and every meeting
    moved a week (every item rewritten, an event per meeting), `--rounds` times on fresh sources; each pass reports
@@ -64,8 +64,10 @@ from aiohttp import web  # noqa: E402
 from notifier.db import create_pool, migrate  # noqa: E402
 from notifier.demo.data import LONDON, AgendaItem, Committee, Council, Document, IdSeq, Meeting  # noqa: E402
 from notifier.demo.server import render_committees, render_meeting, render_meetings  # noqa: E402
-from notifier.diff import content_hash  # noqa: E402
-from notifier.ingest import Fetcher, PollResult, client_session, poll_source, write_poll  # noqa: E402
+from notifier.ingest.fetch import Fetcher, client_session  # noqa: E402
+from notifier.ingest.normalise import content_hash  # noqa: E402
+from notifier.ingest.poll import poll_source  # noqa: E402
+from notifier.ingest.write import PollResult, write_poll  # noqa: E402
 from notifier.settings import Settings  # noqa: E402
 from notifier.sources.base import Record  # noqa: E402
 from notifier.sources.moderngov import MeetingSummary, parse_meeting  # noqa: E402

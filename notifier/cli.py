@@ -162,7 +162,8 @@ async def cmd_sources(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def cmd_poll(settings: Settings, args: argparse.Namespace) -> None:
-    from notifier.ingest import Fetcher, client_session, poll_source
+    from notifier.ingest.fetch import Fetcher, client_session
+    from notifier.ingest.poll import poll_source
 
     async with database(settings) as pool, client_session(settings) as session:
         result = await poll_source(pool, Fetcher(session, settings), args.source, force=True)

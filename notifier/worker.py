@@ -22,11 +22,11 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
-from notifier import ingest
 from notifier.db import create_pool
 from notifier.delivery import outbox
 from notifier.delivery.email import Mailer, TemporaryFailure
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
+from notifier.ingest import fetch, poll
 from notifier.logs import context_id
 from notifier.matching.matcher import CURSOR_NAME, SubscriptionIndex
 from notifier.matching.matcher import match_events as run_matcher
@@ -43,7 +43,7 @@ class WorkerContext(TypedDict, total=False):
     metrics: Metrics
     pool: asyncpg.Pool
     http: aiohttp.ClientSession
-    fetcher: ingest.Fetcher
+    fetcher: fetch.Fetcher
     index: SubscriptionIndex
     mailer: Mailer
     webhooks: WebhookSender
@@ -85,12 +85,12 @@ def _observed(name: str, fn: JobFn) -> WorkerCoroutine:
 
 async def schedule_polls(ctx: WorkerContext) -> int:
     """Enqueue a poll for every due source; the job id names source and minute, so overlapping schedulers agree."""
-    return await ingest.enqueue_due_polls(ctx["pool"], ctx["redis"], now=datetime.now(UTC))
+    return await poll.enqueue_due_polls(ctx["pool"], ctx["redis"], now=datetime.now(UTC))
 
 
 async def poll_source(ctx: WorkerContext, source_id: int) -> dict[str, Any]:
     settings = ctx["settings"]
-    result = await ingest.poll_source(
+    result = await poll.poll_source(
         ctx["pool"], ctx["fetcher"], source_id, metrics=ctx["metrics"],
         max_backoff=timedelta(minutes=settings.poll_max_backoff_minutes),
     )
@@ -224,8 +224,8 @@ def build_worker(
         ctx["settings"] = settings
         ctx["metrics"] = metrics
         ctx["pool"] = await create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
-        ctx["http"] = ingest.client_session(settings)
-        ctx["fetcher"] = ingest.Fetcher(ctx["http"], settings)
+        ctx["http"] = fetch.client_session(settings)
+        ctx["fetcher"] = fetch.Fetcher(ctx["http"], settings)
         ctx["index"] = SubscriptionIndex()
         await ctx["index"].refresh(ctx["pool"])
         ctx["mailer"] = Mailer.create(

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from notifier.diff import content_hash
+from notifier.ingest.normalise import content_hash
 from notifier.models import ItemKind
 from notifier.sources.base import Record
 from notifier.topics.text import tsvector_literal

@@ -33,21 +33,33 @@ then by agenda item number, then by document id.
 Events come in a fixed order whatever the order of the input: meetings (by start time), then decisions, then
 documents, each group by external id (numbers compared as numbers), and for one item: scheduled, cancelled,
 rescheduled, updated, agenda, minutes.
+
+How records are read for comparing (the content hash, canonical values, flags) is in `normalise.py`; how events are
+worded is in `summaries.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from notifier.ingest import summaries
+from notifier.ingest.normalise import (
+    canonical,
+    content_hash,
+    flag,
+    iso,
+    jsonable,
+    local,
+    marked_cancelled,
+    status,
+    time_known,
+)
 from notifier.models import EventType, ItemKind
 from notifier.sources.base import Record
 from notifier.zones import time_zone
@@ -56,9 +68,6 @@ Key = tuple[ItemKind, str]
 
 # Body text in `changes` is clipped: the item row holds the full text, an event only says what changed.
 CHANGE_TEXT_LIMIT = 500
-SUMMARY_LIMIT = 200
-_TITLE_LIMIT = 110
-_PHRASE_LIMIT = 60
 
 CANCELLED_STATUSES = frozenset({"cancelled", "postponed"})
 # Statuses that mean the meeting is on; a cancelled meeting reaching one of these has been reinstated.
@@ -73,12 +82,8 @@ _TYPE_ORDER = {
     ))
 }
 _KIND_ORDER = {ItemKind.MEETING: 0, ItemKind.DECISION: 1, ItemKind.DOCUMENT: 2, ItemKind.AGENDA_ITEM: 3}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-# Matches both datetime.isoformat() and str(datetime): stored `data` went through json.dumps(default=str).
-_DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
 _WORD = re.compile(r"\w+")
-_CANCEL_MARKER = re.compile(r"cancel|postpone", re.IGNORECASE)
 _MINUTES_TITLE = re.compile(r"\bminutes?\b", re.IGNORECASE)
 _PREVIOUS_MINUTES = re.compile(r"\b(previous|last|prior)\b", re.IGNORECASE)
 
@@ -91,92 +96,6 @@ class Change:
     type: EventType
     changes: dict[str, list[Any]]
     summary: str
-
-
-# ---- content hash ----------------------------------------------------------------------------------------------------
-
-
-def content_hash(r: Record) -> str:
-    """sha256 hex of everything that matters about a record; `_` data keys (adapter bookkeeping) are left out.
-
-    Stable across runs, dict ordering and time zones (datetimes are hashed as UTC), and equal for a record and the
-    same record read back from the database (where `data` went through JSON, datetimes in it as text).
-    """
-    payload = {
-        "kind": str(r.kind),
-        "external_id": r.external_id,
-        "title": r.title,
-        "committee": r.committee,
-        "committee_id": r.committee_id,
-        "body": r.body,
-        "starts_at": _iso(r.starts_at),
-        "status": r.status,
-        "url": r.url,
-        "parent": [str(r.parent[0]), r.parent[1]] if r.parent is not None else None,
-        "published_at": _iso(r.published_at),
-        "data": _public_data(r.data),
-    }
-    return hashlib.sha256(_HASH_JSON.encode(payload).encode("utf-8")).hexdigest()
-
-
-# One encoder for every hash: json.dumps builds a new one per call when given options.
-_HASH_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-# Values that come back from the JSON round trip below exactly as they went in (exact types: a str or int
-# subclass, such as an enum, may serialise as something else).
-_JSON_SCALARS = (str, int, bool, type(None))
-
-
-def _public_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    public = {str(k): v for k, v in data.items() if not str(k).startswith("_")}
-    if all(type(v) in _JSON_SCALARS for v in public.values()):
-        # Flat data of plain scalars (what adapters give): the round trip would change nothing, so only the
-        # datetime-looking strings need making canonical.
-        for k, v in public.items():
-            if type(v) is str and v[:1].isdigit() and _DATETIME_TEXT.fullmatch(v):
-                public[k] = _canonical(v)
-        return public
-    # The same round trip the database applies, so stored and fresh records compare equal.
-    loaded = json.loads(json.dumps(public, default=str))
-    result: dict[str, Any] = _canonical(loaded)
-    return result
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_canonical(v) for v in value]
-    if isinstance(value, str) and _DATETIME_TEXT.fullmatch(value):
-        try:
-            return _iso(datetime.fromisoformat(value))
-        except (ValueError, OverflowError):  # looked like a datetime but is not one, or is out of range in UTC
-            return value
-    return value
-
-
-def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        return dt.isoformat()
-    return dt.astimezone(UTC).isoformat()
-
-
-def _jsonable(value: Any) -> Any:
-    """A value as it may appear in `changes`: JSON types only, datetimes as ISO strings."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted((_jsonable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str))
-    return str(value)
 
 
 # ---- comparisons -----------------------------------------------------------------------------------------------------
@@ -203,27 +122,7 @@ def _materially_changed(old: Any, new: Any) -> bool:
     if isinstance(old, str) and isinstance(new, str):
         # Most compared texts are the same text (a moved meeting keeps its agenda): no need to fold them.
         return old != new and _fold_text(old) != _fold_text(new)
-    return bool(_canonical(_jsonable(old)) != _canonical(_jsonable(new)))
-
-
-def _flag(value: Any, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().casefold()
-        if not text:
-            return default
-        return text in {"true", "1", "yes", "y"}
-    return bool(value)
-
-
-def _status(r: Record) -> str:
-    s = (r.status or "").strip().casefold()
-    if s == "canceled":
-        return "cancelled"
-    return s or "unknown"
+    return bool(canonical(jsonable(old)) != canonical(jsonable(new)))
 
 
 def _clip_change(value: Any) -> Any:
@@ -233,55 +132,7 @@ def _clip_change(value: Any) -> Any:
 
 
 def _pair(old: Any, new: Any) -> list[Any]:
-    return [_clip_change(_jsonable(old)), _clip_change(_jsonable(new))]
-
-
-# ---- summaries -------------------------------------------------------------------------------------------------------
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + "…"
-
-
-def _time_known(r: Record) -> bool:
-    return _flag(r.data.get("time_known"), default=True) and not _flag(r.data.get("all_day"))
-
-
-def _local(dt: datetime, tz: ZoneInfo) -> datetime:
-    # Records promise aware UTC datetimes; a naive one is read as UTC rather than as the server's local time.
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(tz)
-
-
-def _when(dt: datetime, tz: ZoneInfo, *, with_time: bool) -> str:
-    local = _local(dt, tz)
-    text = f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
-    return f"{text} {local:%H:%M}" if with_time else text
-
-
-def _meeting_name(r: Record) -> str:
-    return _clip(r.title or r.committee or "Meeting", _TITLE_LIMIT)
-
-
-def _meeting_label(r: Record, tz: ZoneInfo) -> str:
-    """Name and start, as in "Health and Wellbeing Board, 4 Dec 2025 14:00" (the date alone if the time is unknown)."""
-    if r.starts_at is None:
-        return _meeting_name(r)
-    return f"{_meeting_name(r)}, {_when(r.starts_at, tz, with_time=_time_known(r))}"
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _phrase_list(items: Sequence[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
+    return [_clip_change(jsonable(old)), _clip_change(jsonable(new))]
 
 
 # ---- drafts ----------------------------------------------------------------------------------------------------------
@@ -302,7 +153,7 @@ class _Draft:
 
 def _order(d: _Draft) -> tuple[Any, ...]:
     r = d.record
-    start = (0, _iso(r.starts_at)) if r.kind is ItemKind.MEETING and r.starts_at is not None else (1, "")
+    start = (0, iso(r.starts_at)) if r.kind is ItemKind.MEETING and r.starts_at is not None else (1, "")
     return (_KIND_ORDER[r.kind], start, _natural(r.external_id), _TYPE_ORDER[d.type])
 
 
@@ -315,15 +166,9 @@ def _natural(s: str) -> tuple[tuple[int | str, ...], str]:
 
 # ---- meetings --------------------------------------------------------------------------------------------------------
 
-_MEETING_FIELDS: tuple[tuple[str, str], ...] = (
-    ("title", "title"),
-    ("committee", "committee"),
-    ("location", "venue"),
-    ("status", "status"),
-    ("status_text", "status"),
-    ("starts_at", "time"),
-    ("body", "agenda"),
-)
+# The meeting fields compared, in the order they are reported (their names in words: _MEETING_LABELS in
+# summaries.py).
+_MEETING_FIELDS = ("title", "committee", "location", "status", "status_text", "starts_at", "body")
 
 
 def _meeting_value(r: Record, name: str) -> Any:
@@ -336,28 +181,27 @@ def _meeting_value(r: Record, name: str) -> Any:
 
 
 def _new_meeting(r: Record, tz: ZoneInfo) -> list[_Draft]:
-    label = _meeting_label(r, tz)
-    status = _status(r)
-    if status in CANCELLED_STATUSES:
-        word = "postponed" if status == "postponed" else "cancelled"
-        drafts = [_Draft(r, EventType.MEETING_CANCELLED, {"status": [None, r.status]}, f"{label}: meeting {word}")]
+    if status(r) in CANCELLED_STATUSES:
+        drafts = [
+            _Draft(r, EventType.MEETING_CANCELLED, {"status": [None, r.status]}, summaries.meeting_cancelled(r, tz))
+        ]
     else:
-        changes = {"starts_at": [None, _iso(r.starts_at)]} if r.starts_at is not None else {}
-        drafts = [_Draft(r, EventType.MEETING_SCHEDULED, changes, f"{label}: meeting scheduled")]
+        changes = {"starts_at": [None, iso(r.starts_at)]} if r.starts_at is not None else {}
+        drafts = [_Draft(r, EventType.MEETING_SCHEDULED, changes, summaries.meeting_scheduled(r, tz))]
     drafts.extend(_publications(None, r, tz))
     return drafts
 
 
 def _publications(old: Record | None, new: Record, tz: ZoneInfo) -> list[_Draft]:
     drafts = []
-    for flag, event, what in (
+    for name, event, what in (
         ("agenda_published", EventType.AGENDA_PUBLISHED, "agenda"),
         ("minutes_published", EventType.MINUTES_PUBLISHED, "minutes"),
     ):
-        was = None if old is None else _flag(old.data.get(flag))
-        if _flag(new.data.get(flag)) and not was:
+        was = None if old is None else flag(old.data.get(name))
+        if flag(new.data.get(name)) and not was:
             # The summary gets its document count once documents are folded in (see _finish_publication).
-            drafts.append(_Draft(new, event, {flag: [was, True]}, f"{_meeting_label(new, tz)}: {what} published"))
+            drafts.append(_Draft(new, event, {name: [was, True]}, summaries.published(new, what, tz)))
     return drafts
 
 
@@ -367,8 +211,8 @@ def _start_change(old: Record, new: Record, tz: ZoneInfo) -> str | None:
         return None
     if old.starts_at is None:
         return "set"
-    old_known, new_known = _time_known(old), _time_known(new)
-    same_day = _local(old.starts_at, tz).date() == _local(new.starts_at, tz).date()
+    old_known, new_known = time_known(old), time_known(new)
+    same_day = local(old.starts_at, tz).date() == local(new.starts_at, tz).date()
     if same_day and not old_known and new_known:
         return "set"
     if same_day and old_known and not new_known:
@@ -381,23 +225,23 @@ def _start_change(old: Record, new: Record, tz: ZoneInfo) -> str | None:
 def _changed_meeting(old: Record, new: Record, tz: ZoneInfo) -> list[_Draft]:
     drafts: list[_Draft] = []
     claimed: set[str] = set()
-    old_status, new_status = _status(old), _status(new)
+    old_status, new_status = status(old), status(new)
     cancelled_now = new_status in CANCELLED_STATUSES and old_status not in CANCELLED_STATUSES
     reinstated = old_status in CANCELLED_STATUSES and new_status in ACTIVE_STATUSES
     start = _start_change(old, new, tz)
     if old_status in CANCELLED_STATUSES and new_status in CANCELLED_STATUSES:
         start = None  # moving a meeting that is not happening is not news
-    changed = {name for name, _ in _MEETING_FIELDS if _meeting_field_changed(old, new, name, start)}
+    changed = {name for name in _MEETING_FIELDS if _meeting_field_changed(old, new, name, start)}
 
     if cancelled_now:
-        drafts.append(_cancellation(old, new, new_status, changed, claimed, tz))
+        drafts.append(_cancellation(old, new, changed, claimed, tz))
     elif start == "moved":
         drafts.append(_rescheduling(old, new, new_status, reinstated, changed, claimed, tz))
 
     publications = _publications(old, new, tz)
     if publications:
         claimed.add("body")  # new agenda text arriving with its publication is that publication
-    rest = [name for name, _ in _MEETING_FIELDS if name in changed and name not in claimed]
+    rest = [name for name in _MEETING_FIELDS if name in changed and name not in claimed]
     if rest or reinstated:
         drafts.append(_update(old, new, rest, reinstated, tz))
     drafts.extend(publications)
@@ -408,91 +252,53 @@ def _meeting_field_changed(old: Record, new: Record, name: str, start: str | Non
     if name == "starts_at":
         return start is not None
     if name == "status":
-        return _status(old) != _status(new) and not (new.status is None or _status(new) == "unknown")
+        return status(old) != status(new) and not (new.status is None or status(new) == "unknown")
     return _materially_changed(_meeting_value(old, name), _meeting_value(new, name))
 
 
-def _cancellation(
-    old: Record, new: Record, status: str, changed: set[str], claimed: set[str], tz: ZoneInfo
-) -> _Draft:
+def _cancellation(old: Record, new: Record, changed: set[str], claimed: set[str], tz: ZoneInfo) -> _Draft:
     changes = {"status": _pair(old.status, new.status)}
     claimed.update({"status", "status_text", "starts_at"})
     for name in ("status_text", "starts_at"):
         if name in changed:
             changes[name] = _pair(_meeting_value(old, name), _meeting_value(new, name))
-    if "title" in changed and _CANCEL_MARKER.search(new.title or ""):
+    if "title" in changed and marked_cancelled(new.title):
         changes["title"] = _pair(old.title, new.title)
         claimed.add("title")
-    word = "postponed" if status == "postponed" else "cancelled"
-    return _Draft(new, EventType.MEETING_CANCELLED, changes, f"{_meeting_label(new, tz)}: meeting {word}")
+    return _Draft(new, EventType.MEETING_CANCELLED, changes, summaries.meeting_cancelled(new, tz))
 
 
 def _rescheduling(
-    old: Record, new: Record, status: str, reinstated: bool, changed: set[str], claimed: set[str], tz: ZoneInfo
+    old: Record, new: Record, new_status: str, reinstated: bool, changed: set[str], claimed: set[str], tz: ZoneInfo
 ) -> _Draft:
     changes = {"starts_at": _pair(old.starts_at, new.starts_at)}
     claimed.add("starts_at")
-    if _time_known(old) != _time_known(new):
-        changes["time_known"] = [_time_known(old), _time_known(new)]
+    if time_known(old) != time_known(new):
+        changes["time_known"] = [time_known(old), time_known(new)]
     # A reinstatement reports its own status; otherwise the "Rescheduled from ..." status belongs here.
     if not reinstated:
-        if "status" in changed and status == "rescheduled":
+        if "status" in changed and new_status == "rescheduled":
             changes["status"] = _pair(old.status, new.status)
             claimed.add("status")
         if "status_text" in changed:
             changes["status_text"] = _pair(old.data.get("status_text"), new.data.get("status_text"))
             claimed.add("status_text")
-    before = _when(old.starts_at, tz, with_time=_time_known(old)) if old.starts_at else "no date"
-    after = _when(new.starts_at, tz, with_time=_time_known(new)) if new.starts_at else "no date"
-    return _Draft(new, EventType.MEETING_RESCHEDULED, changes, f"{_meeting_name(new)}, {before} moved to {after}")
+    return _Draft(new, EventType.MEETING_RESCHEDULED, changes, summaries.meeting_moved(old, new, tz))
 
 
 def _update(old: Record, new: Record, fields: Sequence[str], reinstated: bool, tz: ZoneInfo) -> _Draft:
     changes = {name: _pair(_meeting_value(old, name), _meeting_value(new, name)) for name in fields}
     if reinstated and "status" not in changes:
         changes["status"] = _pair(old.status, new.status)
-    parts: list[str] = []
-    if reinstated:
-        parts.append("meeting reinstated")
-    # A reinstatement explains its status and a title losing its "cancelled" marker.
-    explained = {"status", "status_text"}
-    if _CANCEL_MARKER.search(old.title or "") and not _CANCEL_MARKER.search(new.title or ""):
-        explained.add("title")
-    rest = [f for f in fields if not (reinstated and f in explained)]
-    if rest:
-        parts.append(_describe_meeting_update(old, new, rest))
-    return _Draft(new, EventType.MEETING_UPDATED, changes, f"{_meeting_label(new, tz)}: {'; '.join(parts)}")
-
-
-def _describe_meeting_update(old: Record, new: Record, fields: Sequence[str]) -> str:
-    if len(fields) == 1:
-        only = fields[0]
-        if only == "location":
-            return f"venue changed to {_clip(str(new.data.get('location')), _PHRASE_LIMIT)}"
-        if only == "body":
-            return "agenda updated"
-        if only == "title":
-            return f"renamed (was {_clip(old.title, _PHRASE_LIMIT)})"
-        if only == "starts_at":
-            return "date and time set" if old.starts_at is None else "time set"
-    if set(fields) <= {"status", "status_text"}:
-        text = (new.data.get("status_text") if "status_text" in fields else None) or new.status or "unknown"
-        return f"status now {_clip(str(text), _PHRASE_LIMIT)}"
-    names = list(dict.fromkeys(label for name, label in _MEETING_FIELDS if name in fields))
-    return f"{_phrase_list(names)} changed"
+    summary = summaries.meeting_updated(old, new, fields, reinstated, tz)
+    return _Draft(new, EventType.MEETING_UPDATED, changes, summary)
 
 
 # ---- decisions and documents -----------------------------------------------------------------------------------------
 
-_DECISION_FIELDS: tuple[tuple[str, str], ...] = (
-    ("title", "title"),
-    ("status", "status"),
-    ("body", "decision text"),
-    ("starts_at", "decision date"),
-    ("committee", "decision maker"),
-    ("key_decision", "key decision"),
-    ("call_in", "call-in"),
-)
+# The decision fields compared, in the order they are reported (their names in words: _DECISION_LABELS in
+# summaries.py).
+_DECISION_FIELDS = ("title", "status", "body", "starts_at", "committee", "key_decision", "call_in")
 
 
 def _decision_value(r: Record, name: str) -> Any:
@@ -503,40 +309,25 @@ def _decision_value(r: Record, name: str) -> Any:
 
 
 def _new_decision(r: Record) -> _Draft:
-    title = _clip(r.title or "Untitled decision", _TITLE_LIMIT)
-    status = f" ({_clip(r.status, _PHRASE_LIMIT)})" if r.status and r.status.strip() else ""
     changes = {"status": [None, r.status]} if r.status else {}
-    return _Draft(r, EventType.DECISION_PUBLISHED, changes, f"Decision: {title}{status}")
+    return _Draft(r, EventType.DECISION_PUBLISHED, changes, summaries.decision_published(r))
 
 
 def _changed_decision(old: Record, new: Record) -> list[_Draft]:
     fields = [
-        (name, label)
-        for name, label in _DECISION_FIELDS
-        if _materially_changed(_decision_value(old, name), _decision_value(new, name))
+        name for name in _DECISION_FIELDS if _materially_changed(_decision_value(old, name), _decision_value(new, name))
     ]
     if not fields:
         return []
-    changes = {name: _pair(_decision_value(old, name), _decision_value(new, name)) for name, _ in fields}
-    parts = []
-    if any(name == "status" for name, _ in fields):
-        parts.append(f"now {_clip(str(new.status), _PHRASE_LIMIT)}")
-    others = [label for name, label in fields if name != "status"]
-    if others:
-        parts.append(f"{_phrase_list(others)} changed")
-    title = _clip(new.title or "Untitled decision", _TITLE_LIMIT)
-    return [_Draft(new, EventType.DECISION_UPDATED, changes, f"Decision updated: {title} ({'; '.join(parts)})")]
-
-
-def _document_title(r: Record) -> str:
-    return _clip(r.title or "Untitled document", _TITLE_LIMIT + 40)
+    changes = {name: _pair(_decision_value(old, name), _decision_value(new, name)) for name in fields}
+    return [_Draft(new, EventType.DECISION_UPDATED, changes, summaries.decision_updated(new, fields))]
 
 
 def _new_document(r: Record) -> _Draft:
     changes = {"title": [None, r.title]}
     if r.url:
         changes["url"] = [None, r.url]
-    return _Draft(r, EventType.DOCUMENT_PUBLISHED, changes, f"Document published: {_document_title(r)}")
+    return _Draft(r, EventType.DOCUMENT_PUBLISHED, changes, summaries.document_published(r))
 
 
 def _changed_document(old: Record, new: Record) -> list[_Draft]:
@@ -545,9 +336,7 @@ def _changed_document(old: Record, new: Record) -> list[_Draft]:
     changes = {"title": _pair(old.title, new.title)}
     if new.url != old.url:
         changes["url"] = _pair(old.url, new.url)
-    was = _clip(old.title, _PHRASE_LIMIT)
-    return [_Draft(new, EventType.DOCUMENT_PUBLISHED, changes, f"Document published: {_document_title(new)} "
-                                                              f"(previously \u201c{was}\u201d)")]
+    return [_Draft(new, EventType.DOCUMENT_PUBLISHED, changes, summaries.document_retitled(old, new))]
 
 
 def _meeting_of(r: Record, lookup: Callable[[Key], Record | None]) -> Key | None:
@@ -604,7 +393,7 @@ def _finish_publication(d: _Draft, lookup: Callable[[Key], Record | None]) -> No
         return
     d.documents.sort(key=lambda doc: _document_position(doc, lookup))
     d.changes["documents"] = [[], [{"title": doc.title, "url": doc.url} for doc in d.documents]]
-    d.summary = f"{d.summary} ({_count(len(d.documents), 'document')})"
+    d.summary = summaries.with_documents(d.summary, len(d.documents))
 
 
 # ---- the poll --------------------------------------------------------------------------------------------------------
@@ -663,4 +452,6 @@ def diff_poll(
             _finish_publication(d, lookup)
 
     drafts.sort(key=_order)
-    return [Change(key=d.key, type=d.type, changes=d.changes, summary=_clip(d.summary, SUMMARY_LIMIT)) for d in drafts]
+    return [
+        Change(key=d.key, type=d.type, changes=d.changes, summary=summaries.clip_summary(d.summary)) for d in drafts
+    ]

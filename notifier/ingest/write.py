@@ -1,0 +1,493 @@
+"""Writing one successful poll in one transaction: its items (inserted, rewritten, or left alone when unchanged),
+its events, the source's health and its poll_runs row; then a `pg_notify` for the matcher.
+
+Most records of most polls are what is stored already, so the work is to find out cheaply which are not: a record's
+content hash is compared with the stored one in one read, and only what differs is diffed and rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from notifier.ingest.diff import Change, Key, diff_poll
+from notifier.ingest.fetch import SourceFetch
+from notifier.ingest.normalise import content_hash
+from notifier.models import ItemKind
+from notifier.sources.base import Record
+from notifier.topics.text import tsvector_literal
+
+
+@dataclass
+class PollResult:
+    """What one poll of a source did: the poll job's answer, and what `poll_runs` and the metrics record."""
+
+    source_id: int
+    records: int = 0
+    events: int = 0
+    error: str | None = None
+    not_modified: bool = False
+    skipped: str | None = None
+    http_status: int | None = None
+    duration_ms: int = 0
+    event_ids: list[int] = field(default_factory=list)
+    event_types: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id,
+            "records": self.records,
+            "events": self.events,
+            "error": self.error,
+            "not_modified": self.not_modified,
+            "skipped": self.skipped,
+            "http_status": self.http_status,
+            "duration_ms": self.duration_ms,
+        }
+
+
+async def write_poll(
+    conn: asyncpg.Connection,
+    source: Mapping[str, Any],
+    records: Sequence[Record],
+    *,
+    started: datetime,
+    fetch: SourceFetch | None = None,
+    result: PollResult | None = None,
+    t0: float | None = None,
+) -> PollResult:
+    """Diff and write one successful poll's records, its events, the source's health and a poll_runs row, atomically.
+
+    `source` needs the source's `id`, `council`, `etag` and `last_modified`, and the council's `timezone`; `fetch`
+    (when the records came over HTTP) carries the answer's status and new validators. Fills in and returns `result`.
+
+    Most records of most polls are what is stored already: a record whose content hash matches the stored one is not
+    diffed and not rewritten (only its adapter bookkeeping, when that changed), so a re-poll costs one read.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    source_id: int = source["id"]
+    result = result if result is not None else PollResult(source_id)
+    records = _dedupe(records)
+    hashes = {(r.kind, r.external_id): content_hash(r) for r in records}
+    async with conn.transaction():
+        stored = await _stored(conn, source_id, records, hashes)
+        ids = {key: st.id for key, st in stored.items()}
+        plan = _plan_for(records, stored)
+        changes = diff_poll(
+            plan.old,
+            plan.changed,
+            timezone=source["timezone"],
+            old_hashes={key: st.content_hash for key, st in stored.items()},
+            new_hashes=hashes,
+        )
+        await _write_items(conn, source, plan, ids, hashes, started)
+        event_ids = await _insert_events(conn, source["council"], changes, ids, started)
+        await _record_success(conn, source, fetch, started, t0, len(records), len(event_ids))
+    result.http_status = fetch.http_status if fetch is not None else None
+    result.records = len(records)
+    result.event_ids = event_ids
+    result.events = len(event_ids)
+    result.event_types = [c.type.value for c in changes]
+    return result
+
+
+@dataclass
+class _Plan:
+    """What each of a poll's records needs, found by comparing its hash with the stored one."""
+
+    # What the diff compares against. An unchanged record is the same as the stored one, so it stands in for it
+    # where the diff looks one up (a document's agenda item and meeting), and its stored text is not read.
+    old: dict[Key, Record] = field(default_factory=dict)
+    # Records new or changed: the ones diffed.
+    changed: list[Record] = field(default_factory=list)
+    # Records seen for the first time: inserted.
+    fresh: list[Record] = field(default_factory=list)
+    # (item id, data) of unchanged records whose adapter bookkeeping changed.
+    bookkeeping: list[tuple[int, Any]] = field(default_factory=list)
+    # Unchanged records whose stored row has no parent yet (it was stored before its parent was).
+    orphans: list[Record] = field(default_factory=list)
+
+
+def _plan_for(records: Sequence[Record], stored: Mapping[Key, _Stored]) -> _Plan:
+    plan = _Plan()
+    for r in records:
+        key = (r.kind, r.external_id)
+        before = stored.get(key)
+        if before is None:
+            plan.changed.append(r)
+            plan.fresh.append(r)
+            continue
+        if before.record is not None:
+            plan.old[key] = before.record
+            plan.changed.append(r)
+            continue
+        plan.old[key] = r
+        if (data := _json_data(r.data)) != before.data:
+            plan.bookkeeping.append((before.id, data))
+        if r.parent is not None and before.parent_missing:
+            plan.orphans.append(r)
+    return plan
+
+
+async def _write_items(
+    conn: asyncpg.Connection,
+    source: Mapping[str, Any],
+    plan: _Plan,
+    ids: dict[Key, int],
+    hashes: Mapping[Key, str],
+    started: datetime,
+) -> None:
+    """Insert the new records, rewrite the changed ones and link children to parents; fills in `ids`."""
+    source_id: int = source["id"]
+    inserted, unlinked = await _insert_items(conn, source_id, source["council"], plan.fresh, hashes, started)
+    ids.update(inserted)
+    updated = [r for r in plan.changed if (r.kind, r.external_id) in plan.old]
+    await _update_items(conn, updated, plan.old, ids, hashes, started)
+    await _update_bookkeeping(conn, plan.bookkeeping)
+    await _link_parents(conn, source_id, [*updated, *unlinked, *plan.orphans])
+
+
+async def _record_success(
+    conn: asyncpg.Connection,
+    source: Mapping[str, Any],
+    fetch: SourceFetch | None,
+    started: datetime,
+    t0: float,
+    records: int,
+    events: int,
+) -> None:
+    """A successful poll: keep the answer's validators, end any failure streak, schedule the next poll, log the run."""
+    await conn.execute(
+        """
+        update sources
+        set etag = $2, last_modified = $3, last_success_at = $4::timestamptz, last_error = null,
+            consecutive_failures = 0, next_poll_at = $4::timestamptz + poll_interval
+        where id = $1
+        """,
+        source["id"],
+        (fetch.new_etag if fetch is not None else None) or source["etag"],
+        (fetch.new_last_modified if fetch is not None else None) or source["last_modified"],
+        started,
+    )
+    await conn.execute(
+        """
+        insert into poll_runs (source_id, started_at, duration_ms, http_status, records, events, error)
+        values ($1, $2, $3, $4, $5, $6, null)
+        """,
+        source["id"],
+        started,
+        int((time.perf_counter() - t0) * 1000),
+        fetch.http_status if fetch is not None else None,
+        records,
+        events,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A stored item this poll has a record for: its id, hash and data, and, when its content changed, the whole
+    stored record (for the diff)."""
+
+    id: int
+    content_hash: str
+    data: Any
+    parent_missing: bool
+    record: Record | None
+
+
+async def _stored(
+    conn: asyncpg.Connection, source_id: int, records: Sequence[Record], hashes: Mapping[Key, str]
+) -> dict[Key, _Stored]:
+    """What is stored of this poll's records, in one read. The text of an item whose hash matches this poll's is
+    not sent back: it is not needed, and it is most of the bytes."""
+    if not records:
+        return {}
+    rows = await conn.fetch(
+        """
+        select i.id, i.kind, i.external_id, i.content_hash, i.data, i.parent_id, i.content_hash = t.hash as same,
+               case when i.content_hash = t.hash then null else i.title end as title,
+               case when i.content_hash = t.hash then null else i.body end as body,
+               i.committee, i.committee_id, i.starts_at, i.status, i.url, i.published_at
+        from unnest($2::text[], $3::text[], $4::text[]) as t(kind, external_id, hash)
+        join items i on i.source_id = $1 and i.kind = t.kind and i.external_id = t.external_id
+        """,
+        source_id,
+        [r.kind.value for r in records],
+        [r.external_id for r in records],
+        [hashes[(r.kind, r.external_id)] for r in records],
+    )
+    parent_ids = {r["parent_id"] for r in rows if r["parent_id"] is not None and not r["same"]}
+    parents: dict[int, tuple[str, str]] = {}
+    if parent_ids:
+        for p in await conn.fetch(
+            "select id, kind, external_id from items where id = any($1::bigint[])", list(parent_ids)
+        ):
+            parents[p["id"]] = (p["kind"], p["external_id"])
+    stored: dict[Key, _Stored] = {}
+    for row in rows:
+        record = None if row["same"] else _row_to_record(row, parents)
+        stored[(ItemKind(row["kind"]), row["external_id"])] = _Stored(
+            row["id"], row["content_hash"], row["data"], row["parent_id"] is None, record
+        )
+    return stored
+
+
+def _row_to_record(row: Mapping[str, Any], parents: Mapping[int, tuple[str, str]]) -> Record:
+    parent = parents.get(row["parent_id"]) if row["parent_id"] is not None else None
+    return Record(
+        kind=ItemKind(row["kind"]),
+        external_id=row["external_id"],
+        title=row["title"],
+        committee=row["committee"],
+        committee_id=row["committee_id"],
+        body=row["body"],
+        starts_at=row["starts_at"],
+        status=row["status"],
+        url=row["url"],
+        parent=(ItemKind(parent[0]), parent[1]) if parent else None,
+        published_at=row["published_at"],
+        data=row["data"],
+    )
+
+
+def _json_data(data: Mapping[str, Any]) -> Any:
+    """`data` as it reads back from the jsonb column."""
+    return json.loads(json.dumps(dict(data), default=str))
+
+
+def _dedupe(records: Sequence[Record]) -> list[Record]:
+    """Keep the last record for each (kind, external_id): a feed listing an item twice is not two items."""
+    seen: dict[Key, Record] = {}
+    for r in records:
+        seen[(r.kind, r.external_id)] = r
+    return list(seen.values())
+
+
+def _search_text(r: Record) -> str:
+    return "\n".join(part for part in (r.title, r.committee or "", r.body) if part)
+
+
+def _search_vectors(records: Sequence[Record]) -> dict[Key, str]:
+    """The `search` tsvector literal of each record: its title, committee and body."""
+    return {(r.kind, r.external_id): tsvector_literal(_search_text(r)) for r in records}
+
+
+async def _insert_items(
+    conn: asyncpg.Connection,
+    source_id: int,
+    council: str,
+    records: Sequence[Record],
+    hashes: Mapping[Key, str],
+    now: datetime,
+) -> tuple[dict[Key, int], list[Record]]:
+    """Insert records seen for the first time; returns their ids, and those whose parent could not be set yet.
+
+    Parents go in before their children (meetings, then agenda items, then documents) so each row is written with
+    its parent_id: setting it afterwards would write every child row, and all its indexes, a second time. Each
+    group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before.
+    """
+    ids: dict[Key, int] = {}
+    unlinked: list[Record] = []
+    in_flight: asyncio.Future[list[asyncpg.Record]] | None = None
+    sent: Sequence[Record] = []
+    try:
+        for level in [*_parent_levels(records), []]:
+            args = _insert_args(level, hashes) if level else None
+            if in_flight is not None:
+                rows, in_flight = await in_flight, None
+                linked: dict[Key, bool] = {}
+                for row in rows:
+                    key = (ItemKind(row["kind"]), row["external_id"])
+                    ids[key] = row["id"]
+                    linked[key] = row["parent_id"] is not None
+                unlinked.extend(r for r in sent if r.parent is not None and not linked.get((r.kind, r.external_id)))
+            if args is not None:
+                in_flight = asyncio.ensure_future(conn.fetch(_INSERT_ITEMS, source_id, council, now, *args))
+                sent = level
+                # Let the query go out before the next group's rows are prepared.
+                await asyncio.sleep(0)
+    finally:
+        if in_flight is not None:
+            # Preparing a group failed with an insert under way: the connection must not be left mid-query.
+            with contextlib.suppress(Exception):
+                await in_flight
+    return ids, unlinked
+
+
+_INSERT_ITEMS = """
+    insert into items (source_id, kind, external_id, council, committee, committee_id, title, body, starts_at,
+                       status, url, published_at, data, content_hash, search, parent_id, first_seen_at, updated_at)
+    select $1, t.kind, t.external_id, $2, t.committee, t.committee_id, t.title, t.body, t.starts_at, t.status,
+           t.url, t.published_at, t.data::jsonb, t.content_hash, t.search::tsvector, p.id, $3, $3
+    from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
+                $17::text[], $18::text[]) with ordinality
+         as t(kind, external_id, committee, committee_id, title, body, starts_at, status, url, published_at,
+              data, content_hash, search, pkind, pexternal, n)
+    left join items p on p.source_id = $1 and p.kind = t.pkind and p.external_id = t.pexternal
+    order by t.n
+    on conflict (source_id, kind, external_id) do update
+    set committee = excluded.committee, committee_id = excluded.committee_id, title = excluded.title,
+        body = excluded.body, starts_at = excluded.starts_at, status = excluded.status, url = excluded.url,
+        published_at = excluded.published_at, data = excluded.data, search = excluded.search,
+        updated_at = $3, content_hash = excluded.content_hash
+    returning id, kind, external_id, parent_id
+"""
+
+
+def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+    """The column arrays of `_INSERT_ITEMS` ($4 on) for `records`."""
+    vectors = _search_vectors(records)
+    return [
+        [r.kind.value for r in records],
+        [r.external_id for r in records],
+        *_content_columns(records, hashes),
+        [vectors[(r.kind, r.external_id)] for r in records],
+        [r.parent[0].value if r.parent is not None else None for r in records],
+        [r.parent[1] if r.parent is not None else None for r in records],
+    ]
+
+
+def _content_columns(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+    """The column arrays of what a record says, as inserted and updated: committee and committee id, title, body,
+    start, status, URL, publication date, data (JSON text) and content hash."""
+    return [
+        [r.committee for r in records],
+        [r.committee_id for r in records],
+        [r.title for r in records],
+        [r.body for r in records],
+        [r.starts_at for r in records],
+        [r.status for r in records],
+        [r.url for r in records],
+        [r.published_at for r in records],
+        [json.dumps(dict(r.data), default=str) for r in records],
+        [hashes[(r.kind, r.external_id)] for r in records],
+    ]
+
+
+def _parent_levels(records: Sequence[Record]) -> list[list[Record]]:
+    """`records` in groups, each record in a later group than its parent when that parent is among them; the order
+    within a group is kept. A parent chain that loops (a broken feed) ends up in the last group."""
+    pending = list(records)
+    placed: set[Key] = set()
+    within = {(r.kind, r.external_id) for r in records}
+    levels: list[list[Record]] = []
+    while pending:
+        level = [r for r in pending if r.parent is None or r.parent not in within or r.parent in placed]
+        if not level:
+            levels.append(pending)
+            break
+        levels.append(level)
+        placed.update((r.kind, r.external_id) for r in level)
+        pending = [r for r in pending if (r.kind, r.external_id) not in placed]
+    return levels
+
+
+async def _update_items(
+    conn: asyncpg.Connection,
+    records: Sequence[Record],
+    old: Mapping[Key, Record],
+    ids: Mapping[Key, int],
+    hashes: Mapping[Key, str],
+    now: datetime,
+) -> None:
+    """Rewrite stored records whose content changed. The search vector is only rebuilt when the searched text
+    changed: a meeting that moves keeps its words."""
+    if not records:
+        return
+    rebuilt = _search_vectors(
+        [r for r in records if _search_text(r) != _search_text(old[(r.kind, r.external_id)])]
+    )
+    searches = [rebuilt.get((r.kind, r.external_id)) for r in records]
+    await conn.execute(
+        """
+        update items i
+        set committee = t.committee, committee_id = t.committee_id, title = t.title, body = t.body,
+            starts_at = t.starts_at, status = t.status, url = t.url, published_at = t.published_at,
+            data = t.data::jsonb, content_hash = t.content_hash, search = coalesce(t.search::tsvector, i.search),
+            updated_at = $1
+        from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[],
+                    $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::text[])
+             as t(id, committee, committee_id, title, body, starts_at, status, url, published_at, data, content_hash,
+                  search)
+        where i.id = t.id
+        """,
+        now,
+        [ids[(r.kind, r.external_id)] for r in records],
+        *_content_columns(records, hashes),
+        searches,
+    )
+
+
+async def _update_bookkeeping(conn: asyncpg.Connection, rows: Sequence[tuple[int, Any]]) -> None:
+    """Store new `data` for records whose content did not change (only the adapter's `_` bookkeeping did)."""
+    if not rows:
+        return
+    await conn.execute(
+        """
+        update items set data = t.data::jsonb
+        from unnest($1::bigint[], $2::text[]) as t(id, data)
+        where items.id = t.id
+        """,
+        [item_id for item_id, _ in rows],
+        [json.dumps(data) for _, data in rows],
+    )
+
+
+async def _link_parents(conn: asyncpg.Connection, source_id: int, records: Sequence[Record]) -> None:
+    """Point records at their parents (new or changed records, and stored ones whose parent was not there yet)."""
+    with_parent = [r for r in records if r.parent is not None]
+    if not with_parent:
+        return
+    await conn.execute(
+        """
+        update items c
+        set parent_id = p.id
+        from unnest($2::text[], $3::text[], $4::text[], $5::text[]) as t(kind, external_id, pkind, pexternal)
+        join items p on p.source_id = $1 and p.kind = t.pkind and p.external_id = t.pexternal
+        where c.source_id = $1 and c.kind = t.kind and c.external_id = t.external_id
+          and c.parent_id is distinct from p.id
+        """,
+        source_id,
+        [r.kind.value for r in with_parent],
+        [r.external_id for r in with_parent],
+        [r.parent[0].value for r in with_parent if r.parent],
+        [r.parent[1] for r in with_parent if r.parent],
+    )
+
+
+async def _insert_events(
+    conn: asyncpg.Connection,
+    council: str,
+    changes: Sequence[Change],
+    ids: Mapping[tuple[ItemKind, str], int],
+    now: datetime,
+) -> list[int]:
+    if not changes:
+        return []
+    rows = await conn.fetch(
+        """
+        insert into events (type, item_id, council, occurred_at, changes, summary)
+        select type, item_id, $1, $2, changes::jsonb, summary
+        from unnest($3::text[], $4::bigint[], $5::text[], $6::text[]) with ordinality
+             as t(type, item_id, changes, summary, n)
+        order by n
+        returning id
+        """,
+        council,
+        now,
+        [c.type.value for c in changes],
+        [ids[c.key] for c in changes],
+        [json.dumps(c.changes, default=str) for c in changes],
+        [c.summary for c in changes],
+    )
+    await conn.execute("select pg_notify('notifier_events', $1)", str(rows[-1]["id"]))
+    return [r["id"] for r in rows]
