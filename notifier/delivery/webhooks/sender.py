@@ -30,7 +30,7 @@ from notifier.delivery import outbox
 from notifier.delivery.webhooks import signing
 from notifier.delivery.webhooks.outcomes import Outcome, OutcomeWriter
 from notifier.delivery.webhooks.payload import event_body, stored_body
-from notifier.delivery.webhooks.targets import CheckingResolver, TargetRefused, check_url
+from notifier.delivery.webhooks.targets import CheckingResolver, Target, TargetRefused, check_url
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 
@@ -116,6 +116,7 @@ class WebhookSender:
         self.timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout)
         self.slots_per_endpoint = settings.webhook_endpoint_concurrency
         self._slots: dict[int, asyncio.Semaphore] = {}
+        self._targets: dict[str, Target] = {}
 
     @classmethod
     def create(
@@ -158,6 +159,12 @@ class WebhookSender:
 
     async def _run(self, tasks: set[asyncio.Task[None]], keeper: outbox.LeaseKeeper, writer: OutcomeWriter) -> None:
         loop = asyncio.get_running_loop()
+        changed = asyncio.Event()  # a delivery finished
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            changed.set()
+
         while True:
             room = CLAIM_SIZE - len(tasks)
             claimed = 0
@@ -166,20 +173,21 @@ class WebhookSender:
                 claimed = len(rows)
                 keeper.hold([r["id"] for r in rows])
                 for row in rows:
-                    tasks.add(loop.create_task(self._deliver(row, writer)))
+                    task = loop.create_task(self._deliver(row, writer))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
             if not tasks:
                 return
             # More to claim: go on once half the chunk is done. Drained: wait for the rest (a second at most, so
             # retries falling due meanwhile are picked up).
             drained = claimed < room
             deadline = loop.time() + 1.0
-            while tasks and (len(tasks) > CLAIM_SIZE // 2 or drained):
-                left = deadline - loop.time() if drained else None
-                if left is not None and left <= 0:
-                    break
-                done, _ = await asyncio.wait(tasks, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-                tasks.difference_update(done)
-                if not done:
+            while tasks and (drained or len(tasks) > CLAIM_SIZE // 2):
+                changed.clear()
+                try:
+                    async with asyncio.timeout_at(deadline if drained else None):
+                        await changed.wait()
+                except TimeoutError:
                     break
 
     async def _claim(self, limit: int) -> list[Mapping[str, Any]]:
@@ -209,7 +217,7 @@ class WebhookSender:
         status: int | None = None
         retry_after: float | None = None
         try:
-            target = check_url(row["url"], allow_private=self.settings.webhook_allow_private_targets)
+            target = self._target(row["url"])
             hdrs = signing.headers(keys, webhook_id, int(time.time()), body)
             async with self.http.post(
                 target.url, data=body, headers=hdrs, allow_redirects=False, timeout=self.timeout
@@ -248,6 +256,15 @@ class WebhookSender:
                 outcome.kind = "retry"
                 outcome.retry_at = now + timedelta(seconds=delay)
         return outcome
+
+    def _target(self, url: str) -> Target:
+        """The checked form of an endpoint's URL, parsed once per URL (the address is checked at each connection)."""
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) > 10_000:
+                self._targets.clear()
+            target = self._targets[url] = check_url(url, allow_private=self.settings.webhook_allow_private_targets)
+        return target
 
     def _body(self, row: Mapping[str, Any]) -> bytes:
         if row["event_id"] is None:
