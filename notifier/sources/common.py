@@ -70,10 +70,21 @@ def parse_xml(body: bytes, *, what: str) -> etree._Element:
     """
     if not isinstance(body, bytes | bytearray):
         raise TypeError(f"parse_xml wants bytes, not {type(body).__name__}")
-    body = bytes(body)
+    body, encoding = _xml_bytes(bytes(body), what=what)
+    root = _parse_untrusted_xml(body, encoding, what=what)
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and list(dtd.entities()):
+        raise SourceError(f"{what} declares a DTD with entities, which is refused")
+    if etree.QName(root).localname.lower() == "html":
+        raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(body)}')")
+    return root
+
+
+def _xml_bytes(body: bytes, *, what: str) -> tuple[bytes, str | None]:
+    """The body as libxml2 should see it and the encoding to force (None: as declared), after the checks that need
+    no parsing."""
     utf16_or_32 = body.startswith(_BOMS[1:])
     encoding: str | None = None
-    probe = body
     if body.startswith(_UTF8_BOM):
         # A BOM outranks the declaration; and libxml2 refuses whitespace between BOM and declaration.
         body = body[len(_UTF8_BOM) :]
@@ -81,7 +92,6 @@ def parse_xml(body: bytes, *, what: str) -> etree._Element:
     if not utf16_or_32:
         # Some servers put a newline before the XML declaration; libxml2 rejects that, every browser forgives it.
         body = body.lstrip(b" \t\r\n")
-        probe = body
         if not body:
             raise SourceError(f"{what} is empty")
         if _HTML_START.match(body):
@@ -93,9 +103,13 @@ def parse_xml(body: bytes, *, what: str) -> etree._Element:
             # bytes: real UTF-16 could not start with ASCII "<?xml", so the label is wrong, not the bytes.
             encoding = "utf-8"
     # Checked before parsing so a billion-laughs document costs nothing; UTF-16/32 ASCII is ASCII once NULs go.
-    if b"<!ENTITY" in (probe.replace(b"\x00", b"") if utf16_or_32 else probe):
+    if b"<!ENTITY" in (body.replace(b"\x00", b"") if utf16_or_32 else body):
         raise SourceError(f"{what} declares XML entities, which are refused")
+    return body, encoding
 
+
+def _parse_untrusted_xml(body: bytes, encoding: str | None, *, what: str) -> etree._Element:
+    """The root element, parsed with nothing expanded, loaded or fetched; `SourceError` if it does not parse."""
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -109,19 +123,13 @@ def parse_xml(body: bytes, *, what: str) -> etree._Element:
     try:
         root = etree.fromstring(body, parser)
     except etree.XMLSyntaxError as e:
-        if _looks_like_html(probe):
-            raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(probe)}')") from e
+        if _looks_like_html(body):
+            raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(body)}')") from e
         raise SourceError(f"{what} is not well-formed XML: {e}") from e
     except (etree.LxmlError, ValueError, LookupError) as e:
         raise SourceError(f"{what} cannot be read as XML: {e}") from e
     if root is None:
         raise SourceError(f"{what} is empty")
-
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and list(dtd.entities()):
-        raise SourceError(f"{what} declares a DTD with entities, which is refused")
-    if etree.QName(root).localname.lower() == "html":
-        raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(probe)}')")
     return root
 
 

@@ -313,62 +313,22 @@ def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, f
     """A `GetMeeting` answer as records: the meeting, its agenda items and its documents."""
     what = f"ModernGov GetMeeting response for meeting {summary.id}"
     root = _read(body, what=what, root_tags=frozenset({"meeting"}))
-    mid = _text(root, "meetingid")
-    if not mid:
-        # What ModernGov answers for a meeting it does not hold (or no longer shows): usable for nothing.
-        raise SourceError(f"{what} holds no meeting (no meetingid)")
-    if mid != summary.id:
-        raise SourceError(f"{what} describes meeting {mid}")
-    if root.find("isdisplayallowed") is not None and not _flag(root, "isdisplayallowed", what=what):
+    if not _meeting_shown(root, summary, what=what):
         return []
-
-    date_text = _text(root, "meetingdate") or summary.date_text
-    time_text = _text(root, "meetingtime") or summary.time_text
-    status_text = _text(root, "meetingstatus") or summary.status_text
-    day = _date(date_text, what=f"{what}: meetingdate")
-    clock = _clock(time_text)
-    own_title = _own_title(root) or summary.title_text
-    committee = _strip_status_marker(summary.committee_title)
-    m = _Meeting(
-        id=mid,
-        url=f"{base}/ieListDocuments.aspx?CId={summary.committee_id}&MId={mid}",
-        starts_at=local_to_utc(datetime.combine(day, clock or time(0)), tz),
-        committee=committee or None,
-        committee_id=summary.committee_id,
-        base=base,
-        tz=tz,
-        what=what,
-    )
-
-    items: list[Record] = []
-    documents: dict[str, Record] = {}
-    agenda_lines: list[str] = []
+    m, time_known = _meeting_context(root, summary, base=base, tz=tz, what=what)
     meeting_minutes = _flag(root, "minutepublished", what=what)
-    agenda = root.find("agendaitems")
-    for el in agenda.iter("agendaitem") if agenda is not None else ():
-        item = _agenda_item(el, m, minutes_published=meeting_minutes)
-        if item is None:
-            continue
-        items.append(item)
-        heading = " ".join(p for p in (str(item.data["number"]), item.title) if p)
-        agenda_lines.extend(p for p in (heading, item.body) if p)
-        for doc_el in el.iter("linkeddoc"):
-            if (doc := _document(doc_el, m, parent=(ItemKind.AGENDA_ITEM, item.external_id))) is not None:
-                documents.setdefault(doc.external_id, doc)
-    for doc_el in root.iter("linkeddoc"):
-        if next(doc_el.iterancestors("agendaitem"), None) is not None:
-            continue
-        if (doc := _document(doc_el, m, parent=(ItemKind.MEETING, mid))) is not None:
-            documents.setdefault(doc.external_id, doc)
+    items, documents = _agenda(root, m, minutes_published=meeting_minutes)
 
+    status_text = _text(root, "meetingstatus") or summary.status_text
+    own_title = _own_title(root) or summary.title_text
     location = ", ".join(p for p in (_text(root, "meetinglocation"), _text(root, "meetingroom")) if p)
     meeting = Record(
         kind=ItemKind.MEETING,
-        external_id=mid,
-        title=committee or _strip_status_marker(own_title) or f"Meeting {mid}",
+        external_id=m.id,
+        title=m.committee or _strip_status_marker(own_title) or f"Meeting {m.id}",
         committee=m.committee,
         committee_id=m.committee_id,
-        body="\n".join(agenda_lines),
+        body="\n".join(_agenda_lines(items)),
         starts_at=m.starts_at,
         status=meeting_status(status_text, own_title, summary.committee_title),
         url=m.url,
@@ -379,12 +339,75 @@ def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, f
             "minutes_published": meeting_minutes,
             "decisions_published": _flag(root, "decisionpublished", what=what),
             "webcast": _flag(root, "iswebcast", what=what),
-            "time_known": clock is not None,
+            "time_known": time_known,
             "_summary": summary.summary,
             "_detail_at": fetched_at.isoformat(),
         },
     )
     return [meeting, *items, *documents.values()]
+
+
+def _meeting_shown(root: etree._Element, summary: MeetingSummary, *, what: str) -> bool:
+    """Whether the council shows the meeting; `SourceError` if the answer is not the meeting asked for."""
+    mid = _text(root, "meetingid")
+    if not mid:
+        # What ModernGov answers for a meeting it does not hold (or no longer shows): usable for nothing.
+        raise SourceError(f"{what} holds no meeting (no meetingid)")
+    if mid != summary.id:
+        raise SourceError(f"{what} describes meeting {mid}")
+    return root.find("isdisplayallowed") is None or _flag(root, "isdisplayallowed", what=what)
+
+
+def _meeting_context(
+    root: etree._Element, summary: MeetingSummary, *, base: str, tz: str, what: str
+) -> tuple[_Meeting, bool]:
+    """What every record of the meeting shares, and whether its start time is known (else it starts at midnight)."""
+    date_text = _text(root, "meetingdate") or summary.date_text
+    time_text = _text(root, "meetingtime") or summary.time_text
+    day = _date(date_text, what=f"{what}: meetingdate")
+    clock = _clock(time_text)
+    committee = _strip_status_marker(summary.committee_title)
+    meeting = _Meeting(
+        id=summary.id,
+        url=f"{base}/ieListDocuments.aspx?CId={summary.committee_id}&MId={summary.id}",
+        starts_at=local_to_utc(datetime.combine(day, clock or time(0)), tz),
+        committee=committee or None,
+        committee_id=summary.committee_id,
+        base=base,
+        tz=tz,
+        what=what,
+    )
+    return meeting, clock is not None
+
+
+def _agenda(root: etree._Element, m: _Meeting, *, minutes_published: bool) -> tuple[list[Record], dict[str, Record]]:
+    """The meeting's agenda items, and its documents by id (each under its agenda item, else under the meeting)."""
+    items: list[Record] = []
+    documents: dict[str, Record] = {}
+    agenda = root.find("agendaitems")
+    for el in agenda.iter("agendaitem") if agenda is not None else ():
+        item = _agenda_item(el, m, minutes_published=minutes_published)
+        if item is None:
+            continue
+        items.append(item)
+        for doc_el in el.iter("linkeddoc"):
+            if (doc := _document(doc_el, m, parent=(ItemKind.AGENDA_ITEM, item.external_id))) is not None:
+                documents.setdefault(doc.external_id, doc)
+    for doc_el in root.iter("linkeddoc"):
+        if next(doc_el.iterancestors("agendaitem"), None) is not None:
+            continue
+        if (doc := _document(doc_el, m, parent=(ItemKind.MEETING, m.id))) is not None:
+            documents.setdefault(doc.external_id, doc)
+    return items, documents
+
+
+def _agenda_lines(items: list[Record]) -> list[str]:
+    """The agenda as the meeting's text: each item's number and title, then its text."""
+    lines: list[str] = []
+    for item in items:
+        heading = " ".join(p for p in (str(item.data["number"]), item.title) if p)
+        lines.extend(p for p in (heading, item.body) if p)
+    return lines
 
 
 def _agenda_item(el: etree._Element, m: _Meeting, *, minutes_published: bool) -> Record | None:
