@@ -16,7 +16,8 @@ from lxml import html as lxml_html
 
 from notifier.demo import DEMO_COUNCILS, DemoCouncils, create_demo_app, start_demo_server
 from notifier.demo.data import SCRIPT
-from notifier.demo.server import render_pdf, word_html
+from notifier.demo.formats import word_html
+from notifier.demo.pages import render_pdf
 from notifier.demo.setup import demo_source_options
 from notifier.models import EventType
 from notifier.sources.moderngov import DEFAULT_DAYS_BACK
