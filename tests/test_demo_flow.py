@@ -16,7 +16,8 @@ from aiohttp import web
 
 from notifier.councils import add_council, add_source
 from notifier.demo import DEMO_COUNCILS, DemoCouncils, start_demo_server
-from notifier.demo.data import LONDON, SCRIPT, Change, Council, Meeting
+from notifier.demo.data import LONDON, Council, Meeting
+from notifier.demo.timeline import SCRIPT, Change
 from notifier.ingest import Fetcher, client_session, poll_source
 from notifier.models import EventType, SourceKind
 from notifier.search import compile_query

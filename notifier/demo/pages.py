@@ -14,8 +14,8 @@ from datetime import date, datetime
 from email.utils import format_datetime
 from xml.sax.saxutils import escape as xml_escape
 
-from notifier.demo.data import Council, Decision, Document, Meeting, heading_date
-from notifier.demo.formats import uk_date, word_html
+from notifier.demo.data import Council, Decision, Document, Meeting
+from notifier.demo.formats import heading_date, uk_date, word_html
 
 __all__ = [
     "render_decision",

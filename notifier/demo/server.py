@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
-from notifier.demo.data import DEMO_COUNCILS, LONDON, Council, DemoCouncils, DemoState
+from notifier.demo.data import DEMO_COUNCILS, LONDON, Council
 from notifier.demo.pages import (
     render_decision,
     render_decisions,
@@ -40,6 +40,7 @@ from notifier.demo.pages import (
     render_pdf,
     render_rss,
 )
+from notifier.demo.timeline import DemoCouncils, DemoState
 from notifier.demo.webservice import render_committees, render_meeting, render_meetings
 
 __all__ = ["COUNCILS", "create_demo_app", "start_demo_server"]

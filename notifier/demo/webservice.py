@@ -11,8 +11,8 @@ import html
 from datetime import date
 from xml.sax.saxutils import escape as xml_escape
 
-from notifier.demo.data import AgendaItem, Council, Meeting, uk_time
-from notifier.demo.formats import uk_date, word_html
+from notifier.demo.data import AgendaItem, Council, Meeting
+from notifier.demo.formats import uk_date, uk_time, word_html
 
 __all__ = ["render_committees", "render_meeting", "render_meetings"]
 
