@@ -19,7 +19,7 @@ service's own runner, and drops it at the end. It needs no Redis and no network 
 
 2. A poll cycle of `--councils` simulated ModernGov councils (the UK has about 400). A child process serves them,
    each on its own port (so each is its own host to the per-host limits), answering every request after `--latency`
-   (100 ms), in the shapes of the demo council system (notifier.demo.server renders them): `--committees`
+   (100 ms), in the shapes of the demo council system (notifier.demo.webservice renders them): `--committees`
    committees per council (`--expired` of them expired), `--per-committee` meetings per live committee in the
    polling window, agendas of `--agenda` items with a paper each for meetings up to two weeks ahead. Polls run as
    the worker runs them: at most `worker_max_jobs` at once, one shared Fetcher (`poll_concurrency` requests at once,
@@ -63,7 +63,7 @@ from aiohttp import web  # noqa: E402
 
 from notifier.db import create_pool, migrate  # noqa: E402
 from notifier.demo.data import LONDON, AgendaItem, Committee, Council, Document, IdSeq, Meeting  # noqa: E402
-from notifier.demo.server import render_committees, render_meeting, render_meetings  # noqa: E402
+from notifier.demo.webservice import render_committees, render_meeting, render_meetings  # noqa: E402
 from notifier.ingest.fetch import Fetcher, client_session  # noqa: E402
 from notifier.ingest.normalise import content_hash  # noqa: E402
 from notifier.ingest.poll import poll_source  # noqa: E402

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -250,7 +250,20 @@ def cmd_topics_check(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="notifier", description="Council meeting and decision notifications.")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_process_commands(sub)
+    _add_council_commands(sub)
+    _add_source_commands(sub)
+    _add_partner_commands(sub)
+    _add_bounce_commands(sub)
+    _add_topic_commands(sub)
+    return p
 
+
+# What `add_subparsers` returns; each `_add_..._commands` below adds one group of commands to it.
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_process_commands(sub: _Commands) -> None:
     run = sub.add_parser("run", help="web + worker + scheduler in one process")
     run.add_argument("--demo", action="store_true", help="also serve and register the bundled demo councils")
     run.add_argument("--host")
@@ -261,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="the worker (jobs and the cron schedule) only")
     sub.add_parser("migrate", help="apply pending database migrations")
 
+
+def _add_council_commands(sub: _Commands) -> None:
     councils = sub.add_parser("councils", help="the council registry").add_subparsers(dest="action", required=True)
     add = councils.add_parser("add")
     add.add_argument("slug")
@@ -274,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = councils.add_parser("import", help="load a registry CSV (default: the bundled 197 ModernGov councils)")
     imp.add_argument("file", nargs="?")
 
+
+def _add_source_commands(sub: _Commands) -> None:
     sources = sub.add_parser("sources", help="council data sources").add_subparsers(dest="action", required=True)
     sadd = sources.add_parser("add")
     sadd.add_argument("--council", required=True)
@@ -295,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     poll.add_argument("--source", type=int, required=True)
 
+
+def _add_partner_commands(sub: _Commands) -> None:
     partners = sub.add_parser("partners", help="partner organisations").add_subparsers(dest="action", required=True)
     padd = partners.add_parser("add")
     padd.add_argument("name")
@@ -312,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     prevoke = partners.add_parser("revoke", help="stop every API key of the partner at once")
     prevoke.add_argument("name", help="the partner's name or id")
 
+
+def _add_bounce_commands(sub: _Commands) -> None:
     bounces = sub.add_parser("bounces", help="bounce and complaint reports").add_subparsers(
         dest="action", required=True
     )
@@ -326,10 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bprocess.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+
+def _add_topic_commands(sub: _Commands) -> None:
     topics = sub.add_parser("topics", help="the topic filter language").add_subparsers(dest="action", required=True)
     check = topics.add_parser("check", help="match lines of standard input against a query")
     check.add_argument("query")
-    return p
 
 
 AsyncCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]

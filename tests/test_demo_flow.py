@@ -16,7 +16,8 @@ from aiohttp import web
 
 from notifier.councils import add_council, add_source
 from notifier.demo import DEMO_COUNCILS, DemoCouncils, start_demo_server
-from notifier.demo.data import LONDON, SCRIPT, Change, Council, Meeting
+from notifier.demo.data import LONDON, Council, Meeting
+from notifier.demo.timeline import SCRIPT, Change
 from notifier.ingest.fetch import Fetcher, client_session
 from notifier.ingest.poll import poll_source
 from notifier.matching.search import compile_query

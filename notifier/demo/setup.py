@@ -9,8 +9,9 @@ from aiohttp import web
 
 from notifier.councils import add_council, add_source
 from notifier.db import create_pool
-from notifier.demo.data import DEMO_COUNCILS, FACTS, DemoCouncils
+from notifier.demo.data import DEMO_COUNCILS, FACTS
 from notifier.demo.server import start_demo_server
+from notifier.demo.timeline import DemoCouncils
 from notifier.embedded import announce
 from notifier.models import SourceKind
 from notifier.settings import Settings

@@ -1,4 +1,6 @@
-"""Parsing helpers shared by the source adapters: safe XML, HTML to text, UK dates and times, local time to UTC.
+"""Parsing helpers shared by the source adapters: HTML to text, UK dates and times, local time to UTC.
+
+Untrusted XML is parsed by `safe_xml.parse_xml`.
 
 Everything here is pure and raises on input it cannot read: `SourceError` for a response that is not the document it
 claims to be, `ValueError` for a single value (a date, a time, a flag) that is not what it should be.
@@ -17,7 +19,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
-from lxml import etree
 from selectolax.lexbor import LexborHTMLParser
 
 from notifier.sources.base import SourceError, SourceState
@@ -38,92 +39,7 @@ __all__ = [
     "parse_bool",
     "parse_clock_time",
     "parse_uk_date",
-    "parse_xml",
 ]
-
-_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_HTML_START = re.compile(rb"<(?:!doctype\s+html|html|head|body|script|meta|title|div|p|form|table)[\s>/]", re.I)
-_SNIPPET_LEN = 40
-_UTF16_LABEL = re.compile(rb"""<\?xml[^>]*encoding\s*=\s*["'](?:utf-16|ucs-2|unicode)[^"']*["']""", re.I)
-
-
-def _snippet(body: bytes) -> str:
-    """The start of a body for an error message: its first line, at most 40 characters, then "..."."""
-    text = body[:200].decode("utf-8", errors="replace").strip()
-    line = "".join(c if c.isprintable() else "?" for c in text.split("\n", 1)[0].strip())
-    return line[:_SNIPPET_LEN] + "..."
-
-
-def _looks_like_html(body: bytes) -> bool:
-    head = body[:2000].lower()
-    return b"<html" in head or b"<!doctype html" in head or b"<body" in head
-
-
-def parse_xml(body: bytes, *, what: str) -> etree._Element:
-    """Parse an untrusted XML answer and return its root element, or raise `SourceError` naming `what`.
-
-    Refuses empty and whitespace bodies, HTML pages (error pages served with 200), anything declaring entities
-    (billion laughs, external entities), truncated or otherwise malformed documents and bytes that are not valid
-    in the document's encoding. Entities are never expanded, no DTD is loaded and nothing is fetched. There is no
-    size cap here: the fetcher caps response sizes, and a large well-formed document parses.
-    """
-    if not isinstance(body, bytes | bytearray):
-        raise TypeError(f"parse_xml wants bytes, not {type(body).__name__}")
-    body = bytes(body)
-    utf16_or_32 = body.startswith(_BOMS[1:])
-    encoding: str | None = None
-    probe = body
-    if body.startswith(_UTF8_BOM):
-        # A BOM outranks the declaration; and libxml2 refuses whitespace between BOM and declaration.
-        body = body[len(_UTF8_BOM) :]
-        encoding = "utf-8"
-    if not utf16_or_32:
-        # Some servers put a newline before the XML declaration; libxml2 rejects that, every browser forgives it.
-        body = body.lstrip(b" \t\r\n")
-        probe = body
-        if not body:
-            raise SourceError(f"{what} is empty")
-        if _HTML_START.match(body):
-            raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(body)}')")
-        if not body.startswith(b"<"):
-            raise SourceError(f"{what} is not XML (starts '{_snippet(body)}')")
-        if _UTF16_LABEL.match(body):
-            # .NET serialises an in-memory document with its declaration still saying UTF-16 and writes UTF-8
-            # bytes: real UTF-16 could not start with ASCII "<?xml", so the label is wrong, not the bytes.
-            encoding = "utf-8"
-    # Checked before parsing so a billion-laughs document costs nothing; UTF-16/32 ASCII is ASCII once NULs go.
-    if b"<!ENTITY" in (probe.replace(b"\x00", b"") if utf16_or_32 else probe):
-        raise SourceError(f"{what} declares XML entities, which are refused")
-
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        dtd_validation=False,
-        recover=False,
-        remove_pis=True,
-        encoding=encoding,
-    )
-    try:
-        root = etree.fromstring(body, parser)
-    except etree.XMLSyntaxError as e:
-        if _looks_like_html(probe):
-            raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(probe)}')") from e
-        raise SourceError(f"{what} is not well-formed XML: {e}") from e
-    except (etree.LxmlError, ValueError, LookupError) as e:
-        raise SourceError(f"{what} cannot be read as XML: {e}") from e
-    if root is None:
-        raise SourceError(f"{what} is empty")
-
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and list(dtd.entities()):
-        raise SourceError(f"{what} declares a DTD with entities, which is refused")
-    if etree.QName(root).localname.lower() == "html":
-        raise SourceError(f"{what} is HTML, not XML (starts '{_snippet(probe)}')")
-    return root
-
 
 # ASCII without control characters other than tab, line feed and carriage return (which are whitespace).
 _PLAIN_ASCII = re.compile(r"[\t\n\r\x20-\x7e]*")

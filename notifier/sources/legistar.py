@@ -25,17 +25,19 @@ readable time starts at local midnight with `time_known: False`. A decision's `s
 
 Options not named above: `token` (an API token; New York City needs one), `insite_url` (e.g.
 `https://metro.legistar.com`, giving matters a link to their Legistar page), `page_size`, `max_bytes`.
+
+The options, the OData queries, paging and detail requests are in `legistar_api.py`; this module turns what they
+return into records.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
@@ -43,20 +45,20 @@ from zoneinfo import ZoneInfo
 from notifier.models import ItemKind
 from notifier.sources.base import Fetch, Record, SourceError, SourceState
 from notifier.sources.common import clean_line, clean_text, html_to_text, local_to_utc, parse_clock_time
-from notifier.zones import time_zone
+from notifier.sources.legistar_api import (
+    DetailBudget,
+    DetailGetter,
+    LegistarConfig,
+    Rows,
+    detail_getter,
+    event_filter,
+    fetch_list,
+    matter_filter,
+    run_details,
+)
 
 __all__ = ["LegistarAdapter"]
 
-API_MAX_PAGE = 1000
-DEFAULT_DAYS_BACK = 30
-DEFAULT_DAYS_AHEAD = 120
-DEFAULT_LOOKBACK_HOURS = 24
-DEFAULT_MAX_DETAIL_REQUESTS = 200
-DEFAULT_DETAIL_REFRESH_HOURS = 24
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-# A list longer than this many pages means the server ignores $skip or something is badly wrong.
-MAX_PAGES = 200
-DETAIL_CONCURRENCY = 4
 # A handful of detail requests all failing is the server failing, not a few bad rows.
 _ALL_DETAILS_FAILED_MIN = 3
 
@@ -67,197 +69,20 @@ _HIDDEN_STATUS = re.compile(r"not\s+viewable|hidden|private|cancel", re.I)
 _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>")
 
 
-@dataclass(frozen=True, slots=True)
-class _Config:
-    base: str
-    zone: str
-    now: datetime
-    page_size: int
-    lookback: timedelta
-    days_back: int
-    days_ahead: int
-    max_details: int
-    detail_refresh: timedelta
-    max_bytes: int
-    matters: bool
-    token: str | None
-    insite_url: str | None
-    last_success_at: datetime | None
-
-    @classmethod
-    def from_state(cls, url: str, state: SourceState) -> _Config:
-        base = url.strip().rstrip("/")
-        if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
-            raise SourceError(f"Legistar source url {url!r} is not an http(s) URL")
-        options = state.options
-        zone = str(options.get("timezone") or state.timezone)
-        try:
-            time_zone(zone)
-        except ValueError as e:
-            raise SourceError(f"{e} for this Legistar client") from e
-        insite = str(options.get("insite_url") or "").strip().rstrip("/") or None
-        return cls(
-            base=base,
-            zone=zone,
-            now=state.now.astimezone(UTC),
-            page_size=min(_int(options, "page_size", API_MAX_PAGE, minimum=1), API_MAX_PAGE),
-            lookback=timedelta(hours=_int(options, "lookback_hours", DEFAULT_LOOKBACK_HOURS)),
-            days_back=_int(options, "days_back", DEFAULT_DAYS_BACK),
-            days_ahead=_int(options, "days_ahead", DEFAULT_DAYS_AHEAD),
-            max_details=_int(options, "max_detail_requests", DEFAULT_MAX_DETAIL_REQUESTS),
-            detail_refresh=timedelta(hours=_int(options, "detail_refresh_hours", DEFAULT_DETAIL_REFRESH_HOURS)),
-            max_bytes=_int(options, "max_bytes", DEFAULT_MAX_BYTES, minimum=1),
-            matters=_flag(options, "matters", default=True),
-            token=str(options["token"]) if options.get("token") else None,
-            insite_url=insite,
-            last_success_at=state.last_success_at.astimezone(UTC) if state.last_success_at else None,
-        )
-
-    def url(self, path: str, params: Sequence[tuple[str, str]] = ()) -> str:
-        """`{base}/{path}?...` with every value percent-encoded (OData filters hold spaces and quotes)."""
-        pairs = list(params)
-        if self.token:
-            pairs.append(("token", self.token))
-        if not pairs:
-            return f"{self.base}/{path}"
-        query = "&".join(f"{name}={quote(value, safe='')}" for name, value in pairs)
-        return f"{self.base}/{path}?{query}"
-
-    @property
-    def since(self) -> datetime | None:
-        """Start of the incremental filter; None on a first poll."""
-        return self.last_success_at - self.lookback if self.last_success_at else None
-
-
-def _int(options: Mapping[str, Any], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = options.get(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError) as e:
-        raise SourceError(f"source option {name}={raw!r} is not a whole number") from e
-    if value < minimum:
-        raise SourceError(f"source option {name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def _flag(options: Mapping[str, Any], name: str, *, default: bool) -> bool:
-    raw = options.get(name, default)
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise SourceError(f"source option {name}={raw!r} is not true or false")
-
-
-def _odata_datetime(value: datetime | date) -> str:
-    if isinstance(value, datetime):
-        return f"datetime'{value.astimezone(UTC).replace(tzinfo=None):%Y-%m-%dT%H:%M:%S}'"
-    return f"datetime'{value:%Y-%m-%d}'"
-
-
 class LegistarAdapter:
     """A Legistar Web API client: meetings, their items and documents, and matters."""
 
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Records for the client at `url` (the API base); None if the first events request answered 304."""
-        cfg = _Config.from_state(url, state)
-        events = await _fetch_list(fetch, cfg, "events", _event_filter(cfg), "EventId", conditional=True)
+        cfg = LegistarConfig.from_state(url, state)
+        events = await fetch_list(fetch, cfg, "events", event_filter(cfg), "EventId", conditional=True)
         if events is None:
             return None
-        matters: list[dict[str, Any]] = []
+        matters: Rows = []
         if cfg.matters:
-            since = cfg.since or cfg.now - timedelta(days=cfg.days_back)
-            matter_filter = f"MatterLastModifiedUtc gt {_odata_datetime(since)}"
-            fetched = await _fetch_list(fetch, cfg, "matters", matter_filter, "MatterId", conditional=False)
+            fetched = await fetch_list(fetch, cfg, "matters", matter_filter(cfg), "MatterId", conditional=False)
             matters = fetched or []
         return await _Collector(cfg, fetch, state).run(events, matters)
-
-
-def _event_filter(cfg: _Config) -> str:
-    if cfg.since is not None:
-        return f"EventLastModifiedUtc gt {_odata_datetime(cfg.since)}"
-    today = cfg.now.astimezone(ZoneInfo(cfg.zone)).date()
-    first, last = today - timedelta(days=cfg.days_back), today + timedelta(days=cfg.days_ahead)
-    return f"EventDate ge {_odata_datetime(first)} and EventDate lt {_odata_datetime(last)}"
-
-
-# ---- HTTP and JSON --------------------------------------------------------------------------------------------------
-
-
-async def _fetch_list(
-    fetch: Fetch, cfg: _Config, path: str, odata_filter: str, order_by: str, *, conditional: bool
-) -> list[dict[str, Any]] | None:
-    """Every row of a paged list; None only when its first page was asked conditionally and answered 304."""
-    rows: list[dict[str, Any]] = []
-    previous: list[dict[str, Any]] | None = None
-    for page_number in range(MAX_PAGES):
-        params = [
-            ("$filter", odata_filter),
-            ("$orderby", order_by),
-            ("$top", str(cfg.page_size)),
-            ("$skip", str(page_number * cfg.page_size)),
-        ]
-        url = cfg.url(path, params)
-        response = await fetch(url, conditional=conditional and page_number == 0)
-        if response is None:
-            if conditional and page_number == 0:
-                return None
-            raise SourceError(f"Legistar answered 304 Not Modified to an unconditional request: {url}")
-        page = _json_rows(response.body, what=f"Legistar {path} (page {page_number + 1})", max_bytes=cfg.max_bytes)
-        if page and page == previous:
-            raise SourceError(f"Legistar returned the same {path} page twice: it seems to ignore $skip")
-        rows.extend(page)
-        if len(page) < cfg.page_size:
-            return rows
-        previous = page
-    raise SourceError(f"Legistar {path} list is longer than {MAX_PAGES} pages of {cfg.page_size}")
-
-
-def _json_rows(body: bytes, *, what: str, max_bytes: int) -> list[dict[str, Any]]:
-    """A JSON array of objects, or `SourceError` saying what came instead (HTML, an error object, truncation)."""
-    if len(body) > max_bytes:
-        raise SourceError(f"{what} is {len(body)} bytes, over the {max_bytes}-byte limit")
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # JSON is UTF-8 by definition; a server that sent Windows-1252 anyway still meant its characters.
-        text = body.decode("windows-1252", errors="replace")
-    text = text.strip()
-    if not text:
-        raise SourceError(f"{what} is empty")
-    if text.startswith("<"):
-        kind = "HTML" if re.match(r"<(?:!doctype\s+html|html)\b", text, re.I) else "XML or HTML"
-        raise SourceError(f"{what} is {kind}, not JSON (starts {text[:40]!r})")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SourceError(f"{what} is not valid JSON ({e.msg} at character {e.pos} of {len(text)})") from e
-    except RecursionError as e:
-        raise SourceError(f"{what} is JSON nested too deeply to read") from e
-    if isinstance(value, dict):
-        raise SourceError(f"{what} is an error, not a list: {_error_message(value)}")
-    if not isinstance(value, list):
-        raise SourceError(f"{what} is a JSON {type(value).__name__}, not a list")
-    if not all(isinstance(row, dict) for row in value):
-        raise SourceError(f"{what} holds something other than objects")
-    return value
-
-
-def _error_message(obj: Mapping[str, Any]) -> str:
-    odata = obj.get("odata.error") or obj.get("error")
-    if isinstance(odata, Mapping):
-        message = odata.get("message")
-        if isinstance(message, Mapping):
-            message = message.get("value")
-        if message:
-            return clean_line(str(message))[:300]
-    for key in ("Message", "message", "ExceptionMessage", "error_description", "Error"):
-        if obj.get(key):
-            return clean_line(str(obj[key]))[:300]
-    return clean_line(json.dumps(obj))[:300]
 
 
 # ---- values ---------------------------------------------------------------------------------------------------------
@@ -316,19 +141,71 @@ def _id(raw: Any) -> str | None:
     return text or None
 
 
+# ---- meetings -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Paper:
+    """A meeting's agenda or minutes file, as its event describes it."""
+
+    kind: str  # "agenda" or "minutes"
+    status: str
+    url: str | None
+    published_at: datetime | None
+
+    @property
+    def published(self) -> bool:
+        return bool(self.url) and not _HIDDEN_STATUS.search(self.status)
+
+
+def _papers(event: Mapping[str, Any]) -> tuple[_Paper, _Paper]:
+    """The event's agenda and its minutes."""
+    agenda = _Paper(
+        kind="agenda",
+        status=_line(event.get("EventAgendaStatusName")),
+        url=_http(event.get("EventAgendaFile")),
+        published_at=_utc(event.get("EventAgendaLastPublishedUTC")),
+    )
+    minutes = _Paper(
+        kind="minutes",
+        status=_line(event.get("EventMinutesStatusName")),
+        url=_http(event.get("EventMinutesFile")),
+        published_at=_utc(event.get("EventMinutesLastPublishedUTC")),
+    )
+    return agenda, minutes
+
+
+def _meeting_start(event: Mapping[str, Any], event_id: str, zone: str) -> tuple[datetime, str, bool]:
+    """When the meeting starts (UTC), its time as written, and whether that time could be read."""
+    day = _naive(event.get("EventDate"))
+    if day is None:
+        raise SourceError(f"Legistar event {event_id} has no readable EventDate: {event.get('EventDate')!r}")
+    time_text = _line(event.get("EventTime"))
+    try:
+        clock = parse_clock_time(time_text)
+    except ValueError:
+        clock = None  # "TBD", "Recess": keep the text, start at midnight
+    return local_to_utc(datetime.combine(day.date(), clock or time()), zone), time_text, clock is not None
+
+
+def _location(event: Mapping[str, Any]) -> str:
+    # Locations are written over several lines, often with their own trailing commas.
+    return ", ".join(line.rstrip(",; ") for line in _text(event.get("EventLocation")).split("\n"))
+
+
+def _cancelled(agenda: _Paper, minutes: _Paper, comment: str, location: str) -> bool:
+    # Legistar has no cancellation field: clients say it in the agenda status, the comment or the location.
+    return bool(re.search(r"cancel|postpon", agenda.status, re.I)) or any(
+        _CANCELLED.search(text) for text in (minutes.status, comment, location)
+    )
+
+
 # ---- records --------------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Budget:
-    left: int
-    attempted: int = 0
-    failed: int = 0
-
-
-@dataclass
 class _Collector:
-    cfg: _Config
+    cfg: LegistarConfig
     fetch: Fetch
     state: SourceState
     records: dict[tuple[ItemKind, str], Record] = field(default_factory=dict)
@@ -337,8 +214,8 @@ class _Collector:
         # The first sighting wins: an attachment seen under an agenda item keeps that parent over its matter.
         self.records.setdefault((record.kind, record.external_id), record)
 
-    async def run(self, events: list[dict[str, Any]], matters: list[dict[str, Any]]) -> list[Record]:
-        budget = _Budget(self.cfg.max_details)
+    async def run(self, events: Rows, matters: Rows) -> list[Record]:
+        budget = DetailBudget(self.cfg.max_details)
         seen: set[str] = set()
         meetings: list[tuple[dict[str, Any], Record]] = []
         for event in events:
@@ -364,32 +241,11 @@ class _Collector:
     # ---- events
 
     def _meeting(self, event: Mapping[str, Any], event_id: str) -> Record:
-        cfg = self.cfg
         committee = _line(event.get("EventBodyName")) or None
-        day = _naive(event.get("EventDate"))
-        if day is None:
-            raise SourceError(f"Legistar event {event_id} has no readable EventDate: {event.get('EventDate')!r}")
-        time_text = _line(event.get("EventTime"))
-        try:
-            clock = parse_clock_time(time_text)
-        except ValueError:
-            clock = None  # "TBD", "Recess": keep the text, start at midnight
-        starts_at = local_to_utc(datetime.combine(day.date(), clock or time()), cfg.zone)
-
-        agenda_status = _line(event.get("EventAgendaStatusName"))
-        minutes_status = _line(event.get("EventMinutesStatusName"))
-        agenda_url = _http(event.get("EventAgendaFile"))
-        minutes_url = _http(event.get("EventMinutesFile"))
+        starts_at, time_text, time_known = _meeting_start(event, event_id, self.cfg.zone)
+        agenda, minutes = _papers(event)
         comment = _text(event.get("EventComment"))
-        # Locations are written over several lines, often with their own trailing commas.
-        location = ", ".join(line.rstrip(",; ") for line in _text(event.get("EventLocation")).split("\n"))
-        # Legistar has no cancellation field: clients say it in the agenda status, the comment or the location.
-        cancelled = bool(re.search(r"cancel|postpon", agenda_status, re.I)) or any(
-            _CANCELLED.search(text) for text in (minutes_status, comment, location)
-        )
-
-        agenda_published = bool(agenda_url) and not _HIDDEN_STATUS.search(agenda_status)
-        minutes_published = bool(minutes_url) and not _HIDDEN_STATUS.search(minutes_status)
+        location = _location(event)
         meeting = Record(
             kind=ItemKind.MEETING,
             external_id=event_id,
@@ -398,48 +254,47 @@ class _Collector:
             committee_id=_id(event.get("EventBodyId")),
             body=comment,
             starts_at=starts_at,
-            status="cancelled" if cancelled else "confirmed",
+            status="cancelled" if _cancelled(agenda, minutes, comment, location) else "confirmed",
             url=_http(event.get("EventInSiteURL")),
             data={
                 "location": location,
-                "time_known": clock is not None,
+                "time_known": time_known,
                 "time_text": time_text,
-                "agenda_status": agenda_status,
-                "minutes_status": minutes_status,
-                "agenda_published": agenda_published,
-                "minutes_published": minutes_published,
-                "agenda_url": agenda_url,
-                "minutes_url": minutes_url,
+                "agenda_status": agenda.status,
+                "minutes_status": minutes.status,
+                "agenda_published": agenda.published,
+                "minutes_published": minutes.published,
+                "agenda_url": agenda.url,
+                "minutes_url": minutes.url,
                 "video_url": _http(event.get("EventVideoPath")),
             },
         )
         self.add(meeting)
-        local_day = starts_at.astimezone(ZoneInfo(cfg.zone))
-        when = f"{local_day.day} {local_day:%b %Y}"
-        for kind, published, url, stamp in (
-            ("agenda", agenda_published, agenda_url, event.get("EventAgendaLastPublishedUTC")),
-            ("minutes", minutes_published, minutes_url, event.get("EventMinutesLastPublishedUTC")),
-        ):
-            if published and url:
-                self.add(
-                    Record(
-                        kind=ItemKind.DOCUMENT,
-                        external_id=f"event:{event_id}:{kind}",
-                        title=f"{kind.capitalize()}: {committee or 'Meeting'}, {when}",
-                        committee=committee,
-                        committee_id=meeting.committee_id,
-                        starts_at=starts_at,
-                        url=url,
-                        parent=(ItemKind.MEETING, event_id),
-                        published_at=_utc(stamp),
-                        data={"document_type": kind},
-                    )
-                )
+        for paper in (agenda, minutes):
+            if paper.published:
+                self.add(self._paper_document(meeting, starts_at, paper))
         return meeting
 
-    async def _event_details(self, meetings: list[tuple[dict[str, Any], Record]], budget: _Budget) -> None:
+    def _paper_document(self, meeting: Record, starts_at: datetime, paper: _Paper) -> Record:
+        """A published agenda or minutes file, as a document under its meeting."""
+        local_day = starts_at.astimezone(ZoneInfo(self.cfg.zone))
+        when = f"{local_day.day} {local_day:%b %Y}"
+        return Record(
+            kind=ItemKind.DOCUMENT,
+            external_id=f"event:{meeting.external_id}:{paper.kind}",
+            title=f"{paper.kind.capitalize()}: {meeting.committee or 'Meeting'}, {when}",
+            committee=meeting.committee,
+            committee_id=meeting.committee_id,
+            starts_at=starts_at,
+            url=paper.url,
+            parent=(ItemKind.MEETING, meeting.external_id),
+            published_at=paper.published_at,
+            data={"document_type": paper.kind},
+        )
+
+    async def _event_details(self, meetings: list[tuple[dict[str, Any], Record]], budget: DetailBudget) -> None:
         now = self.cfg.now
-        todo: list[tuple[Record, str, Callable[[], Awaitable[list[dict[str, Any]] | None]]]] = []
+        todo: list[tuple[Record, str, DetailGetter]] = []
         # Nearest meetings first: when the budget runs out, what is furthest away waits.
         for event, meeting in sorted(meetings, key=lambda pair: abs((pair[1].starts_at or now) - now)):
             inline = event.get("EventItems")
@@ -463,7 +318,7 @@ class _Collector:
                 [("AgendaNote", "1"), ("MinutesNote", "1"), ("Attachments", "1")],
             )
             todo.append((meeting, key, self._getter(url, f"Legistar items of event {meeting.external_id}")))
-        results = await self._run_details([getter for _, _, getter in todo], budget)
+        results = await run_details([getter for _, _, getter in todo], budget)
         for (meeting, key, _), items in zip(todo, results, strict=True):
             known = self.state.known.get((ItemKind.MEETING, meeting.external_id)) or {}
             if items is None:
@@ -596,8 +451,8 @@ class _Collector:
         self.add(record)
         return record
 
-    async def _matter_details(self, matters: list[tuple[dict[str, Any], Record]], budget: _Budget) -> None:
-        todo: list[tuple[Record, str, Callable[[], Awaitable[list[dict[str, Any]] | None]]]] = []
+    async def _matter_details(self, matters: list[tuple[dict[str, Any], Record]], budget: DetailBudget) -> None:
+        todo: list[tuple[Record, str, DetailGetter]] = []
         # Most recently changed first.
         for matter, record in sorted(matters, key=lambda pair: str(pair[0].get("MatterLastModifiedUtc") or ""),
                                      reverse=True):  # fmt: skip
@@ -610,7 +465,7 @@ class _Collector:
             matter_id = str(record.data["matter_id"])
             url = self.cfg.url(f"matters/{quote(matter_id, safe='')}/attachments")
             todo.append((record, key, self._getter(url, f"Legistar attachments of matter {matter_id}")))
-        results = await self._run_details([getter for _, _, getter in todo], budget)
+        results = await run_details([getter for _, _, getter in todo], budget)
         for (record, key, _), rows in zip(todo, results, strict=True):
             if rows is None:
                 self._carry(record, self.state.known.get((record.kind, record.external_id)) or {})
@@ -641,28 +496,5 @@ class _Collector:
         current = self.records.get(key, record)
         self.records[key] = dataclasses.replace(current, data={**current.data, **extra})
 
-    def _getter(self, url: str, what: str) -> Callable[[], Awaitable[list[dict[str, Any]] | None]]:
-        async def get() -> list[dict[str, Any]] | None:
-            response = await self.fetch(url)
-            if response is None:
-                raise SourceError(f"{what}: unexpected 304 Not Modified")
-            return _json_rows(response.body, what=what, max_bytes=self.cfg.max_bytes)
-
-        return get
-
-    async def _run_details(
-        self, getters: Sequence[Callable[[], Awaitable[list[dict[str, Any]] | None]]], budget: _Budget
-    ) -> list[list[dict[str, Any]] | None]:
-        """Run detail requests a few at a time; a failed one gives None (retried next poll) instead of failing."""
-        limit = asyncio.Semaphore(DETAIL_CONCURRENCY)
-
-        async def one(getter: Callable[[], Awaitable[list[dict[str, Any]] | None]]) -> list[dict[str, Any]] | None:
-            async with limit:
-                try:
-                    return await getter()
-                except SourceError:
-                    budget.failed += 1
-                    return None
-
-        budget.attempted += len(getters)
-        return list(await asyncio.gather(*(one(g) for g in getters)))
+    def _getter(self, url: str, what: str) -> DetailGetter:
+        return detail_getter(self.fetch, url, what, max_bytes=self.cfg.max_bytes)

@@ -37,9 +37,9 @@ from notifier.sources.common import (
     parse_bool,
     parse_clock_time,
     parse_uk_date,
-    parse_xml,
     source_zone,
 )
+from notifier.sources.moderngov_xml import read_answer
 
 __all__ = [
     "DEFAULT_DAYS_AHEAD",
@@ -64,7 +64,6 @@ HOT_REFRESH = timedelta(hours=6)
 COLD_REFRESH = timedelta(days=7)
 
 SERVICE = "mgWebService.asmx"
-_ERROR_TAGS = frozenset({"error", "errors", "errormessage", "exception", "fault"})
 # Titles the service may give a meeting of its own, besides its committee's.
 _MEETING_TITLE_TAGS = ("meetingtitle", "meetingname", "title")
 _CANCELLED_STATUS = re.compile(r"\bcancell?(?:ed|ation)\b|\babandoned\b|\bwithdrawn\b")
@@ -123,66 +122,6 @@ def base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
-def _read(body: bytes, *, what: str, root_tags: frozenset[str]) -> etree._Element:
-    """Parse a web service answer, check it is the document asked for, and fold tag names to lower case."""
-    root = parse_xml(body, what=what)
-    # ASMX can wrap a method's XML as escaped text in a <string> element.
-    if _local(root) == "string" and (root.text or "").lstrip().startswith("<"):
-        inner = re.sub(r"^\s*<\?xml[^>]*\?>", "", root.text or "")
-        body = inner.encode("utf-8")
-        root = parse_xml(body, what=what)
-    for el in _to_rename(root, body):
-        tag = el.tag
-        local = (tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag).lower()
-        if local != tag:
-            el.tag = local
-    tag = root.tag
-    if tag in _ERROR_TAGS:
-        raise SourceError(f"{what} is an error: {clean_line(' '.join(root.itertext()))[:300]!r}")
-    if tag not in root_tags:
-        raise SourceError(f"{what} has root element <{tag}>, expected <{'> or <'.join(sorted(root_tags))}>")
-    for child in root:
-        if child.tag in _ERROR_TAGS:
-            raise SourceError(f"{what} reports an error: {clean_line(' '.join(child.itertext()))[:300]!r}")
-    return root
-
-
-# Elements in a namespace, or whose name has any character other than lower-case ASCII letters, digits, "_", "-" and
-# ".": a superset of those `_read` renames (upper case, and the rest of Unicode, is left to str.lower to decide).
-_NEEDS_RENAME = etree.XPath(
-    "descendant-or-self::*[namespace-uri() != '' or "
-    "translate(local-name(), 'abcdefghijklmnopqrstuvwxyz0123456789_-.', '') != '']"
-)
-# What follows a "<" in the raw bytes: every element's name is among these (with comments, CDATA and the like).
-_START_TAG = re.compile(rb"<([^\s>/!?]+)")
-_PLAIN_NAME = re.compile(rb"[A-Za-z0-9_.-]+")
-_IN_A_NAMESPACE = etree.XPath("boolean(descendant-or-self::*[namespace-uri() != ''])")
-
-
-def _to_rename(root: etree._Element, body: bytes) -> list[etree._Element]:
-    """The elements whose names `_read` may have to fold: a superset, usually a handful or none.
-
-    ModernGov answers are lower-case and namespace-free but for a few names (`restrictionsRef`), so the names are
-    read off the raw bytes (a regex, in C) and only elements of names that need folding are visited, rather than
-    every element in Python. Namespaces, non-ASCII names and bodies in an encoding that is not ASCII-compatible
-    (UTF-16/32) take the XPath, which looks at every element in C and is still far cheaper than a walk in Python.
-    """
-    ascii_markup = body.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<") and b"\x00" not in body
-    # "xmlns" is often only in escaped Word HTML in a text; whether anything is in a namespace is asked of the tree.
-    if not ascii_markup or (b"xmlns" in body and _IN_A_NAMESPACE(root)):
-        return list(_NEEDS_RENAME(root))
-    odd = {n for n in set(_START_TAG.findall(body)) if n != n.lower() or not _PLAIN_NAME.fullmatch(n)}
-    if not odd:
-        return []
-    if not all(_PLAIN_NAME.fullmatch(n) for n in odd):
-        return list(_NEEDS_RENAME(root))
-    return list(root.iter(*(n.decode("ascii") for n in odd)))
-
-
-def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
-
-
 def _text(el: etree._Element, tag: str) -> str:
     """A child's text, whitespace-collapsed and unescaped ("" when absent or empty)."""
     return clean_line(el.findtext(tag))
@@ -198,7 +137,7 @@ def _flag(el: etree._Element, tag: str, *, what: str) -> bool:
 def parse_committees(body: bytes) -> list[Committee]:
     """The committees in a `GetCommittees` answer, leaving out deleted ones (expired ones are real history)."""
     what = "ModernGov GetCommittees response"
-    root = _read(body, what=what, root_tags=frozenset({"committees"}))
+    root = read_answer(body, what=what, root_tags=frozenset({"committees"}))
     committees: list[Committee] = []
     for el in root.iter("committee"):
         cid = _text(el, "committeeid")
@@ -213,7 +152,7 @@ def parse_committees(body: bytes) -> list[Committee]:
 def parse_meetings(body: bytes, *, committee: Committee) -> list[MeetingSummary]:
     """The meetings in a `GetMeetings` answer for one committee."""
     what = f"ModernGov GetMeetings response for committee {committee.id}"
-    root = _read(body, what=what, root_tags=frozenset({"getmeetings", "meetings"}))
+    root = read_answer(body, what=what, root_tags=frozenset({"getmeetings", "meetings"}))
     meetings: list[MeetingSummary] = []
     for el in root.iter("meeting"):
         mid = _text(el, "meetingid")
@@ -312,63 +251,23 @@ class _Meeting:
 def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, fetched_at: datetime) -> list[Record]:
     """A `GetMeeting` answer as records: the meeting, its agenda items and its documents."""
     what = f"ModernGov GetMeeting response for meeting {summary.id}"
-    root = _read(body, what=what, root_tags=frozenset({"meeting"}))
-    mid = _text(root, "meetingid")
-    if not mid:
-        # What ModernGov answers for a meeting it does not hold (or no longer shows): usable for nothing.
-        raise SourceError(f"{what} holds no meeting (no meetingid)")
-    if mid != summary.id:
-        raise SourceError(f"{what} describes meeting {mid}")
-    if root.find("isdisplayallowed") is not None and not _flag(root, "isdisplayallowed", what=what):
+    root = read_answer(body, what=what, root_tags=frozenset({"meeting"}))
+    if not _meeting_shown(root, summary, what=what):
         return []
-
-    date_text = _text(root, "meetingdate") or summary.date_text
-    time_text = _text(root, "meetingtime") or summary.time_text
-    status_text = _text(root, "meetingstatus") or summary.status_text
-    day = _date(date_text, what=f"{what}: meetingdate")
-    clock = _clock(time_text)
-    own_title = _own_title(root) or summary.title_text
-    committee = _strip_status_marker(summary.committee_title)
-    m = _Meeting(
-        id=mid,
-        url=f"{base}/ieListDocuments.aspx?CId={summary.committee_id}&MId={mid}",
-        starts_at=local_to_utc(datetime.combine(day, clock or time(0)), tz),
-        committee=committee or None,
-        committee_id=summary.committee_id,
-        base=base,
-        tz=tz,
-        what=what,
-    )
-
-    items: list[Record] = []
-    documents: dict[str, Record] = {}
-    agenda_lines: list[str] = []
+    m, time_known = _meeting_context(root, summary, base=base, tz=tz, what=what)
     meeting_minutes = _flag(root, "minutepublished", what=what)
-    agenda = root.find("agendaitems")
-    for el in agenda.iter("agendaitem") if agenda is not None else ():
-        item = _agenda_item(el, m, minutes_published=meeting_minutes)
-        if item is None:
-            continue
-        items.append(item)
-        heading = " ".join(p for p in (str(item.data["number"]), item.title) if p)
-        agenda_lines.extend(p for p in (heading, item.body) if p)
-        for doc_el in el.iter("linkeddoc"):
-            if (doc := _document(doc_el, m, parent=(ItemKind.AGENDA_ITEM, item.external_id))) is not None:
-                documents.setdefault(doc.external_id, doc)
-    for doc_el in root.iter("linkeddoc"):
-        if next(doc_el.iterancestors("agendaitem"), None) is not None:
-            continue
-        if (doc := _document(doc_el, m, parent=(ItemKind.MEETING, mid))) is not None:
-            documents.setdefault(doc.external_id, doc)
+    items, documents = _agenda(root, m, minutes_published=meeting_minutes)
 
+    status_text = _text(root, "meetingstatus") or summary.status_text
+    own_title = _own_title(root) or summary.title_text
     location = ", ".join(p for p in (_text(root, "meetinglocation"), _text(root, "meetingroom")) if p)
     meeting = Record(
         kind=ItemKind.MEETING,
-        external_id=mid,
-        title=committee or _strip_status_marker(own_title) or f"Meeting {mid}",
+        external_id=m.id,
+        title=m.committee or _strip_status_marker(own_title) or f"Meeting {m.id}",
         committee=m.committee,
         committee_id=m.committee_id,
-        body="\n".join(agenda_lines),
+        body="\n".join(_agenda_lines(items)),
         starts_at=m.starts_at,
         status=meeting_status(status_text, own_title, summary.committee_title),
         url=m.url,
@@ -379,12 +278,75 @@ def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, f
             "minutes_published": meeting_minutes,
             "decisions_published": _flag(root, "decisionpublished", what=what),
             "webcast": _flag(root, "iswebcast", what=what),
-            "time_known": clock is not None,
+            "time_known": time_known,
             "_summary": summary.summary,
             "_detail_at": fetched_at.isoformat(),
         },
     )
     return [meeting, *items, *documents.values()]
+
+
+def _meeting_shown(root: etree._Element, summary: MeetingSummary, *, what: str) -> bool:
+    """Whether the council shows the meeting; `SourceError` if the answer is not the meeting asked for."""
+    mid = _text(root, "meetingid")
+    if not mid:
+        # What ModernGov answers for a meeting it does not hold (or no longer shows): usable for nothing.
+        raise SourceError(f"{what} holds no meeting (no meetingid)")
+    if mid != summary.id:
+        raise SourceError(f"{what} describes meeting {mid}")
+    return root.find("isdisplayallowed") is None or _flag(root, "isdisplayallowed", what=what)
+
+
+def _meeting_context(
+    root: etree._Element, summary: MeetingSummary, *, base: str, tz: str, what: str
+) -> tuple[_Meeting, bool]:
+    """What every record of the meeting shares, and whether its start time is known (else it starts at midnight)."""
+    date_text = _text(root, "meetingdate") or summary.date_text
+    time_text = _text(root, "meetingtime") or summary.time_text
+    day = _date(date_text, what=f"{what}: meetingdate")
+    clock = _clock(time_text)
+    committee = _strip_status_marker(summary.committee_title)
+    meeting = _Meeting(
+        id=summary.id,
+        url=f"{base}/ieListDocuments.aspx?CId={summary.committee_id}&MId={summary.id}",
+        starts_at=local_to_utc(datetime.combine(day, clock or time(0)), tz),
+        committee=committee or None,
+        committee_id=summary.committee_id,
+        base=base,
+        tz=tz,
+        what=what,
+    )
+    return meeting, clock is not None
+
+
+def _agenda(root: etree._Element, m: _Meeting, *, minutes_published: bool) -> tuple[list[Record], dict[str, Record]]:
+    """The meeting's agenda items, and its documents by id (each under its agenda item, else under the meeting)."""
+    items: list[Record] = []
+    documents: dict[str, Record] = {}
+    agenda = root.find("agendaitems")
+    for el in agenda.iter("agendaitem") if agenda is not None else ():
+        item = _agenda_item(el, m, minutes_published=minutes_published)
+        if item is None:
+            continue
+        items.append(item)
+        for doc_el in el.iter("linkeddoc"):
+            if (doc := _document(doc_el, m, parent=(ItemKind.AGENDA_ITEM, item.external_id))) is not None:
+                documents.setdefault(doc.external_id, doc)
+    for doc_el in root.iter("linkeddoc"):
+        if next(doc_el.iterancestors("agendaitem"), None) is not None:
+            continue
+        if (doc := _document(doc_el, m, parent=(ItemKind.MEETING, m.id))) is not None:
+            documents.setdefault(doc.external_id, doc)
+    return items, documents
+
+
+def _agenda_lines(items: list[Record]) -> list[str]:
+    """The agenda as the meeting's text: each item's number and title, then its text."""
+    lines: list[str] = []
+    for item in items:
+        heading = " ".join(p for p in (str(item.data["number"]), item.title) if p)
+        lines.extend(p for p in (heading, item.body) if p)
+    return lines
 
 
 def _agenda_item(el: etree._Element, m: _Meeting, *, minutes_published: bool) -> Record | None:

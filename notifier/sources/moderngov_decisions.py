@@ -272,22 +272,41 @@ def parse_decision(response: Response, *, row: RegisterRow, base: str, tz: str, 
         raise SourceError(f"{what} is not a ModernGov decision page (no title or decision details)")
 
     status, _ = _label_value(labels, "decision status", "status")
+    decided = _day(_label_value(labels, "date of decision", "decision date", "date decision made")[0],
+                   what=f"{what}: date of decision")  # fmt: skip
+    published = _day(_label_value(labels, "publication date", "date published")[0], what=f"{what}: publication date")
+    listed = _day(row.date_text, what=f"{what}: register date")
+    when = decided or listed
+    published_day = published or listed
+    title = (clean_line(title_el.text_content()) if title_el is not None else "") or row.title or f"Decision {row.id}"
+    data, committee_id = _decision_data(scope, labels, row, base=base, when=when, fetched_at=fetched_at)
+    return Record(
+        kind=ItemKind.DECISION,
+        external_id=row.id,
+        title=title,
+        committee=data["decision_maker"],
+        committee_id=committee_id,
+        body=_decision_text(scope),
+        starts_at=local_to_utc(datetime.combine(when, time(0)), tz) if when else None,
+        status=status or None,
+        url=f"{base}/ieDecisionDetails.aspx?ID={row.id}",
+        published_at=local_to_utc(datetime.combine(published_day, time(0)), tz) if published_day else None,
+        data=data,
+    )
+
+
+def _decision_data(
+    scope: etree._Element, labels: Mapping[str, etree._Element], row: RegisterRow, *, base: str, when: date | None,
+    fetched_at: datetime,
+) -> tuple[dict[str, Any], str | None]:
+    """The decision record's data, and the id of the committee whose meeting took it (when the page links one)."""
     key_text, _ = _label_value(labels, "is key decision", "key decision")
     call_in_text, _ = _label_value(labels, "is subject to call in", "is subject to call-in", "subject to call in")
     deadline, _ = _label_value(
         labels, "call-in deadline", "call in deadline", "call-in deadline date", "call in expiry"
     )
     maker, _ = _label_value(labels, "decision maker", "decision taker", "decision-maker")
-    meeting_text, meeting_el = _label_value(labels, "decided at meeting", "meeting")
-    decided = _day(_label_value(labels, "date of decision", "decision date", "date decision made")[0],
-                   what=f"{what}: date of decision")  # fmt: skip
-    published = _day(_label_value(labels, "publication date", "date published")[0], what=f"{what}: publication date")
     effective, _ = _label_value(labels, "effective from", "date decision effective", "decision will come into force")
-    listed = _day(row.date_text, what=f"{what}: register date")
-    when = decided or listed
-    published_day = published or listed
-    title = (clean_line(title_el.text_content()) if title_el is not None else "") or row.title or f"Decision {row.id}"
-
     data: dict[str, Any] = {
         "key_decision": _yes_no(key_text) is True,
         "call_in": _call_in(call_in_text),
@@ -303,18 +322,30 @@ def parse_decision(response: Response, *, row: RegisterRow, base: str, tz: str, 
         data["call_in_deadline"] = _iso_or_text(deadline)
     if row.call_in_text:
         data["call_in_status"] = row.call_in_text
-    committee_id: str | None = None
-    if meeting_el is not None:
-        link = next(iter(meeting_el.xpath(".//a[@href]")), None)
-        if link is not None:
-            meeting_url = absolute_url(base, link.get("href") or "")
-            data["meeting_id"] = _query_id(meeting_url, "MId") or None
-            data["meeting_url"] = meeting_url
-            committee_id = _query_id(meeting_url, "CId") or None
-        if not maker:
-            # "19/10/2015 - Policy Committee": the committee is the decision maker.
-            data["decision_maker"] = clean_line(meeting_text.split(" - ", 1)[-1]) or None
+    committee_id = _add_meeting(data, labels, base=base, maker=maker)
+    return data, committee_id
 
+
+def _add_meeting(data: dict[str, Any], labels: Mapping[str, etree._Element], *, base: str, maker: str) -> str | None:
+    """Put the meeting that took the decision into `data`; the id of its committee, when its link gives one."""
+    meeting_text, meeting_el = _label_value(labels, "decided at meeting", "meeting")
+    if meeting_el is None:
+        return None
+    committee_id: str | None = None
+    link = next(iter(meeting_el.xpath(".//a[@href]")), None)
+    if link is not None:
+        meeting_url = absolute_url(base, link.get("href") or "")
+        data["meeting_id"] = _query_id(meeting_url, "MId") or None
+        data["meeting_url"] = meeting_url
+        committee_id = _query_id(meeting_url, "CId") or None
+    if not maker:
+        # "19/10/2015 - Policy Committee": the committee is the decision maker.
+        data["decision_maker"] = clean_line(meeting_text.split(" - ", 1)[-1]) or None
+    return committee_id
+
+
+def _decision_text(scope: etree._Element) -> str:
+    """The page's sections as the record's text."""
     # The decision itself first, then the reasons, alternatives and purpose around it, in page order.
     decision_parts: list[str] = []
     other_parts: list[str] = []
@@ -325,20 +356,7 @@ def parse_decision(response: Response, *, row: RegisterRow, base: str, tz: str, 
             decision_parts.append(text)
         else:
             other_parts.append(f"{heading}:\n{text}")
-    body_parts = decision_parts + other_parts
-    return Record(
-        kind=ItemKind.DECISION,
-        external_id=row.id,
-        title=title,
-        committee=data["decision_maker"],
-        committee_id=committee_id,
-        body="\n".join(body_parts),
-        starts_at=local_to_utc(datetime.combine(when, time(0)), tz) if when else None,
-        status=status or None,
-        url=f"{base}/ieDecisionDetails.aspx?ID={row.id}",
-        published_at=local_to_utc(datetime.combine(published_day, time(0)), tz) if published_day else None,
-        data=data,
-    )
+    return "\n".join(decision_parts + other_parts)
 
 
 def _iso_or_text(text: str) -> str:

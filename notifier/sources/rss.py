@@ -30,8 +30,9 @@ from lxml import etree
 
 from notifier.models import ItemKind
 from notifier.sources.base import Fetch, Record, SourceError, SourceState
-from notifier.sources.common import clean_line, clean_text, html_to_text, local_to_utc, parse_xml
+from notifier.sources.common import clean_line, clean_text, html_to_text, local_to_utc
 from notifier.sources.ical import split_cancelled
+from notifier.sources.safe_xml import parse_xml
 
 __all__ = ["RssAdapter", "parse_feed", "parse_feed_date"]
 

@@ -1,8 +1,17 @@
-"""What the demo's tests share: a clock moved by hand, and the published agenda of the fixed meeting."""
+"""What the demo's tests share: a clock moved by hand, the published agenda of the fixed meeting, and reading the
+demo's answers (XML, HTML) back."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from lxml import etree
+from lxml import html as lxml_html
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; the demo's week runs from here
+STEP = timedelta(minutes=3)
 
 # Leicestershire's Health and Wellbeing Board, 4 December 2025: the items with papers, in agenda order ...
 HWB_SUBSTANTIVE_ITEMS = [
@@ -35,3 +44,50 @@ class Clock:
 
     def advance(self, steps: int) -> None:
         self.now += steps * self.step
+
+
+async def get_xml(client: TestClient[Any, Any], path: str) -> etree._Element:
+    response = await client.get(path)
+    assert response.status == 200
+    assert response.content_type == "text/xml"
+    return etree.fromstring(await response.read())
+
+
+async def get_html(client: TestClient[Any, Any], path: str) -> Any:
+    response = await client.get(path)
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    return lxml_html.fromstring(await response.read())
+
+
+def tags(element: etree._Element) -> list[str]:
+    return [child.tag for child in element]
+
+
+def text(element: etree._Element, tag: str) -> str:
+    return (element.findtext(tag) or "").strip()
+
+
+def meetings_listed(root: etree._Element) -> list[tuple[str, str, str, str]]:
+    return [
+        (text(m, "meetingid"), text(m, "meetingdate"), text(m, "meetingtime"), text(m, "meetingstatus"))
+        for m in root.iter("meeting")
+    ]
+
+
+def words(value: str) -> str:
+    return " ".join(value.split())
+
+
+def css(element: Any, selector: str) -> list[Any]:
+    """Elements matching a simple CSS selector (`tag.class`, descendant and `>` child steps), through XPath."""
+    path, axis = ".", "//"
+    for step in selector.split():
+        if step == ">":
+            axis = "/"
+            continue
+        tag, _, cls = step.partition(".")
+        condition = f"[contains(concat(' ', normalize-space(@class), ' '), ' {cls} ')]" if cls else ""
+        path += f"{axis}{tag or '*'}{condition}"
+        axis = "//"
+    return list(element.xpath(path))
