@@ -11,11 +11,7 @@ it with `build_message`:
 Every message but `confirm` carries unsubscribe links, in its footer and as RFC 2369 `List-Unsubscribe` with the
 RFC 8058 one-click `List-Unsubscribe-Post`. The HTML part has no images, scripts or tracking of any kind.
 
-Matched terms are highlighted with the matcher's own tokeniser (`notifier.topics.text.tokenize`), so a word is
-highlighted exactly when the matcher would match it: by stem (`dementia` highlights "Dementias"), as a run of
-consecutive words (`"mental health"`), or by prefix of the folded word (`child*` highlights "Children's"). HTML
-uses `<mark>`; plain text wraps the matched words in asterisks (`*dementia*`), the usual plain-text emphasis, which
-keeps names in their own case.
+Matched terms are highlighted as `notifier.topics.highlight` finds them: `<mark>` in HTML, `*asterisks*` in text.
 """
 
 from __future__ import annotations
@@ -37,10 +33,10 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
 
 from notifier.models import EventType, Frequency
-from notifier.topics.text import tokenize
+from notifier.topics.describe import EVENT_LABELS, and_list
+from notifier.topics.highlight import highlight_html, highlight_text
 from notifier.zones import time_zone
 
 MailKind = Literal["confirm", "alert", "digest", "weekly"]
@@ -48,22 +44,10 @@ MailKind = Literal["confirm", "alert", "digest", "weekly"]
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 TEXT_WIDTH = 76
 SUBJECT_LIMIT = 150
-EXCERPT_CHARS = 220
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-EVENT_LABELS: Mapping[str, str] = {
-    EventType.MEETING_SCHEDULED: "New meeting",
-    EventType.MEETING_UPDATED: "Meeting updated",
-    EventType.MEETING_RESCHEDULED: "Meeting moved",
-    EventType.MEETING_CANCELLED: "Meeting cancelled",
-    EventType.AGENDA_PUBLISHED: "Agenda published",
-    EventType.MINUTES_PUBLISHED: "Minutes published",
-    EventType.DOCUMENT_PUBLISHED: "Document published",
-    EventType.DECISION_PUBLISHED: "Decision",
-    EventType.DECISION_UPDATED: "Decision updated",
-}
 _FREQUENCY_WORDS: Mapping[str, str] = {
     Frequency.IMMEDIATE: "by email as it happens",
     Frequency.DAILY: "in a daily digest",
@@ -82,8 +66,6 @@ _FIELD_LABELS: Mapping[str, str] = {
 }
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
-# A word as the matcher's tokeniser sees one, found in the original text so that its position is known.
-_SURFACE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 
 
 # ---- the view model --------------------------------------------------------------------------------------------------
@@ -419,7 +401,7 @@ def _describe_update(changes: Mapping[str, Any]) -> str:
         parts.append("date and time set")
     elif fields:
         labels = list(dict.fromkeys(_FIELD_LABELS[f] for f in fields))
-        parts.append(f"{_and_list(labels)} changed")
+        parts.append(f"{and_list(labels)} changed")
     return "; ".join(parts) or "details updated"
 
 
@@ -431,123 +413,6 @@ def documents_from_changes(changes: Mapping[str, Any] | None) -> tuple[tuple[str
     return tuple(
         (str(d.get("title") or "Document"), str(d.get("url") or "")) for d in new if isinstance(d, Mapping)
     )
-
-
-def _and_list(items: Sequence[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-def describe_filter(
-    query: str = "",
-    *,
-    councils: Sequence[str] = (),
-    regions: Sequence[str] = (),
-    committees: Sequence[str] = (),
-    event_types: Sequence[str] = (),
-) -> str:
-    """A subscription's filter in words, given display names: 'dementia OR "mental health" in East Midlands
-    councils', "everything at Leicestershire County Council", "planning in every council"."""
-    text = " ".join(query.split()) or "everything"
-    if committees:
-        text += f" in {_and_list(list(committees))}"
-    if councils:
-        text += f" at {_and_list(list(councils))}"
-    elif regions:
-        text += f" in {_and_list(list(regions))} councils"
-    else:
-        text += " in every council"
-    if event_types:
-        text += f" (only: {', '.join(EVENT_LABELS.get(str(t), str(t)).lower() for t in event_types)})"
-    return text
-
-
-# ---- highlighting ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Term:
-    stems: tuple[str, ...]  # words matched by stem, in order
-    prefix: str | None  # a last word matched by prefix of its folded form (`child*`)
-
-
-def _parse_term(term: str) -> _Term | None:
-    text = term.strip().strip('"\u201c\u201d').strip()
-    is_prefix = text.endswith("*")
-    tokens = tokenize(text.rstrip("*"))
-    if not tokens:
-        return None
-    if is_prefix:
-        return _Term(tuple(t.stem for t in tokens[:-1]), tokens[-1].raw)
-    return _Term(tuple(t.stem for t in tokens), None)
-
-
-def _match_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
-    """Where in `text` the terms match, as merged (start, end) character spans."""
-    parsed = [p for p in map(_parse_term, terms) if p is not None]
-    if not parsed or not text:
-        return []
-    # (raw, stem, start, end): each token with the span of the word it came from.
-    words = [(t.raw, t.stem, m.start(), m.end()) for m in _SURFACE.finditer(text) for t in tokenize(m.group())]
-    spans = []
-    for term in parsed:
-        n = len(term.stems) + (term.prefix is not None)
-        for i in range(len(words) - n + 1):
-            window = words[i : i + n]
-            if any(word[1] != stem for word, stem in zip(window, term.stems, strict=False)):
-                continue
-            if term.prefix is not None and not window[-1][0].startswith(term.prefix):
-                continue
-            spans.append((window[0][2], window[-1][3]))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start < merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def highlight_html(text: str, terms: Sequence[str]) -> Markup:
-    """`text` escaped for HTML, with each match of `terms` in `<mark>`."""
-    out = []
-    pos = 0
-    for start, end in _match_spans(text, terms):
-        out.append(escape(text[pos:start]))
-        out.append(Markup("<mark>%s</mark>") % text[start:end])
-        pos = end
-    out.append(escape(text[pos:]))
-    return Markup("").join(out)
-
-
-def highlight_text(text: str, terms: Sequence[str]) -> str:
-    """`text` with each match of `terms` wrapped in asterisks, for the plain-text part."""
-    out = []
-    pos = 0
-    for start, end in _match_spans(text, terms):
-        out.append(f"{text[pos:start]}*{text[start:end]}*")
-        pos = end
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def make_excerpt(text: str, terms: Sequence[str], *, limit: int = EXCERPT_CHARS) -> str:
-    """About `limit` characters of `text` around the first match of `terms` (the start when none matches),
-    cut at word boundaries, with "…" where text was left out."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    spans = _match_spans(text, terms)
-    start = max(0, spans[0][0] - limit // 3) if spans else 0
-    if start:
-        space = text.find(" ", start)
-        start = space + 1 if 0 <= space < (spans[0][0] if spans else len(text)) else start
-    end = start + limit
-    if end < len(text):
-        space = text.rfind(" ", start, end)
-        end = space if space > start else end
-    return ("\u2026" if start else "") + text[start:end].strip() + ("\u2026" if end < len(text) else "")
 
 
 # ---- templates -------------------------------------------------------------------------------------------------------
@@ -630,7 +495,7 @@ def _count(n: int, word: str) -> str:
 
 def _councils_phrase(names: Sequence[str]) -> str:
     unique = list(dict.fromkeys(names))
-    return _and_list(unique) if len(unique) <= 2 else f"{len(unique)} councils"
+    return and_list(unique) if len(unique) <= 2 else f"{len(unique)} councils"
 
 
 def _following(items: Sequence[Following | str]) -> tuple[Following, ...]:

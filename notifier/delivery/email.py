@@ -54,7 +54,6 @@ from notifier.delivery.compose import (
     describe_event,
     documents_from_changes,
     email_environment,
-    make_excerpt,
     render_alert,
     render_confirm,
     render_digest,
@@ -64,6 +63,7 @@ from notifier.delivery.smtp import SendResult, SmtpConfig, SmtpSender, next_retr
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
+from notifier.topics.highlight import make_excerpt
 
 log = logging.getLogger(__name__)
 
