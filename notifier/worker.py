@@ -24,7 +24,7 @@ from arq.worker import Function, Worker, func
 from notifier import ingest
 from notifier.db import create_pool
 from notifier.delivery import outbox
-from notifier.delivery.email import Mailer, TemporaryFailure
+from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.logs import context_id
 from notifier.matching import CURSOR_NAME, SubscriptionIndex
 from notifier.matching import match_events as run_matcher

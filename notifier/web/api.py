@@ -410,7 +410,7 @@ async def _own_subscription(request: web.Request, subscription_id: int) -> Any:
 @routes.post("/api/v1/subscriptions")
 @authenticated
 async def create_subscription(request: web.Request) -> web.Response:
-    from notifier.delivery.confirmations import enqueue_confirmation
+    from notifier.delivery.email.confirmations import enqueue_confirmation
 
     body = await parse_request(request, SubscriptionCreate)
     subscriber = await request.app[POOL].fetchrow(

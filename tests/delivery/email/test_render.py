@@ -15,7 +15,7 @@ import aiosmtplib.email
 import pytest
 from lxml import etree, html
 
-from notifier.delivery.compose import (
+from notifier.delivery.email.render import (
     CommitteeGroup,
     CouncilGroup,
     EntryView,

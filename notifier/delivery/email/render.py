@@ -41,7 +41,7 @@ from notifier.zones import time_zone
 
 MailKind = Literal["confirm", "alert", "digest", "weekly"]
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates" / "email"
 TEXT_WIDTH = 76
 SUBJECT_LIMIT = 150
 
@@ -675,7 +675,7 @@ def build_message(
     """The MIME message: multipart/alternative (text, then HTML, both UTF-8) with the list headers.
 
     Refuses (ValueError) a message other than a confirmation without unsubscribe links. `return_path` (a VERP
-    address, see `notifier.delivery.bounces.verp_address`) is written as `Return-Path` so the sender can read it
+    address, see `notifier.delivery.email.bounces.verp_address`) is written as `Return-Path` so the sender can read it
     back; it must also be given to SMTP as the envelope sender (MAIL FROM), which is what bounces go to.
     """
     if rendered.kind != "confirm" and links is None:

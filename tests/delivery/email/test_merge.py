@@ -10,8 +10,8 @@ from email.message import EmailMessage
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from notifier.delivery.compose import Links, Rendered
-from notifier.delivery.email import _Fill, _pieces, _qp, _Template, _tidy
+from notifier.delivery.email.mailer import _Fill, _pieces, _qp, _Template, _tidy
+from notifier.delivery.email.render import Links, Rendered
 from notifier.tokens import Tokens
 
 MARK = "m0123456789ab"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from notifier.delivery.smtp import (
+from notifier.delivery.email.smtp import (
     EMAIL_MAX_ATTEMPTS,
     EMAIL_RETRY_DELAYS,
     SendResult,
@@ -919,7 +919,7 @@ async def test_send_bytes_arrive_as_given(server: PoolServer, data: bytes) -> No
 def test_dot_stuffing_is_aiosmtplibs_for_crlf_messages(data: bytes) -> None:
     from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-    from notifier.delivery.smtp import _dot_stuffed
+    from notifier.delivery.email.smtp import _dot_stuffed
 
     ours = _dot_stuffed(data)
     crlf_only = data.endswith(b"\r\n") and data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n")

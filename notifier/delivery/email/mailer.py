@@ -42,8 +42,8 @@ from jinja2 import Environment
 
 from notifier import subscriptions as subs
 from notifier.delivery import outbox
-from notifier.delivery.bounces import verp_address
-from notifier.delivery.compose import (
+from notifier.delivery.email.bounces import verp_address
+from notifier.delivery.email.render import (
     EntryView,
     Following,
     Links,
@@ -59,7 +59,7 @@ from notifier.delivery.compose import (
     render_digest,
     render_weekly,
 )
-from notifier.delivery.smtp import SendResult, SmtpConfig, SmtpSender, next_retry
+from notifier.delivery.email.smtp import SendResult, SmtpConfig, SmtpSender, next_retry
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens

@@ -19,8 +19,8 @@ from aiosmtplib.email import flatten_message
 from arq.connections import ArqRedis
 
 from notifier import subscriptions as subs
-from notifier.delivery.compose import Following, Links, build_message, render_alert
-from notifier.delivery.email import Mailer
+from notifier.delivery.email.mailer import Mailer
+from notifier.delivery.email.render import Following, Links, build_message, render_alert
 from notifier.delivery.schedule import next_send_time
 from notifier.matching import SubscriptionIndex, match_events
 from notifier.partners import create_partner
