@@ -59,7 +59,9 @@ from notifier.delivery.email.render import (
     render_digest,
     render_weekly,
 )
-from notifier.delivery.email.smtp import SendResult, SmtpConfig, SmtpSender, next_retry
+from notifier.delivery.email.replies import SendResult, next_retry
+from notifier.delivery.email.sender import SmtpSender
+from notifier.delivery.email.smtp_config import SmtpConfig
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens

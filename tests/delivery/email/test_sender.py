@@ -9,7 +9,6 @@ import ssl
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,9 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from notifier.delivery.email.smtp import (
-    EMAIL_MAX_ATTEMPTS,
-    EMAIL_RETRY_DELAYS,
-    SendResult,
-    SmtpConfig,
-    SmtpSender,
-    TokenBucket,
-    classify_reply,
-    next_retry,
-)
+from notifier.delivery.email.replies import SendResult
+from notifier.delivery.email.sender import SmtpSender, TokenBucket
+from notifier.delivery.email.smtp_config import SmtpConfig
 from tests.servers import SmtpServer, _Handler  # the shared fake server's handler, with its fault modes
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -678,208 +670,6 @@ async def test_send_without_rate_limit_never_waits(server: PoolServer) -> None:
         await asyncio.gather(*(sender.send(make_message(f"m{i}")) for i in range(5)))
     assert sender.rate_limit is None
     assert fake.waits == []
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Configuration
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        (
-            "smtp://user:s3cret@mail.example.org:587?starttls=true",
-            SmtpConfig("mail.example.org", 587, "user", "s3cret", use_tls=False, starttls=True),
-        ),
-        ("smtp://mail.example.org:587", SmtpConfig("mail.example.org", 587, starttls=True)),
-        ("smtp://mail.example.org", SmtpConfig("mail.example.org", 25, starttls=False)),
-        ("smtp://mail.example.org?starttls=true", SmtpConfig("mail.example.org", 587, starttls=True)),
-        ("smtp://mail.example.org:2525?starttls=TRUE", SmtpConfig("mail.example.org", 2525, starttls=True)),
-        ("smtp://mail.example.org:587?starttls=false", SmtpConfig("mail.example.org", 587, starttls=False)),
-        ("smtp://mail.example.org:1025?starttls=0", SmtpConfig("mail.example.org", 1025, starttls=False)),
-        ("smtps://mail.example.org", SmtpConfig("mail.example.org", 465, use_tls=True)),
-        ("smtps://mail.example.org:2465?starttls=false", SmtpConfig("mail.example.org", 2465, use_tls=True)),
-        (
-            "smtp://apikey%40example.org:p%40ss%3Aw%2Frd@smtp.example.org:587",
-            SmtpConfig("smtp.example.org", 587, "apikey@example.org", "p@ss:w/rd", starttls=True),
-        ),
-        ("smtp://user@mail.example.org:25", SmtpConfig("mail.example.org", 25, "user", None)),
-        (
-            "smtp://127.0.0.1:1025?timeout=2.5&validate_certs=false",
-            SmtpConfig("127.0.0.1", 1025, timeout=2.5, validate_certs=False),
-        ),
-        ("SMTP://Mail.Example.ORG:25/", SmtpConfig("mail.example.org", 25)),
-        ("smtp://[::1]:25", SmtpConfig("::1", 25)),
-        ("  smtp://mail.example.org:25  ", SmtpConfig("mail.example.org", 25)),
-    ],
-)
-def test_smtp_config_from_url_valid(url: str, expected: SmtpConfig) -> None:
-    assert SmtpConfig.from_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "error"),
-    [
-        ("http://mail.example.org", "must start with smtp:// or smtps://"),
-        ("mail.example.org:587", "must start with smtp:// or smtps://"),
-        ("", "must start with smtp:// or smtps://"),
-        ("smtp://", "has no host"),
-        ("smtp://:587", "has no host"),
-        ("smtp://mail.example.org:99999", "invalid port"),
-        ("smtp://mail.example.org:0", "invalid port"),
-        ("smtp://mail.example.org:abc", "invalid port"),
-        ("smtp://mail.example.org/relay", "path or fragment"),
-        ("smtp://mail.example.org#x", "path or fragment"),
-        ("smtp://mail.example.org?starttls=maybe", "starttls must be true or false"),
-        ("smtp://mail.example.org?starttls", "starttls must be true or false"),
-        ("smtp://mail.example.org?validate_certs=nope", "validate_certs must be true or false"),
-        ("smtp://mail.example.org?tls=true", "unknown SMTP URL option 'tls'"),
-        ("smtp://mail.example.org?starttls=true&starttls=false", "given twice"),
-        ("smtp://mail.example.org?timeout=0", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=-1", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=abc", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=nan", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=inf", "timeout must be a positive number"),
-        ("smtps://mail.example.org?starttls=true", "smtps:// is TLS from the start"),
-        ("smtp://:s3cret@mail.example.org", "password but no user name"),
-    ],
-)
-def test_smtp_config_from_url_invalid(url: str, error: str) -> None:
-    with pytest.raises(ValueError, match=error):
-        SmtpConfig.from_url(url)
-
-
-@pytest.mark.parametrize(
-    "url", ["smtp://user:hunter2@mail.example.org:99999", "ftp://user:hunter2@mail.example.org", "smtp://:hunter2@h/x"]
-)
-def test_smtp_config_errors_never_show_the_password(url: str) -> None:
-    with pytest.raises(ValueError) as info:
-        SmtpConfig.from_url(url)
-    assert "hunter2" not in str(info.value)
-
-
-def test_smtp_config_repr_and_display_hide_the_password() -> None:
-    config = SmtpConfig.from_url("smtp://user:hunter2@mail.example.org:587")
-    assert "hunter2" not in repr(config)
-    assert config.display == "smtp://user@mail.example.org:587"
-    assert SmtpConfig.from_url("smtps://[::1]").display == "smtps://[::1]:465"
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Retry schedule and reply classification
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [
-        (1, timedelta(minutes=1)),
-        (2, timedelta(minutes=5)),
-        (3, timedelta(minutes=30)),
-        (4, timedelta(hours=2)),
-        (5, timedelta(hours=6)),
-        (6, timedelta(hours=12)),
-        (7, timedelta(hours=24)),
-        (8, None),
-        (100, None),
-    ],
-)
-def test_next_retry_schedule(attempts: int, expected: timedelta | None) -> None:
-    assert next_retry(attempts) == expected
-
-
-def test_next_retry_schedule_shape() -> None:
-    assert EMAIL_MAX_ATTEMPTS == len(EMAIL_RETRY_DELAYS) + 1 == 8
-    assert list(EMAIL_RETRY_DELAYS) == sorted(EMAIL_RETRY_DELAYS)
-
-
-@pytest.mark.parametrize("attempts", [0, -1])
-def test_next_retry_invalid(attempts: int) -> None:
-    with pytest.raises(ValueError, match="starts at 1"):
-        next_retry(attempts)
-
-
-GMAIL_NO_SUCH_USER = (
-    "5.1.1 The email account that you tried to reach does not exist. Please try\n"
-    "5.1.1 double-checking the recipient's email address for typos or\n"
-    "5.1.1 unnecessary spaces. https://support.google.com/mail/?p=NoSuchUser a1si123 - gsmtp"
-)
-
-
-@pytest.mark.parametrize(
-    ("code", "text", "stage", "outcome"),
-    [
-        (250, "2.0.0 Ok: queued as 4ABC123", "data", "ok"),
-        (251, "2.1.5 User not local; will forward", "rcpt", "ok"),
-        # bad addresses
-        (550, "5.1.1 <x@example.org>: Recipient address rejected: User unknown in virtual mailbox table", "rcpt",
-         "bad"),
-        (550, GMAIL_NO_SUCH_USER, "rcpt", "bad"),
-        (553, "5.1.3 Bad recipient address syntax", "rcpt", "bad"),
-        (550, "5.1.2 Host unknown (Name server: example.invalid: host not found)", "rcpt", "bad"),
-        (551, "5.1.6 Recipient has moved; no forwarding address", "rcpt", "bad"),
-        (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "rcpt", "bad"),
-        (550, "5.2.1 The email account that you tried to reach is disabled.", "rcpt", "bad"),
-        (550, "Requested action not taken: mailbox unavailable", "rcpt", "bad"),
-        (550, "5.5.0 Requested action not taken: mailbox unavailable (S2017062302)", "rcpt", "bad"),
-        (550, "No such user here", "rcpt", "bad"),
-        (554, "delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0]", "rcpt", "bad"),
-        (550, "5.1.0 Address rejected: user unknown", "rcpt", "bad"),
-        (554, "5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain", "rcpt", "bad"),
-        (550, "5.1.1 no such user", "data", "bad"),
-        # permanent, but the address is fine
-        (552, "5.2.2 The email account that you tried to reach is over quota.", "rcpt", "permanent"),
-        (552, "5.2.2 mailbox full", "data", "permanent"),
-        (552, "Requested mail action aborted: exceeded storage allocation", "rcpt", "permanent"),
-        (550, "mailbox unavailable: mailbox full", "rcpt", "permanent"),
-        (550, "5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org", "rcpt",
-         "permanent"),
-        (554, "5.7.1 <x@example.org>: Relay access denied", "rcpt", "permanent"),
-        (550, "5.7.1 Recipient rejected: user unknown", "rcpt", "permanent"),
-        (550, "5.4.1 Recipient address rejected: Access denied", "rcpt", "permanent"),
-        (554, "5.6.0 Message content rejected", "data", "permanent"),
-        (552, "5.3.4 Message size exceeds fixed limit", "data", "permanent"),
-        (554, "Transaction failed", "data", "permanent"),
-        # temporary
-        (450, "4.2.1 mailbox temporarily unavailable", "rcpt", "temporary"),
-        (451, "4.3.0 try later", "data", "temporary"),
-        (452, "4.2.2 The email account that you tried to reach is over quota", "rcpt", "temporary"),
-        (421, "4.7.0 Try again later, closing connection", "mail", "temporary"),
-        (450, "4.1.1 user unknown (lookup failed)", "rcpt", "temporary"),
-        # the relay refusing us: temporary until an operator fixes it; the message's own faults are permanent
-        (553, "5.1.8 Sender address rejected: Domain not found", "mail", "temporary"),
-        (530, "5.7.0 Authentication required", "mail", "temporary"),
-        (535, "5.7.8 Authentication credentials invalid", "connect", "temporary"),
-        (554, "5.7.1 Sender rejected: not authorised", "mail", "temporary"),
-        (552, "5.3.4 Message size exceeds fixed maximum message size", "mail", "permanent"),
-        (552, "Message size exceeds fixed maximum message size", "mail", "permanent"),
-    ],
-)
-def test_classify_reply_table(code: int, text: str, stage: Any, outcome: str) -> None:
-    result = classify_reply(code, text, stage=stage)
-    got = (result.ok, result.permanent, result.address_bad)
-    expected = {
-        "ok": (True, False, False),
-        "bad": (False, True, True),
-        "permanent": (False, True, False),
-        "temporary": (False, False, False),
-    }[outcome]
-    assert got == expected
-    assert result.code == code
-
-
-@pytest.mark.parametrize(
-    ("code", "text", "message"),
-    [
-        (550, GMAIL_NO_SUCH_USER, "550 5.1.1 The email account that you tried to reach does not exist. Please try "
-         "double-checking the recipient's email address for typos or unnecessary spaces. "
-         "https://support.google.com/mail/?p=NoSuchUser a1si123 - gsmtp"),
-        (451, "4.3.0 try later", "451 4.3.0 try later"),
-        (554, "", "554"),
-        (550, "first line\nsecond line", "550 first line second line"),
-    ],
-)
-def test_classify_reply_message_is_one_line(code: int, text: str, message: str) -> None:
-    assert classify_reply(code, text).message == message
 
 
 # ---------------------------------------------------------------------------------------------------------------------
