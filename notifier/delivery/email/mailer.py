@@ -43,25 +43,13 @@ from jinja2 import Environment
 from notifier import subscriptions as subs
 from notifier.delivery import outbox
 from notifier.delivery.email.bounces import verp_address
-from notifier.delivery.email.render import (
-    EntryView,
-    Following,
-    Links,
-    Rendered,
-    SourceWarning,
-    WeeklyCouncil,
-    build_message,
-    describe_event,
-    documents_from_changes,
-    email_environment,
-    render_alert,
-    render_confirm,
-    render_digest,
-    render_weekly,
-)
+from notifier.delivery.email.message import build_message
+from notifier.delivery.email.render import email_environment, render_alert, render_confirm, render_digest, render_weekly
 from notifier.delivery.email.replies import SendResult, next_retry
 from notifier.delivery.email.sender import SmtpSender
 from notifier.delivery.email.smtp_config import SmtpConfig
+from notifier.delivery.email.views import EntryView, Following, Links, Rendered, SourceWarning, WeeklyCouncil
+from notifier.delivery.email.words import describe_event, documents_from_changes
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens

@@ -20,7 +20,9 @@ from arq.connections import ArqRedis
 
 from notifier import subscriptions as subs
 from notifier.delivery.email.mailer import Mailer
-from notifier.delivery.email.render import Following, Links, build_message, render_alert
+from notifier.delivery.email.message import build_message
+from notifier.delivery.email.render import render_alert
+from notifier.delivery.email.views import Following, Links
 from notifier.delivery.schedule import next_send_time
 from notifier.matching import SubscriptionIndex, match_events
 from notifier.partners import create_partner

@@ -11,7 +11,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from notifier.delivery.email.mailer import _Fill, _pieces, _qp, _Template, _tidy
-from notifier.delivery.email.render import Links, Rendered
+from notifier.delivery.email.views import Links, Rendered
 from notifier.tokens import Tokens
 
 MARK = "m0123456789ab"

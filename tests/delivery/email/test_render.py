@@ -1,170 +1,41 @@
-"""Email composition: words, highlighting, the four templates in both parts, and the MIME message."""
+"""Rendering the four kinds of email, in both parts, and the templates' environment."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
-from email.message import EmailMessage
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
-import aiosmtplib.email
 import pytest
 from lxml import etree, html
 
-from notifier.delivery.email.render import (
-    CommitteeGroup,
-    CouncilGroup,
-    EntryView,
-    Following,
-    Links,
-    Rendered,
-    SourceWarning,
-    WeeklyCouncil,
-    build_message,
-    describe_event,
-    documents_from_changes,
-    email_environment,
-    format_range,
-    format_when,
-    group_entries,
-    render_alert,
-    render_confirm,
-    render_digest,
-    render_weekly,
+from notifier.delivery.email.render import email_environment, render_alert, render_confirm, render_digest, render_weekly
+from notifier.delivery.email.views import EntryView, Following, Links, Rendered, WeeklyCouncil
+from tests.delivery.email.samples import (
+    AGENDA_URL,
+    ALL_KINDS,
+    BASE,
+    DECISION_URL,
+    FOLLOWING,
+    HWB,
+    LEICS,
+    LINKS,
+    LIST_KINDS,
+    MEETING_URL,
+    REASON,
+    RUTLAND,
+    RUTLAND_URL,
+    STRATEGY_URL,
+    agenda,
+    alert,
+    cancelled,
+    confirm,
+    decision,
+    digest,
+    rescheduled,
+    weekly,
 )
-from tests.servers import SmtpServer
-
-BASE = "https://alerts.example.org"
-LINKS = Links(
-    manage=f"{BASE}/manage/TOKEN-M",
-    unsubscribe=f"{BASE}/unsubscribe/TOKEN-U",
-    unsubscribe_subscription=f"{BASE}/unsubscribe/TOKEN-S",
-)
-REASON = 'dementia OR "mental health" in East Midlands councils'
-FOLLOWING = [Following(REASON, "immediate")]
-LEICS = "Leicestershire County Council"
-RUTLAND = "Rutland County Council"
-HWB = "Health and Wellbeing Board"
-MEETING_URL = "https://politics.leics.gov.uk/ieListDocuments.aspx?CId=1038&MId=7424"
-AGENDA_URL = "https://politics.leics.gov.uk/documents/g7424/Public%20reports%20pack%2011th-Dec-2025%2010.00.pdf"
-STRATEGY_URL = "https://politics.leics.gov.uk/documents/s190312/Dementia%20Strategy.pdf"
-DECISION_URL = "https://politics.leics.gov.uk/ieDecisionDetails.aspx?ID=9021"
-RUTLAND_URL = "https://rutland.moderngov.co.uk/ieListDocuments.aspx?CId=133&MId=3301"
-MENTAL = "mental health"
-
-
-def rescheduled() -> EntryView:
-    changes = {"starts_at": ["2025-12-04T14:00:00+00:00", "2025-12-11T10:00:00+00:00"]}
-    return EntryView(
-        event_type="meeting.rescheduled",
-        council=LEICS,
-        committee=HWB,
-        title=HWB,
-        what=describe_event("meeting.rescheduled", changes),
-        summary="Health and Wellbeing Board, 4 Dec 2025 14:00 moved to 11 Dec 2025 10:00",
-        url=MEETING_URL,
-        when=datetime(2025, 12, 11, 10, 0, tzinfo=UTC),
-        matched_terms=("dementia",),
-        excerpt="Update on the Leicestershire joint dementia strategy and the Better Care Fund.",
-    )
-
-
-def agenda() -> EntryView:
-    changes = {
-        "agenda_published": [None, True],
-        "documents": [[], [
-            {"title": "Agenda frontsheet and reports pack", "url": AGENDA_URL},
-            {"title": "Joint Dementia Strategy 2025-2030", "url": STRATEGY_URL},
-        ]],
-    }
-    return EntryView(
-        event_type="agenda.published",
-        council=LEICS,
-        committee=HWB,
-        title=HWB,
-        what=describe_event("agenda.published", changes),
-        summary="Health and Wellbeing Board, 11 Dec 2025 10:00: agenda published (2 documents)",
-        url=MEETING_URL,
-        when=datetime(2025, 12, 11, 10, 0, tzinfo=UTC),
-        documents=documents_from_changes(changes),
-        matched_terms=("dementia", '"mental health"'),
-        excerpt="Item 6: Mental Health Transformation Programme. Item 7: Joint Dementia Strategy 2025-2030.",
-    )
-
-
-def decision() -> EntryView:
-    return EntryView(
-        event_type="decision.published",
-        council=LEICS,
-        committee="Cabinet",
-        title="Mental Health Support in Schools: Commissioning",
-        what=describe_event("decision.published", {"status": [None, "Recommendations Approved"]}),
-        summary="Decision: Mental Health Support in Schools: Commissioning (Recommendations Approved)",
-        url=DECISION_URL,
-        when=datetime(2025, 12, 9, 14, 0, tzinfo=UTC),
-        matched_terms=(MENTAL,),
-    )
-
-
-def cancelled() -> EntryView:
-    return EntryView(
-        event_type="meeting.cancelled",
-        council=RUTLAND,
-        committee="Adults and Health Scrutiny Committee",
-        title="Adults and Health Scrutiny Committee",
-        what=describe_event("meeting.cancelled", {"status": ["confirmed", "cancelled"]}),
-        summary="Adults and Health Scrutiny Committee, 9 Dec 2025 19:00: meeting cancelled",
-        url=RUTLAND_URL,
-        when=datetime(2025, 12, 9, 19, 0, tzinfo=UTC),
-    )
-
-
-WARNING = SourceWarning(RUTLAND, datetime(2025, 12, 3, 9, 0, tzinfo=UTC), "HTTP 503 from rutland.moderngov.co.uk")
-
-
-def alert() -> Rendered:
-    return render_alert(
-        [rescheduled(), agenda(), decision(), cancelled()], links=LINKS, following=FOLLOWING, warnings=[WARNING]
-    )
-
-
-def digest() -> Rendered:
-    return render_digest(
-        [agenda(), decision(), cancelled()], day=date(2025, 12, 4), links=LINKS, following=FOLLOWING,
-        warnings=[WARNING],
-    )
-
-
-def weekly() -> Rendered:
-    leics = WeeklyCouncil(
-        LEICS,
-        upcoming=[rescheduled()],
-        held=[EntryView("meeting.scheduled", LEICS, "Cabinet", committee="Cabinet",
-                        when=datetime(2025, 12, 2, 14, 0, tzinfo=UTC), url=DECISION_URL)],
-        decisions=[decision()],
-        documents=[EntryView("document.published", LEICS, "Joint Dementia Strategy 2025-2030", committee=HWB,
-                             url=STRATEGY_URL, matched_terms=("dementia",))],
-        url="https://politics.leics.gov.uk/",
-    )
-    rutland = WeeklyCouncil(RUTLAND, warning=WARNING)
-    return render_weekly(
-        [leics, rutland], week_start=date(2025, 12, 1), links=LINKS,
-        following=[Following(f"everything at {LEICS}", "weekly"), Following(f"everything at {RUTLAND}", "weekly")],
-    )
-
-
-def confirm() -> Rendered:
-    return render_confirm(
-        confirm_url=f"{BASE}/confirm/TOKEN-C", following=[Following(REASON, "daily")], expires_days=7,
-    )
-
-
-ALL_KINDS = {"alert": alert, "digest": digest, "weekly": weekly, "confirm": confirm}
-LIST_KINDS = ("alert", "digest", "weekly")
 
 
 def lines(text: str) -> list[str]:
@@ -175,130 +46,6 @@ def tree(rendered: Rendered) -> Any:
     return html.document_fromstring(rendered.html)
 
 
-# ---- words -----------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("event_type", "changes", "expected"),
-    [
-        ("meeting.rescheduled", {"starts_at": ["2025-12-04T14:00:00+00:00", "2025-12-11T10:00:00+00:00"]},
-         "moved from 4 Dec 14:00 to 11 Dec 10:00"),
-        # British Summer Time: 13:00 UTC is 14:00 in London.
-        ("meeting.rescheduled", {"starts_at": ["2025-06-05T13:00:00+00:00", "2025-06-12T09:00:00Z"]},
-         "moved from 5 Jun 14:00 to 12 Jun 10:00"),
-        ("meeting.rescheduled", {"starts_at": ["2025-12-30T14:00:00+00:00", "2026-01-06T10:00:00+00:00"]},
-         "moved from 30 Dec 2025 14:00 to 6 Jan 2026 10:00"),
-        ("meeting.rescheduled", {"starts_at": ["2025-12-04T00:00:00+00:00", "2025-12-11T00:00:00+00:00"]},
-         "moved from 4 Dec to 11 Dec"),
-        ("meeting.rescheduled",
-         {"starts_at": ["2025-12-04T10:00:00+00:00", "2025-12-11T10:00:00+00:00"], "time_known": [False, True]},
-         "moved from 4 Dec to 11 Dec 10:00"),
-        ("meeting.rescheduled", {"starts_at": [None, "2025-12-11T10:00:00+00:00"]}, "moved to 11 Dec 10:00"),
-        ("meeting.cancelled", {"status": ["confirmed", "cancelled"]}, "cancelled"),
-        ("meeting.cancelled", {"status": [None, "postponed"]}, "postponed"),
-        ("meeting.scheduled", {"starts_at": [None, "2025-12-11T10:00:00+00:00"]}, "meeting scheduled"),
-        ("meeting.updated", {"location": ["County Hall", "Room 1, County Hall, Glenfield"]},
-         "venue changed to Room 1, County Hall, Glenfield"),
-        ("meeting.updated", {"status": ["cancelled", "confirmed"]}, "reinstated"),
-        ("meeting.updated", {"title": ["Health Board", HWB]}, "renamed (was Health Board)"),
-        ("meeting.updated", {"body": ["old", "new"]}, "agenda updated"),
-        ("meeting.updated", {"location": ["A", "B"], "body": ["x", "y"]}, "venue and agenda changed"),
-        ("agenda.published", {"agenda_published": [None, True]}, "agenda published"),
-        ("minutes.published", {"minutes_published": [False, True]}, "minutes published"),
-        ("document.published", {"title": [None, "Report"]}, "document published"),
-        ("decision.published", {"status": [None, "Recommendations Approved"]},
-         "decision published: Recommendations approved"),
-        ("decision.published", {}, "decision published"),
-        ("decision.updated", {"status": ["For Determination", "Call-in expired"]},
-         "decision updated: now Call-in expired"),
-        ("something.else", None, "updated"),
-    ],
-)
-def test_describe_event_table(event_type: str, changes: dict[str, Any] | None, expected: str) -> None:
-    assert describe_event(event_type, changes) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "time_known", "expected"),
-    [
-        (datetime(2025, 12, 4, 14, 0, tzinfo=UTC), True, "Thu 4 Dec 2025, 14:00"),
-        (datetime(2025, 6, 5, 13, 0, tzinfo=UTC), True, "Thu 5 Jun 2025, 14:00"),
-        (datetime(2025, 12, 4, 9, 30, tzinfo=timezone(timedelta(hours=-5))), True, "Thu 4 Dec 2025, 14:30"),
-        (datetime(2025, 12, 4, 14, 0, tzinfo=UTC), False, "Thu 4 Dec 2025"),
-        (date(2025, 12, 11), True, "Thu 11 Dec 2025"),
-        ("Thursday afternoon", True, "Thursday afternoon"),
-        (None, True, ""),
-    ],
-)
-def test_format_when_table(value: Any, time_known: bool, expected: str) -> None:
-    assert format_when(value, "Europe/London", time_known=time_known) == expected
-
-
-def test_format_when_naive_datetime_refused() -> None:
-    with pytest.raises(ValueError, match="naive"):
-        format_when(datetime(2025, 12, 4, 14, 0), "Europe/London")
-
-
-def test_format_when_unknown_zone_refused() -> None:
-    with pytest.raises(ValueError, match="unknown time zone"):
-        format_when(datetime(2025, 12, 4, 14, 0, tzinfo=UTC), "Europe/Leicester")
-
-
-@pytest.mark.parametrize(
-    ("first", "last", "expected"),
-    [
-        (date(2025, 12, 1), date(2025, 12, 7), "1\u20137 Dec 2025"),
-        (date(2025, 11, 24), date(2025, 11, 30), "24\u201330 Nov 2025"),
-        (date(2025, 11, 27), date(2025, 12, 3), "27 Nov \u2013 3 Dec 2025"),
-        (date(2025, 12, 29), date(2026, 1, 4), "29 Dec 2025 \u2013 4 Jan 2026"),
-    ],
-)
-def test_format_range_table(first: date, last: date, expected: str) -> None:
-    assert format_range(first, last) == expected
-
-
-def test_documents_from_changes_pairs() -> None:
-    changes = {"documents": [[], [{"title": "Agenda", "url": AGENDA_URL}, {"title": None, "url": None}, "junk"]]}
-    assert documents_from_changes(changes) == (("Agenda", AGENDA_URL), ("Document", ""))
-    assert documents_from_changes({}) == ()
-
-
-# ---- view model ------------------------------------------------------------------------------------------------------
-
-
-def test_group_entries_by_council_then_committee_in_first_seen_order() -> None:
-    a, b, c, d = rescheduled(), decision(), cancelled(), agenda()
-    assert group_entries([a, b, c, d]) == (
-        CouncilGroup(LEICS, (CommitteeGroup(HWB, (a, d)), CommitteeGroup("Cabinet", (b,)))),
-        CouncilGroup(RUTLAND, (CommitteeGroup("Adults and Health Scrutiny Committee", (c,)),)),
-    )
-
-
-def test_entry_view_normalises_lists_and_refuses_naive_times() -> None:
-    e = EntryView("document.published", LEICS, "Report", documents=[["Report", AGENDA_URL]],  # type: ignore[list-item]
-                  matched_terms="dementia")
-    assert e.documents == (("Report", AGENDA_URL),)
-    assert e.matched_terms == ("dementia",)
-    with pytest.raises(ValueError, match="naive"):
-        EntryView("meeting.scheduled", LEICS, HWB, when=datetime(2025, 12, 4, 14, 0))
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"manage": "", "unsubscribe": f"{BASE}/u"},
-        {"manage": "javascript:alert(1)", "unsubscribe": f"{BASE}/u"},
-        {"manage": f"{BASE}/m", "unsubscribe": "/unsubscribe/relative"},
-        {"manage": f"{BASE}/m", "unsubscribe": f"{BASE}/u\r\nBcc: victim@example.com"},
-        {"manage": f"{BASE}/m", "unsubscribe": f"{BASE}/u", "one_click": "mailto:unsubscribe@example.org"},
-    ],
-)
-def test_links_refuse_bad_urls(kwargs: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="Links"):
-        Links(**kwargs)
-
-
-# ---- rendering -------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", sorted(ALL_KINDS))
@@ -567,130 +314,3 @@ def test_email_environment_default_finds_the_templates() -> None:
     env = email_environment()
     names = set(env.list_templates())
     assert {f"{k}.{ext}" for k in ALL_KINDS for ext in ("html", "txt")} <= names
-
-
-# ---- the message -----------------------------------------------------------------------------------------------------
-
-LONG_TOKEN = "WzQyLDEwN10.aZ3Kk0.x7Qm-8vJ2pLwRk3nT5yHcE1uGd9sBf4oZq6iXaVtNmYe0rUhWlPjKg"
-
-
-def message(rendered: Rendered | None = None, **overrides: Any) -> EmailMessage:
-    kwargs: dict[str, Any] = {
-        "to": "jane.doe@example.net",
-        "mail_from": "Council alerts <alerts@alerts.example.org>",
-        "links": Links(manage=LINKS.manage, unsubscribe=f"{BASE}/unsubscribe/{LONG_TOKEN}"),
-        "list_id": "Council alerts <alerts.example.org>",
-        "message_id_domain": "alerts.example.org",
-        "now": datetime(2025, 12, 4, 14, 5, 9, tzinfo=UTC),
-    }
-    kwargs.update(overrides)
-    return build_message(rendered or alert(), **kwargs)
-
-
-def wire(msg: EmailMessage) -> EmailMessage:
-    """The message as a mail server receives it (flattened the way aiosmtplib sends it) and parsed back."""
-    raw = aiosmtplib.email.flatten_message(msg)
-    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
-    parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
-def test_build_message_headers() -> None:
-    msg = wire(message(return_path="bounces+amFuZS5kb2VAZXhhbXBsZS5uZXQ.L1ar2IWK@alerts.example.org"))
-    assert msg["List-Unsubscribe"] == f"<{BASE}/unsubscribe/{LONG_TOKEN}>"
-    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert msg["List-Id"] == "Council alerts <alerts.example.org>"
-    assert msg["Auto-Submitted"] == "auto-generated"
-    assert msg["Date"] == "Thu, 04 Dec 2025 14:05:09 +0000"
-    assert msg["From"] == "Council alerts <alerts@alerts.example.org>"
-    assert msg["To"] == "jane.doe@example.net"
-    assert msg["Subject"] == f"4 updates from {LEICS} and {RUTLAND}"
-    assert msg["Return-Path"] == "<bounces+amFuZS5kb2VAZXhhbXBsZS5uZXQ.L1ar2IWK@alerts.example.org>"
-    assert re.fullmatch(r"<[0-9a-f]{32}@alerts\.example\.org>", msg["Message-ID"])
-
-
-def test_build_message_parts_text_then_html_in_utf8() -> None:
-    rendered = render_alert(
-        [EntryView("meeting.scheduled", "Ynys M\u00f4n County Council", "Pwyllgor Cynllunio \u2013 Planning",
-                   when=datetime(2025, 12, 4, 14, 0, tzinfo=UTC))],
-        links=LINKS, following=FOLLOWING,
-    )
-    msg = wire(message(rendered))
-    assert msg.get_content_type() == "multipart/alternative"
-    parts = list(msg.iter_parts())
-    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
-    assert [p.get_content_charset() for p in parts] == ["utf-8", "utf-8"]
-    assert [p["Content-Transfer-Encoding"] for p in parts] == ["quoted-printable", "quoted-printable"]
-    # Lines end in CRLF on the wire.
-    assert parts[0].get_content().replace("\r\n", "\n") == rendered.text
-    assert parts[1].get_content().replace("\r\n", "\n") == rendered.html
-    assert msg["Subject"] == "Ynys M\u00f4n County Council: Pwyllgor Cynllunio \u2013 Planning: New meeting"
-
-
-def test_build_message_ids_are_unique() -> None:
-    rendered = alert()
-    ids = {message(rendered)["Message-ID"] for _ in range(50)}
-    assert len(ids) == 50
-
-
-def test_build_message_one_click_url_preferred_for_the_header() -> None:
-    links = Links(
-        manage=LINKS.manage, unsubscribe=f"{BASE}/unsubscribe/T", one_click=f"{BASE}/unsubscribe/T?one-click=1"
-    )
-    assert message(links=links)["List-Unsubscribe"] == f"<{BASE}/unsubscribe/T?one-click=1>"
-
-
-def test_build_message_list_id_gets_angle_brackets() -> None:
-    assert message(list_id="alerts.example.org")["List-Id"] == "<alerts.example.org>"
-
-
-@pytest.mark.parametrize("kind", LIST_KINDS)
-def test_build_message_refuses_list_mail_without_unsubscribe_links(kind: str) -> None:
-    with pytest.raises(ValueError, match="unsubscribe links"):
-        message(ALL_KINDS[kind](), links=None)
-
-
-def test_build_message_refuses_hand_made_rendering_without_links() -> None:
-    with pytest.raises(ValueError, match="unsubscribe links"):
-        message(Rendered("Hello", "text\n", "<p>html</p>\n"), links=None)
-
-
-def test_build_message_confirmation_without_links() -> None:
-    msg = message(confirm(), links=None)
-    assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
-    assert msg["List-Id"] == "Council alerts <alerts.example.org>"
-    assert msg["Auto-Submitted"] == "auto-generated"
-
-
-@pytest.mark.parametrize(
-    ("overrides", "match"),
-    [
-        ({"to": "jane@example.net\r\nBcc: everyone@example.org"}, "one line"),
-        ({"to": "not-an-address"}, "not an email address"),
-        ({"mail_from": "Alerts <a@example.org>\nBcc: x@example.org"}, "one line"),
-        ({"message_id_domain": "alerts example.org"}, "message_id_domain"),
-        ({"list_id": "Council alerts <not a domain>"}, "list_id"),
-        ({"now": datetime(2025, 12, 4, 14, 5)}, "naive"),
-        ({"return_path": "bounces"}, "return_path"),
-    ],
-)
-def test_build_message_refuses_bad_input(overrides: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        message(**overrides)
-
-
-async def test_build_message_through_a_real_smtp_server(smtp_server: SmtpServer) -> None:
-    msg = message(return_path="bounces+amFuZS5kb2VAZXhhbXBsZS5uZXQ.L1ar2IWK@alerts.example.org")
-    await aiosmtplib.send(
-        msg, hostname="127.0.0.1", port=smtp_server.port, sender=msg["Return-Path"].strip("<>"),
-        recipients=["jane.doe@example.net"],
-    )
-    [received] = smtp_server.messages
-    assert received.mail_from == "bounces+amFuZS5kb2VAZXhhbXBsZS5uZXQ.L1ar2IWK@alerts.example.org"
-    got = received.message
-    assert got["List-Unsubscribe"] == f"<{BASE}/unsubscribe/{LONG_TOKEN}>"
-    assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert got["Message-ID"] == msg["Message-ID"]
-    body = got.get_body(("plain",))
-    assert body is not None and "Moved from 4 Dec 14:00 to 11 Dec 10:00" in body.get_content()
