@@ -49,8 +49,10 @@ import asyncpg
 from aiosmtplib.email import flatten_message
 
 from notifier.db import create_pool, migrate
-from notifier.delivery.compose import EntryView, Links, build_message, email_environment, render_alert
-from notifier.delivery.email import Mailer
+from notifier.delivery.email.mailer import Mailer
+from notifier.delivery.email.message import build_message
+from notifier.delivery.email.render import email_environment, render_alert
+from notifier.delivery.email.views import EntryView, Links
 from notifier.settings import Settings
 from notifier.topics.text import tsvector_literal
 

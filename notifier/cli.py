@@ -209,7 +209,7 @@ async def cmd_partners(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def cmd_bounces(settings: Settings, args: argparse.Namespace) -> None:
-    from notifier.delivery.bounce_processing import process_bounces
+    from notifier.delivery.email.bounce_processing import process_bounces
 
     path = Path(args.path)
     if not path.exists():

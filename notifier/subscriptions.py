@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from notifier.delivery.compose import describe_filter
 from notifier.models import Channel, FilterModel, Frequency, SubscriberStatus
+from notifier.topics.describe import describe_filter
 from notifier.topics.parse import QueryError, canonical, parse
 from notifier.zones import time_zone
 

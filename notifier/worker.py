@@ -24,7 +24,7 @@ from arq.worker import Function, Worker, func
 
 from notifier.db import create_pool
 from notifier.delivery import outbox
-from notifier.delivery.email import Mailer, TemporaryFailure
+from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
 from notifier.ingest import fetch, poll
 from notifier.logs import context_id

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notifier import subscriptions as subs
-from notifier.delivery.confirmations import enqueue_confirmation
+from notifier.delivery.email.confirmations import enqueue_confirmation
 from notifier.matching.search import preview_filter
 from notifier.models import FilterModel, Frequency, SubscriberCreate
 from notifier.tokens import TokenData, TokenError, Tokens

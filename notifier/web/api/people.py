@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier import subscriptions as subs
+from notifier.delivery.email.confirmations import enqueue_confirmation
 from notifier.matching.search import preview_filter
 from notifier.models import FilterModel, PreviewRequest, SubscriberCreate, SubscriptionCreate, SubscriptionPatch
 from notifier.web.api.plumbing import decode_cursor, filter_problem, operation, page_of, partner_id, path_id, respond
@@ -100,8 +101,6 @@ async def _own_subscription(request: web.Request, subscription_id: int) -> Any:
 @operation("POST", "/api/v1/subscriptions", tag="subscriptions", status=201, body=SubscriptionCreate,
            response=Subscription, summary="Add an email subscription for one of the partner's subscribers")
 async def create_subscription(request: web.Request, body: SubscriptionCreate) -> web.Response:
-    from notifier.delivery.confirmations import enqueue_confirmation
-
     pool = request.app[POOL]
     subscriber = await pool.fetchrow(
         "select * from subscribers where id = $1 and partner_id = $2", body.subscriber_id, partner_id(request)

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 
 from notifier import subscriptions as subs
-from notifier.delivery.bounces import BounceReport, classify, iter_messages
+from notifier.delivery.email.bounces import BounceReport, classify, iter_messages
 
 log = logging.getLogger(__name__)
 

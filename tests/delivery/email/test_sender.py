@@ -3,191 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import ssl
-import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from notifier.delivery.smtp import (
-    EMAIL_MAX_ATTEMPTS,
-    EMAIL_RETRY_DELAYS,
-    SendResult,
-    SmtpConfig,
-    SmtpSender,
-    TokenBucket,
-    classify_reply,
-    next_retry,
-)
-from tests.servers import SmtpServer, _Handler  # the shared fake server's handler, with its fault modes
-
-# ---------------------------------------------------------------------------------------------------------------------
-# A server that also counts connections, can refuse MAIL FROM, and can speak TLS and AUTH
-
-
-class _FaultyHandler(_Handler):
-    server: PoolServer
-
-    async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
-    ) -> str:
-        if self.server.mail_faults:
-            fault = self.server.mail_faults.pop(0)
-            if fault == "drop":
-                assert server.transport is not None
-                server.transport.close()
-            return fault
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.server.data_started.set()
-        if self.server.fault == "drop":
-            # closes the connection before any reply (aiosmtpd's Session has no transport; the SMTP protocol does)
-            assert server.transport is not None
-            server.transport.close()
-            return "421 closing"
-        return await super().handle_DATA(server, session, envelope)
-
-
-class _CountingSMTP(SMTP):
-    def __init__(self, owner: PoolServer, handler: _FaultyHandler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._owner = owner
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        fresh = self.transport is None  # STARTTLS calls this again for the same client
-        super().connection_made(transport)
-        if fresh:
-            self._owner.connections += 1
-            self._owner.live.add(self)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._owner.live.discard(self)
-        super().connection_lost(error)
-
-
-class PoolServer(SmtpServer):
-    """tests.servers.SmtpServer plus: connection counts, MAIL FROM faults, STARTTLS or implicit TLS, and AUTH."""
-
-    def __init__(self, *, tls: ssl.SSLContext | None = None, implicit_tls: bool = False, **smtp_kwargs: Any) -> None:
-        super().__init__()
-        self.connections = 0
-        self.live: set[SMTP] = set()
-        self.mail_faults: list[str] = []  # replies to the next MAIL FROM commands; "drop" closes the connection
-        self.data_started = asyncio.Event()
-        self.auth_mechanisms: list[str] = []
-        self._tls = tls
-        self._implicit_tls = implicit_tls
-        self._smtp_kwargs = smtp_kwargs
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        handler = _FaultyHandler(self)
-        kwargs = dict(self._smtp_kwargs)
-        if self._tls is not None and not self._implicit_tls:
-            kwargs["tls_context"] = self._tls
-        self._server = await loop.create_server(
-            lambda: _CountingSMTP(self, handler, hostname="smtp.test", **kwargs),
-            "127.0.0.1",
-            0,
-            ssl=self._tls if self._implicit_tls else None,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def drop_all(self) -> None:
-        """Close every client connection the way a server does at its idle timeout."""
-        for smtp in list(self.live):
-            assert isinstance(smtp.transport, asyncio.Transport)
-            smtp.transport.write(b"421 4.4.2 smtp.test idle timeout, closing\r\n")
-            smtp.transport.close()
-
-    def authenticator(self, users: dict[str, str]) -> Callable[..., AuthResult]:
-        def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-            self.auth_mechanisms.append(mechanism)
-            ok = isinstance(data, LoginPassword) and users.get(data.login.decode()) == data.password.decode()
-            return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
-
-        return check
-
-
-async def _started(server: PoolServer) -> PoolServer:
-    await server.start()
-    return server
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[PoolServer]:
-    s = await _started(PoolServer())
-    yield s
-    await s.stop()
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for smtp.test and 127.0.0.1, made with openssl."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=smtp.test",
-            "-addext", "subjectAltName=DNS:smtp.test,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-@pytest.fixture
-def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    return context
-
-
-def make_message(subject: str = "Agenda published", *, to: str = "reader@example.org") -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "Council alerts <alerts@notifier.test>"
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg.set_content(f"{subject}\n")
-    return msg
-
-
-def sender_for(server: PoolServer, query: str = "timeout=5", **kwargs: Any) -> SmtpSender:
-    return SmtpSender(SmtpConfig.from_url(f"{server.url}?{query}"), local_hostname="client.test", **kwargs)
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait for something the other end of a socket does after our call has returned."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
+from notifier.delivery.email.replies import SendResult
+from notifier.delivery.email.sender import SmtpSender, TokenBucket
+from notifier.delivery.email.smtp_config import SmtpConfig
+from tests.delivery.email.smtp_servers import PoolServer, closed_port, eventually, make_message, sender_for, started
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Delivery
@@ -308,7 +134,7 @@ async def test_send_after_close_raises_and_close_quits_connections(server: PoolS
 
 @pytest.mark.parametrize("smtputf8", [True, False])
 async def test_send_non_ascii_address_needs_smtputf8(smtputf8: bool) -> None:
-    server = await _started(PoolServer(enable_SMTPUTF8=smtputf8))
+    server = await started(PoolServer(enable_SMTPUTF8=smtputf8))
     try:
         async with sender_for(server) as sender:
             result = await sender.send(make_message(to="rëader@exämple.org"))
@@ -528,7 +354,7 @@ async def test_send_cancelled_mid_transaction_does_not_reuse_the_connection(serv
 
 
 async def test_send_starttls_with_a_self_signed_certificate(server_tls: ssl.SSLContext) -> None:
-    server = await _started(PoolServer(tls=server_tls, require_starttls=True))
+    server = await started(PoolServer(tls=server_tls, require_starttls=True))
     try:
         async with sender_for(server, "starttls=true&validate_certs=false&timeout=5") as sender:
             result = await sender.send(make_message())
@@ -539,7 +365,7 @@ async def test_send_starttls_with_a_self_signed_certificate(server_tls: ssl.SSLC
 
 
 async def test_send_starttls_refuses_an_unverified_certificate_by_default(server_tls: ssl.SSLContext) -> None:
-    server = await _started(PoolServer(tls=server_tls, require_starttls=True))
+    server = await started(PoolServer(tls=server_tls, require_starttls=True))
     try:
         async with sender_for(server, "starttls=true&timeout=5") as sender:
             result = await sender.send(make_message())
@@ -592,7 +418,7 @@ async def test_send_auth_with_a_wrong_password_is_temporary(server_tls: ssl.SSLC
 
 
 async def test_send_implicit_tls(server_tls: ssl.SSLContext) -> None:
-    server = await _started(PoolServer(tls=server_tls, implicit_tls=True))
+    server = await started(PoolServer(tls=server_tls, implicit_tls=True))
     try:
         config = SmtpConfig.from_url(f"smtps://127.0.0.1:{server.port}?validate_certs=false&timeout=5")
         async with SmtpSender(config) as sender:
@@ -678,298 +504,3 @@ async def test_send_without_rate_limit_never_waits(server: PoolServer) -> None:
         await asyncio.gather(*(sender.send(make_message(f"m{i}")) for i in range(5)))
     assert sender.rate_limit is None
     assert fake.waits == []
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Configuration
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        (
-            "smtp://user:s3cret@mail.example.org:587?starttls=true",
-            SmtpConfig("mail.example.org", 587, "user", "s3cret", use_tls=False, starttls=True),
-        ),
-        ("smtp://mail.example.org:587", SmtpConfig("mail.example.org", 587, starttls=True)),
-        ("smtp://mail.example.org", SmtpConfig("mail.example.org", 25, starttls=False)),
-        ("smtp://mail.example.org?starttls=true", SmtpConfig("mail.example.org", 587, starttls=True)),
-        ("smtp://mail.example.org:2525?starttls=TRUE", SmtpConfig("mail.example.org", 2525, starttls=True)),
-        ("smtp://mail.example.org:587?starttls=false", SmtpConfig("mail.example.org", 587, starttls=False)),
-        ("smtp://mail.example.org:1025?starttls=0", SmtpConfig("mail.example.org", 1025, starttls=False)),
-        ("smtps://mail.example.org", SmtpConfig("mail.example.org", 465, use_tls=True)),
-        ("smtps://mail.example.org:2465?starttls=false", SmtpConfig("mail.example.org", 2465, use_tls=True)),
-        (
-            "smtp://apikey%40example.org:p%40ss%3Aw%2Frd@smtp.example.org:587",
-            SmtpConfig("smtp.example.org", 587, "apikey@example.org", "p@ss:w/rd", starttls=True),
-        ),
-        ("smtp://user@mail.example.org:25", SmtpConfig("mail.example.org", 25, "user", None)),
-        (
-            "smtp://127.0.0.1:1025?timeout=2.5&validate_certs=false",
-            SmtpConfig("127.0.0.1", 1025, timeout=2.5, validate_certs=False),
-        ),
-        ("SMTP://Mail.Example.ORG:25/", SmtpConfig("mail.example.org", 25)),
-        ("smtp://[::1]:25", SmtpConfig("::1", 25)),
-        ("  smtp://mail.example.org:25  ", SmtpConfig("mail.example.org", 25)),
-    ],
-)
-def test_smtp_config_from_url_valid(url: str, expected: SmtpConfig) -> None:
-    assert SmtpConfig.from_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "error"),
-    [
-        ("http://mail.example.org", "must start with smtp:// or smtps://"),
-        ("mail.example.org:587", "must start with smtp:// or smtps://"),
-        ("", "must start with smtp:// or smtps://"),
-        ("smtp://", "has no host"),
-        ("smtp://:587", "has no host"),
-        ("smtp://mail.example.org:99999", "invalid port"),
-        ("smtp://mail.example.org:0", "invalid port"),
-        ("smtp://mail.example.org:abc", "invalid port"),
-        ("smtp://mail.example.org/relay", "path or fragment"),
-        ("smtp://mail.example.org#x", "path or fragment"),
-        ("smtp://mail.example.org?starttls=maybe", "starttls must be true or false"),
-        ("smtp://mail.example.org?starttls", "starttls must be true or false"),
-        ("smtp://mail.example.org?validate_certs=nope", "validate_certs must be true or false"),
-        ("smtp://mail.example.org?tls=true", "unknown SMTP URL option 'tls'"),
-        ("smtp://mail.example.org?starttls=true&starttls=false", "given twice"),
-        ("smtp://mail.example.org?timeout=0", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=-1", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=abc", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=nan", "timeout must be a positive number"),
-        ("smtp://mail.example.org?timeout=inf", "timeout must be a positive number"),
-        ("smtps://mail.example.org?starttls=true", "smtps:// is TLS from the start"),
-        ("smtp://:s3cret@mail.example.org", "password but no user name"),
-    ],
-)
-def test_smtp_config_from_url_invalid(url: str, error: str) -> None:
-    with pytest.raises(ValueError, match=error):
-        SmtpConfig.from_url(url)
-
-
-@pytest.mark.parametrize(
-    "url", ["smtp://user:hunter2@mail.example.org:99999", "ftp://user:hunter2@mail.example.org", "smtp://:hunter2@h/x"]
-)
-def test_smtp_config_errors_never_show_the_password(url: str) -> None:
-    with pytest.raises(ValueError) as info:
-        SmtpConfig.from_url(url)
-    assert "hunter2" not in str(info.value)
-
-
-def test_smtp_config_repr_and_display_hide_the_password() -> None:
-    config = SmtpConfig.from_url("smtp://user:hunter2@mail.example.org:587")
-    assert "hunter2" not in repr(config)
-    assert config.display == "smtp://user@mail.example.org:587"
-    assert SmtpConfig.from_url("smtps://[::1]").display == "smtps://[::1]:465"
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Retry schedule and reply classification
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [
-        (1, timedelta(minutes=1)),
-        (2, timedelta(minutes=5)),
-        (3, timedelta(minutes=30)),
-        (4, timedelta(hours=2)),
-        (5, timedelta(hours=6)),
-        (6, timedelta(hours=12)),
-        (7, timedelta(hours=24)),
-        (8, None),
-        (100, None),
-    ],
-)
-def test_next_retry_schedule(attempts: int, expected: timedelta | None) -> None:
-    assert next_retry(attempts) == expected
-
-
-def test_next_retry_schedule_shape() -> None:
-    assert EMAIL_MAX_ATTEMPTS == len(EMAIL_RETRY_DELAYS) + 1 == 8
-    assert list(EMAIL_RETRY_DELAYS) == sorted(EMAIL_RETRY_DELAYS)
-
-
-@pytest.mark.parametrize("attempts", [0, -1])
-def test_next_retry_invalid(attempts: int) -> None:
-    with pytest.raises(ValueError, match="starts at 1"):
-        next_retry(attempts)
-
-
-GMAIL_NO_SUCH_USER = (
-    "5.1.1 The email account that you tried to reach does not exist. Please try\n"
-    "5.1.1 double-checking the recipient's email address for typos or\n"
-    "5.1.1 unnecessary spaces. https://support.google.com/mail/?p=NoSuchUser a1si123 - gsmtp"
-)
-
-
-@pytest.mark.parametrize(
-    ("code", "text", "stage", "outcome"),
-    [
-        (250, "2.0.0 Ok: queued as 4ABC123", "data", "ok"),
-        (251, "2.1.5 User not local; will forward", "rcpt", "ok"),
-        # bad addresses
-        (550, "5.1.1 <x@example.org>: Recipient address rejected: User unknown in virtual mailbox table", "rcpt",
-         "bad"),
-        (550, GMAIL_NO_SUCH_USER, "rcpt", "bad"),
-        (553, "5.1.3 Bad recipient address syntax", "rcpt", "bad"),
-        (550, "5.1.2 Host unknown (Name server: example.invalid: host not found)", "rcpt", "bad"),
-        (551, "5.1.6 Recipient has moved; no forwarding address", "rcpt", "bad"),
-        (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "rcpt", "bad"),
-        (550, "5.2.1 The email account that you tried to reach is disabled.", "rcpt", "bad"),
-        (550, "Requested action not taken: mailbox unavailable", "rcpt", "bad"),
-        (550, "5.5.0 Requested action not taken: mailbox unavailable (S2017062302)", "rcpt", "bad"),
-        (550, "No such user here", "rcpt", "bad"),
-        (554, "delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0]", "rcpt", "bad"),
-        (550, "5.1.0 Address rejected: user unknown", "rcpt", "bad"),
-        (554, "5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain", "rcpt", "bad"),
-        (550, "5.1.1 no such user", "data", "bad"),
-        # permanent, but the address is fine
-        (552, "5.2.2 The email account that you tried to reach is over quota.", "rcpt", "permanent"),
-        (552, "5.2.2 mailbox full", "data", "permanent"),
-        (552, "Requested mail action aborted: exceeded storage allocation", "rcpt", "permanent"),
-        (550, "mailbox unavailable: mailbox full", "rcpt", "permanent"),
-        (550, "5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org", "rcpt",
-         "permanent"),
-        (554, "5.7.1 <x@example.org>: Relay access denied", "rcpt", "permanent"),
-        (550, "5.7.1 Recipient rejected: user unknown", "rcpt", "permanent"),
-        (550, "5.4.1 Recipient address rejected: Access denied", "rcpt", "permanent"),
-        (554, "5.6.0 Message content rejected", "data", "permanent"),
-        (552, "5.3.4 Message size exceeds fixed limit", "data", "permanent"),
-        (554, "Transaction failed", "data", "permanent"),
-        # temporary
-        (450, "4.2.1 mailbox temporarily unavailable", "rcpt", "temporary"),
-        (451, "4.3.0 try later", "data", "temporary"),
-        (452, "4.2.2 The email account that you tried to reach is over quota", "rcpt", "temporary"),
-        (421, "4.7.0 Try again later, closing connection", "mail", "temporary"),
-        (450, "4.1.1 user unknown (lookup failed)", "rcpt", "temporary"),
-        # the relay refusing us: temporary until an operator fixes it; the message's own faults are permanent
-        (553, "5.1.8 Sender address rejected: Domain not found", "mail", "temporary"),
-        (530, "5.7.0 Authentication required", "mail", "temporary"),
-        (535, "5.7.8 Authentication credentials invalid", "connect", "temporary"),
-        (554, "5.7.1 Sender rejected: not authorised", "mail", "temporary"),
-        (552, "5.3.4 Message size exceeds fixed maximum message size", "mail", "permanent"),
-        (552, "Message size exceeds fixed maximum message size", "mail", "permanent"),
-    ],
-)
-def test_classify_reply_table(code: int, text: str, stage: Any, outcome: str) -> None:
-    result = classify_reply(code, text, stage=stage)
-    got = (result.ok, result.permanent, result.address_bad)
-    expected = {
-        "ok": (True, False, False),
-        "bad": (False, True, True),
-        "permanent": (False, True, False),
-        "temporary": (False, False, False),
-    }[outcome]
-    assert got == expected
-    assert result.code == code
-
-
-@pytest.mark.parametrize(
-    ("code", "text", "message"),
-    [
-        (550, GMAIL_NO_SUCH_USER, "550 5.1.1 The email account that you tried to reach does not exist. Please try "
-         "double-checking the recipient's email address for typos or unnecessary spaces. "
-         "https://support.google.com/mail/?p=NoSuchUser a1si123 - gsmtp"),
-        (451, "4.3.0 try later", "451 4.3.0 try later"),
-        (554, "", "554"),
-        (550, "first line\nsecond line", "550 first line second line"),
-    ],
-)
-def test_classify_reply_message_is_one_line(code: int, text: str, message: str) -> None:
-    assert classify_reply(code, text).message == message
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Messages given as bytes: DATA without aiosmtplib's rewriting, the caller's Message-ID, the timeout for each reply
-
-
-FLAT = (
-    b"From: alerts@notifier.test\r\nTo: reader@example.org\r\nSubject: dots\r\nMessage-ID: <flat@notifier.test>\r\n"
-    b"\r\n.leading dot\r\n.\r\n..two dots\r\nmiddle . dot\r\n"
-)
-
-
-@pytest.mark.parametrize("data", [
-    FLAT,
-    b".first line a dot\r\n\r\nbody\r\n",
-    FLAT.replace(b"\r\n", b"\n"),  # bare line feeds: through aiosmtplib's own DATA, which rewrites them
-    FLAT[:-2],  # no line end at the end
-])
-async def test_send_bytes_arrive_as_given(server: PoolServer, data: bytes) -> None:
-    envelope: dict[str, Any] = {"sender": "bounces@notifier.test", "recipients": ["reader@example.org"],
-                                "message_id": "<given@notifier.test>"}  # so that no Message-ID is put in front
-    async with sender_for(server) as sender:
-        result = await sender.send(data, **envelope)
-        again = await sender.send(data, **envelope)
-    assert result.ok and again.ok
-    expected = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    if not expected.endswith(b"\r\n"):
-        expected += b"\r\n"
-    assert [m.raw.replace(b"\r\n", b"\n") for m in server.messages] == [expected.replace(b"\r\n", b"\n")] * 2
-    assert server.connections == 1
-
-
-@pytest.mark.parametrize("data", [
-    b"", b"\r\n", b".\r\n", b"a\r\n.\r\n..b\r\n", b"a\nb\r\n", b"a\r\rb\r\n", b"a\r\nb", b"a\rb\r\n", FLAT,
-    b"\r\n".join(b"." * n + b"x" for n in range(5)) + b"\r\n",
-])
-def test_dot_stuffing_is_aiosmtplibs_for_crlf_messages(data: bytes) -> None:
-    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
-
-    from notifier.delivery.smtp import _dot_stuffed
-
-    ours = _dot_stuffed(data)
-    crlf_only = data.endswith(b"\r\n") and data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n")
-    if not crlf_only:
-        assert ours is None
-    else:
-        assert ours == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
-
-
-async def test_send_bytes_with_the_callers_message_id(server: PoolServer) -> None:
-    async with sender_for(server) as sender:
-        result = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"],
-                                   message_id="<flat@notifier.test>")
-        with pytest.raises(ValueError, match="message_id"):
-            await sender.send(make_message(), message_id="<x@notifier.test>")
-    assert result.ok and result.message_id == "<flat@notifier.test>"
-    assert server.messages[0].message.get_all("Message-ID") == ["<flat@notifier.test>"]
-
-
-async def test_send_timeout_is_for_each_reply_not_the_whole_transaction() -> None:
-    class Slow:
-        """Takes a while over every reply: longer in all than the timeout, never that long for one reply."""
-
-        async def handle_MAIL(
-            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-        ) -> str:
-            await asyncio.sleep(0.25)
-            envelope.mail_from = address
-            return "250 OK"
-
-        async def handle_RCPT(
-            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-        ) -> str:
-            await asyncio.sleep(0.25)
-            envelope.rcpt_tos.append(address)
-            return "250 OK"
-
-        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-            await asyncio.sleep(0.25)
-            return "250 taken"
-
-    loop = asyncio.get_running_loop()
-    slow = await loop.create_server(lambda: SMTP(Slow(), hostname="smtp.test"), "127.0.0.1", 0)
-    port = slow.sockets[0].getsockname()[1]
-    try:
-        config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}?timeout=0.6")
-        async with SmtpSender(config, local_hostname="client.test") as sender:
-            result = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"])
-    finally:
-        slow.close()
-        await slow.wait_closed()
-    assert result.ok, result.message
-    assert result.message == "250 taken"

@@ -10,8 +10,8 @@ from email.message import EmailMessage
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from notifier.delivery.compose import Links, Rendered
-from notifier.delivery.email import _Fill, _pieces, _qp, _Template, _tidy
+from notifier.delivery.email.merge import MergeTemplate, _Fill, _pieces, _qp, _tidy
+from notifier.delivery.email.views import Links, Rendered
 from notifier.tokens import Tokens
 
 MARK = "m0123456789ab"
@@ -78,7 +78,7 @@ def test_a_template_refuses_a_message_of_an_unexpected_shape() -> None:
     message["Message-ID"] = "<x@notifier.test>"
     message.set_content("no placeholders here\n")
     with pytest.raises(RuntimeError):
-        _Template.make(Rendered("s", "t", "h", "alert"), LINKS, message, hole=hole, split=PLACEHOLDER.split)
+        MergeTemplate.make(Rendered("s", "t", "h", "alert"), LINKS, message, hole=hole, split=PLACEHOLDER.split)
 
 
 @pytest.mark.parametrize("subscriptions", [[], [7], [7, 8, 123456789]])

@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 
 from notifier import subscriptions as subs
-from notifier.delivery.bounce_processing import process_bounces
-from notifier.delivery.bounces import verp_address
-from notifier.delivery.email import Mailer
+from notifier.delivery.email.bounce_processing import process_bounces
+from notifier.delivery.email.bounces import verp_address
+from notifier.delivery.email.mailer import Mailer
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.settings import Settings
 from tests.factories import Factory

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.delivery.bounces import BounceReport, classify, iter_messages, parse_verp, verp_address
+from notifier.delivery.email.bounces import BounceReport, classify, iter_messages, parse_verp, verp_address
 
-MAIL = Path(__file__).resolve().parent.parent / "fixtures" / "mail"
+MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 SECRET = b"test-verp-secret-not-for-production"
 
 

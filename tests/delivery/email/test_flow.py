@@ -19,8 +19,11 @@ from aiosmtplib.email import flatten_message
 from arq.connections import ArqRedis
 
 from notifier import subscriptions as subs
-from notifier.delivery.compose import Following, Links, build_message, render_alert
-from notifier.delivery.email import Mailer
+from notifier.delivery.email.batches import entry_view
+from notifier.delivery.email.mailer import Mailer
+from notifier.delivery.email.message import build_message
+from notifier.delivery.email.render import render_alert
+from notifier.delivery.email.views import Following, Links
 from notifier.delivery.schedule import next_send_time
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
@@ -343,7 +346,7 @@ async def test_email_merged_message_is_what_build_message_makes(
     pool: asyncpg.Pool, factory: Factory, smtp_server: SmtpServer, mailer: MakeMailer, settings: Settings
 ) -> None:
     """The sender renders shared content once and fills in each recipient's links: the result must be exactly the
-    message `compose` builds for that recipient, whether merged (plain addresses) or built whole (the rest)."""
+    message `build_message` builds for that recipient, whether merged (plain addresses) or built whole (the rest)."""
     council = await factory.council(name=LEICS)
     plain = await factory.subscriber("vic@example.org")
     literal = await factory.subscriber("vic@[192.0.2.1]")  # not a plain address: built whole, not merged
@@ -367,7 +370,7 @@ async def test_email_merged_message_is_what_build_message_makes(
         expected_links = Links(manage=f"{BASE}/manage/{tokens.make('manage', subscriber)}",
                                unsubscribe=f"{BASE}/unsubscribe/{tokens.make('unsubscribe', subscriber)}",
                                one_click=one, unsubscribe_subscription=one)
-        entry = m._entry(row, "Europe/London", ["care*"])
+        entry = entry_view(row, "Europe/London", ["care*"])
         rendered = render_alert([entry], links=expected_links,
                                 following=[Following(f"care* at {LEICS}", "immediate")], env=m.env)
         to = received.rcpt_tos[0]

@@ -1,0 +1,260 @@
+"""Claimed batches of deliveries made ready to send: what they need, read in one query; what must not be sent, and
+why; and what each email says, rendered from the rows.
+
+Rules kept here: only active, confirmed subscribers are mailed; a suppressed address is never mailed, nor a paused
+subscription. A delivery skipped for one of these reasons is marked so, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from jinja2 import Environment
+
+from notifier import subscriptions as subs
+from notifier.delivery import outbox
+from notifier.delivery.email.render import render_alert, render_digest, render_weekly
+from notifier.delivery.email.views import EntryView, Following, Links, Rendered, SourceWarning, WeeklyCouncil
+from notifier.delivery.email.words import describe_event, documents_from_changes
+from notifier.topics.highlight import make_excerpt
+
+# A council whose source has failed this many polls in a row is named in emails as possibly missing updates.
+FAILING_SOURCE_STREAK = 3
+# Gmail clips messages over ~100 KB: an email lists at most this many entries.
+MAX_ENTRIES = 100
+WEEKLY_SECTION_LIMIT = 30
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A claimed batch with what sending it needs: its subscriber and its deliveries still to send."""
+
+    batch: outbox.ClaimedBatch
+    subscriber_id: int
+    email: str
+    timezone: str | None
+    rows: list[asyncpg.Record]
+    claimed_at: float  # time.monotonic() when claimed
+    failing: Mapping[str, SourceWarning]  # councils whose feeds are failing, by slug
+
+
+async def prepare(
+    pool: asyncpg.Pool, batches: list[outbox.ClaimedBatch], now: datetime, claimed_at: float
+) -> list[PreparedBatch]:
+    """Read what the claimed batches need in one query; skip what must not be sent (and say why)."""
+    rows = await pool.fetch(_BATCH_ROWS, [i for b in batches for i in b.delivery_ids])
+    batch_of = {i: n for n, b in enumerate(batches) for i in b.delivery_ids}
+    rows_of: list[list[asyncpg.Record]] = [[] for _ in batches]
+    for r in rows:  # in the query's order, which is the email's
+        rows_of[batch_of[r["delivery_id"]]].append(r)
+    failing = await _failing(pool, sorted({r["council"] for r in rows}))
+    skipped: dict[str, list[int]] = {}
+    work = []
+    for batch, found in zip(batches, rows_of, strict=True):
+        gone = sorted(set(batch.delivery_ids) - {r["delivery_id"] for r in found})
+        if gone:
+            skipped.setdefault("subscription deleted", []).extend(gone)
+        if not found:
+            continue
+        first = found[0]
+        if first["suppressed"] or first["subscriber_status"] != "active":
+            reason = "address suppressed" if first["suppressed"] else "subscriber not active"
+            skipped.setdefault(reason, []).extend(r["delivery_id"] for r in found)
+            continue
+        live = []
+        for r in found:
+            if r["confirmed_at"] is None:
+                skipped.setdefault("subscription not confirmed", []).append(r["delivery_id"])
+            elif r["paused_until"] is not None and r["paused_until"] > now:
+                skipped.setdefault("subscription paused", []).append(r["delivery_id"])
+            else:
+                live.append(r)
+        if live:
+            work.append(PreparedBatch(
+                batch, first["subscriber_id"], first["email"], first["timezone"], live, claimed_at, failing
+            ))
+    for reason, ids in skipped.items():
+        await outbox.mark_final(pool, ids, status="skipped", error=reason)
+    return work
+
+
+def content_key(work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime) -> Hashable:
+    """Everything the rendered content depends on, except the recipient's own links."""
+    filters = {
+        r["subscription_id"]: (r["query"], *(tuple(r[k]) for k in ("councils", "regions", "committees", "kinds",
+                                                                     "event_types")))
+        for r in work.rows
+    }
+    return (
+        work.batch.frequency,
+        tz,
+        now.astimezone(ZoneInfo(tz)).date(),
+        tuple((r["event_id"], tuple(r["matched_terms"] or ())) for r in work.rows),
+        tuple(filters[s] for s in subscription_ids),
+    )
+
+
+async def render_batch(
+    pool: asyncpg.Pool, env: Environment, work: PreparedBatch, *, tz: str, subscription_ids: Sequence[int],
+    now: datetime, links: Links, stops: Sequence[str | None],
+) -> Rendered:
+    """The email for a prepared batch in the subscriber's zone `tz`: an alert, a digest or a weekly summary, by its
+    frequency; `links` and `stops` (each subscription's stop link, or None) are the recipient's links."""
+    rows = work.rows
+    names = {r["council"]: r["council_name"] for r in rows}
+    following = []
+    for sub_id, stop in zip(subscription_ids, stops, strict=True):
+        row = next(r for r in rows if r["subscription_id"] == sub_id)
+        following.append(Following(subs.describe_subscription(row, names), work.batch.frequency, stop))
+    warnings = sorted((work.failing[c] for c in names if c in work.failing), key=lambda w: w.council)
+    # an event that several of the subscriber's subscriptions matched is listed once, with all their terms
+    first: dict[int, asyncpg.Record] = {}
+    terms: dict[int, list[str]] = {}
+    for r in rows:
+        first.setdefault(r["event_id"], r)
+        seen = terms.setdefault(r["event_id"], [])
+        seen += [t for t in r["matched_terms"] or () if t not in seen]
+    events = list(first.values())[:MAX_ENTRIES]
+    entries = [entry_view(r, tz, terms[r["event_id"]]) for r in events]
+    if work.batch.frequency == "weekly":
+        councils = await _weekly(pool, events, entries, warnings, now)
+        week_start = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=7)
+        return render_weekly(councils, week_start=week_start, links=links, following=following, timezone=tz,
+                             env=env)
+    if work.batch.frequency == "daily":
+        day = now.astimezone(ZoneInfo(tz)).date()
+        return render_digest(entries, day=day, links=links, following=following, warnings=warnings, timezone=tz,
+                             env=env)
+    return render_alert(entries, links=links, following=following, warnings=warnings, timezone=tz, env=env)
+
+
+def entry_view(r: asyncpg.Record, tz: str, terms: list[str]) -> EntryView:
+    """One matched event's row as an email shows it; `terms` are the query terms it matched, for highlighting and
+    the excerpt."""
+    return EntryView(
+        event_type=r["type"],
+        council=r["council_name"],
+        title=r["title"],
+        what=describe_event(r["type"], r["changes"], timezone=tz),
+        summary=r["summary"],
+        committee=r["committee"],
+        url=r["url"],
+        when=r["starts_at"],
+        time_known=(r["data"] or {}).get("time_known", True) is not False,
+        documents=documents_from_changes(r["changes"]),
+        matched_terms=terms,
+        excerpt=make_excerpt(r["body"] or "", terms) if terms else "",
+    )
+
+
+async def _failing(pool: asyncpg.Pool, councils: list[str]) -> dict[str, SourceWarning]:
+    """The councils (of these) whose feed has been failing, with what to say about it."""
+    rows = await pool.fetch(
+        """
+        select c.slug, c.name, min(coalesce(s.last_success_at, s.created_at)) as since,
+               max(s.last_error) as detail
+        from sources s join councils c on c.slug = s.council
+        where s.council = any($1) and s.enabled and s.consecutive_failures >= $2
+        group by c.slug, c.name
+        """,
+        councils, FAILING_SOURCE_STREAK,
+    )
+    return {r["slug"]: SourceWarning(r["name"], r["since"], r["detail"] or "") for r in rows}
+
+
+async def _weekly(
+    pool: asyncpg.Pool, rows: Sequence[asyncpg.Record], entries: list[EntryView], warnings: list[SourceWarning],
+    now: datetime,
+) -> list[WeeklyCouncil]:
+    """Each followed council's week: the matched events, and for whole-council subscriptions the council's
+    meetings held and coming, decisions and documents from its items."""
+    by_council: dict[str, dict[str, list[EntryView]]] = {}
+    seen: set[tuple[int, str]] = set()  # an item already in a section as an event is not listed there again
+    for r, entry in zip(rows, entries, strict=False):
+        section = _weekly_section(r["type"], r["starts_at"], now)
+        by_council.setdefault(r["council"], {}).setdefault(section, []).append(entry)
+        seen.add((r["item_id"], section))
+    names = {r["council"]: r["council_name"] for r in rows}
+    whole = sorted({c for r in rows if not r["query"] for c in (r["councils"] or [r["council"]])})
+    if whole:
+        items = await pool.fetch(_WEEK_ITEMS, whole, now - timedelta(days=7), now + timedelta(days=7),
+                                 WEEKLY_SECTION_LIMIT, now)
+        for item in items:
+            if (item["id"], item["section"]) in seen:
+                continue
+            names.setdefault(item["council"], item["council_name"])
+            by_council.setdefault(item["council"], {}).setdefault(item["section"], []).append(
+                EntryView(
+                    event_type=_ITEM_EVENT[item["kind"]], council=item["council_name"], title=item["title"],
+                    what=item["status"] or "", committee=item["committee"], url=item["url"],
+                    when=item["starts_at"],
+                )
+            )
+    warning_for = {w.council: w for w in warnings}
+    return [
+        WeeklyCouncil(
+            names[c], upcoming=s.get("upcoming", []), held=s.get("held", []), decisions=s.get("decisions", []),
+            documents=s.get("documents", []), warning=warning_for.get(names[c]),
+        )
+        for c, s in sorted(by_council.items(), key=lambda kv: names[kv[0]])
+    ]
+
+
+def _weekly_section(event_type: str, starts_at: datetime | None, now: datetime) -> str:
+    if event_type.startswith("decision."):
+        return "decisions"
+    if event_type.startswith("meeting."):
+        return "upcoming" if starts_at is not None and starts_at >= now else "held"
+    return "documents"
+
+
+_ITEM_EVENT = {
+    "meeting": "meeting.scheduled",
+    "decision": "decision.published",
+    "document": "document.published",
+    "agenda_item": "agenda.published",
+}
+
+# What a claimed set of deliveries needs, in the order emails list them.
+_BATCH_ROWS = """
+    select d.id as delivery_id, d.subscription_id, d.matched_terms, e.id as event_id, e.type, e.changes, e.summary,
+           e.council, c.name as council_name, i.id as item_id, i.kind, i.title, i.body, i.committee, i.starts_at,
+           i.url, i.data, s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types, s.confirmed_at,
+           s.paused_until, b.id as subscriber_id, b.email, b.status as subscriber_status, b.timezone,
+           exists (select 1 from suppressions x where x.email = lower(b.email)) as suppressed
+    from deliveries d
+    join subscriptions s on s.id = d.subscription_id
+    join subscribers b on b.id = s.subscriber_id
+    join events e on e.id = d.event_id
+    join items i on i.id = e.item_id
+    join councils c on c.slug = e.council
+    where d.id = any($1::bigint[])
+    order by c.name, i.committee nulls last, coalesce(i.starts_at, e.occurred_at), e.id
+"""
+
+# A council's week from its items: meetings in the past 7 days (held) and the next 7 (upcoming), decisions and
+# documents first seen in the past 7 days.
+_WEEK_ITEMS = """
+    select * from (
+        select i.id, i.kind, i.council, c.name as council_name, i.title, i.committee, i.starts_at, i.url, i.status,
+               case
+                   when i.kind = 'meeting' and i.starts_at >= $5 then 'upcoming'
+                   when i.kind = 'meeting' then 'held'
+                   when i.kind = 'decision' then 'decisions'
+                   else 'documents'
+               end as section,
+               row_number() over (partition by i.council, i.kind order by i.starts_at, i.id) as n
+        from items i join councils c on c.slug = i.council
+        where i.council = any($1)
+          and (
+              (i.kind = 'meeting' and i.starts_at >= $2 and i.starts_at < $3 and coalesce(i.status, '') <> 'cancelled')
+              or (i.kind in ('decision', 'document') and i.first_seen_at >= $2 and i.first_seen_at <= $5)
+          )
+    ) x
+    where n <= $4
+    order by council_name, committee nulls last, starts_at
+"""

@@ -1,0 +1,348 @@
+"""The email channel's sender: turning claimed deliveries into one message per subscriber, sending it, and recording
+how it went; and the confirmation email of the double opt-in.
+
+Rules kept: only active, confirmed subscribers are mailed (a confirmation excepted); a suppressed address is never
+mailed, nor a paused subscription (`batches.prepare` holds deliveries to these, `send_confirmation` confirmations);
+a temporary SMTP failure retries on EMAIL_RETRY_DELAYS; a permanent one fails the deliveries and, when the server
+says the address is bad, suppresses it.
+
+How a pass goes: one task claims batches (one subscriber's due deliveries each) just in time and reads everything
+they need in one query; a few tasks send them, each message marked `sent` within a few hundredths of a second of
+the server taking it, in statements shared with the messages taken meanwhile (`outbox.SentMarks`), so a worker that
+dies can only leave the messages then in flight, or taken in those last moments, to be sent twice. A claim that
+waited so long that its lease may have run out is not sent.
+
+Many subscribers get the same news in the same words, so each distinct content is rendered once and merged per
+recipient (see `merge`): only what differs per recipient is computed per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
+from urllib.parse import urlsplit
+
+import asyncpg
+from jinja2 import Environment
+
+from notifier import subscriptions as subs
+from notifier.delivery import outbox
+from notifier.delivery.email.batches import PreparedBatch, content_key, prepare, render_batch
+from notifier.delivery.email.bounces import verp_address
+from notifier.delivery.email.merge import MergeTemplate, Placeholders, join_parts, link_holes, link_tokens
+from notifier.delivery.email.message import build_message
+from notifier.delivery.email.render import email_environment, render_confirm
+from notifier.delivery.email.replies import SendResult, next_retry
+from notifier.delivery.email.sender import SmtpSender
+from notifier.delivery.email.smtp_config import SmtpConfig
+from notifier.delivery.email.views import Links, Rendered
+from notifier.metrics import Metrics
+from notifier.settings import Settings
+from notifier.tokens import Tokens
+
+log = logging.getLogger(__name__)
+
+# How long a claimed batch may stay `sending` before the sweeper hands it to another worker.
+DEFAULT_LEASE = timedelta(minutes=5)
+# A claim is only used while this share of its lease is left: sending starts well before another worker may take it.
+LEASE_USABLE = 0.5
+# Distinct contents kept rendered during a pass; the claim order keeps recipients of the same news close together.
+TEMPLATE_CACHE_SIZE = 256
+# Addresses the merge writes into the To header as they are; anything else goes through `build_message`.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
+
+
+@dataclass
+class Mailer:
+    """What sending email needs, built once per worker."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    sender: SmtpSender
+    tokens: Tokens
+    env: Environment
+    metrics: Metrics | None = None
+    lease: timedelta = DEFAULT_LEASE
+    concurrency: int = 8
+    claim_size: int = 100
+    _secret: bytes = field(init=False)
+    domain: str = field(init=False)
+    _holes: Placeholders = field(init=False, default_factory=Placeholders)
+
+    def __post_init__(self) -> None:
+        self._secret = self.settings.ensure_secret_key().encode()
+        sender_domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2]
+        self.domain = sender_domain or urlsplit(self.settings.base_url).hostname or "localhost"
+
+    @classmethod
+    def create(
+        cls, settings: Settings, pool: asyncpg.Pool, *, metrics: Metrics | None = None, lease: timedelta | None = None
+    ) -> Mailer:
+        sender = SmtpSender(
+            SmtpConfig.from_url(settings.smtp_url),
+            connections=settings.smtp_connections,
+            rate_per_second=settings.smtp_rate_per_second,
+        )
+        tokens = Tokens(settings.ensure_secret_key(), confirm_max_age_seconds=settings.confirm_token_days * 86400)
+        lease = lease or DEFAULT_LEASE
+        # no more claimed at once than the rate limit can send in a small part of the lease
+        claim_size = max(1, min(100, int(settings.smtp_rate_per_second * lease.total_seconds() * LEASE_USABLE / 4)))
+        return cls(
+            settings, pool, sender, tokens, email_environment(), metrics, lease,
+            concurrency=settings.smtp_connections * 2, claim_size=claim_size,
+        )
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+    # ---- addresses and links ----
+
+    def url(self, path: str) -> str:
+        return f"{self.settings.base_url}{path}"
+
+    def _build(self, rendered: Rendered, to: str, links: Links | None, now: datetime | None = None) -> EmailMessage:
+        # The VERP return path goes in the envelope only: RFC 5321 4.4 leaves Return-Path to the delivering server.
+        return build_message(
+            rendered,
+            to=to,
+            mail_from=self.settings.mail_from,
+            links=links,
+            list_id=f"Council alerts <alerts.{self.domain}>",
+            message_id_domain=self.domain,
+            now=now,
+        )
+
+    def _return_path(self, to: str) -> str:
+        """The VERP envelope sender that brings a bounce back naming `to`; the plain bounce address for the rare
+        address VERP cannot carry (a quoted local part with spaces)."""
+        try:
+            return verp_address("bounces", self.domain, to, self._secret)
+        except ValueError:
+            return f"bounces@{self.domain}"
+
+    async def _send(self, rendered: Rendered, to: str, links: Links | None) -> SendResult:
+        return await self.sender.send(self._build(rendered, to, links), sender=self._return_path(to), recipients=[to])
+
+    # ---- deliveries ----
+
+    async def send_due(self, *, now: datetime | None = None) -> int:
+        """Claim and send everything due, batch by batch, until nothing is left. Returns the messages sent.
+
+        `now` (default: the clock) is the moment the sender acts at: what is due, the digest's day, the weekly
+        summary's week and the time of the next retry all follow from it.
+        """
+        run = _Run(now, outbox.SentMarks(self.pool))
+        queue: asyncio.Queue[PreparedBatch | None] = asyncio.Queue()
+        # claims are made just in time: once the senders are down to their last round, so nothing waits long
+        low = asyncio.Event()
+        sent = 0
+
+        async def claim() -> None:
+            try:
+                while True:
+                    while queue.qsize() > self.concurrency:
+                        low.clear()
+                        await low.wait()
+                    claimed_at = time.monotonic()
+                    batches = await outbox.claim_email_batches(
+                        self.pool, now=run.at(), lease=self.lease, limit=self.claim_size
+                    )
+                    if not batches:
+                        return
+                    for work in await prepare(self.pool, batches, run.at(), claimed_at):
+                        queue.put_nowait(work)
+            finally:
+                for _ in range(self.concurrency):
+                    queue.put_nowait(None)
+
+        async def send() -> None:
+            nonlocal sent
+            while (work := await queue.get()) is not None:
+                if queue.qsize() <= self.concurrency:
+                    low.set()
+                if time.monotonic() - work.claimed_at > self.lease.total_seconds() * LEASE_USABLE:
+                    # the mail server is so slow that the claim may have run out and gone to another worker:
+                    # leave it to the sweeper rather than risk sending it twice
+                    log.warning("claim on deliveries %s too old to send; left for the sweeper", work.batch.delivery_ids)
+                    continue
+                try:
+                    ok = await self._deliver_or_retry(work, run)
+                except Exception:  # the database is gone too: the claim runs out and the sweeper brings it back
+                    log.exception("could not record how sending deliveries %s went", work.batch.delivery_ids)
+                    continue
+                sent += ok  # not `sent += await ...`: that reads `sent` before the await and loses others' counts
+
+        try:
+            outcomes = await asyncio.gather(claim(), *(send() for _ in range(self.concurrency)),
+                                            return_exceptions=True)
+        finally:
+            await run.marks.close()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return sent
+
+    async def _deliver_or_retry(self, work: PreparedBatch, run: _Run) -> bool:
+        try:
+            return await self._deliver(work, run)
+        except Exception as e:  # a bug in one batch must not strand it in `sending` until the lease runs out
+            log.exception("sending deliveries %s failed", work.batch.delivery_ids)
+            ids = [r["delivery_id"] for r in work.rows]
+            error = f"internal error: {type(e).__name__}: {e}"
+            delay = next_retry(work.batch.attempts)
+            if delay is None:
+                await outbox.mark_final(self.pool, ids, status="failed", error=error)
+            else:
+                await outbox.mark_retry(self.pool, ids, error=error, at=run.at() + delay)
+            return False
+
+    async def _deliver(self, work: PreparedBatch, run: _Run) -> bool:
+        now = run.at()
+        tz = work.timezone or self.settings.default_timezone
+        subscription_ids = sorted({r["subscription_id"] for r in work.rows})
+        template = await run.template(content_key(work, tz, subscription_ids, now),
+                                      lambda: self._template(work, tz, subscription_ids, now))
+        values = link_tokens(self.tokens, work.subscriber_id, subscription_ids)
+        return_path = self._return_path(work.email)
+        data: EmailMessage | bytes
+        message_id: str | None = None
+        if _PLAIN_ADDRESS.fullmatch(work.email):
+            message_id = f"<{uuid.uuid4().hex}@{self.domain}>"
+            data = template.merge({**values, "to": work.email, "msgid": message_id})
+        else:  # quoted local parts, internationalised addresses: the email package writes those
+            r, holes = template.rendered, template.links
+            filled = Rendered(r.subject, join_parts(template.text, values), join_parts(template.html, values), r.kind)
+            links = Links(
+                manage=self._holes.fill(holes.manage, values),
+                unsubscribe=self._holes.fill(holes.unsubscribe, values),
+                one_click=self._holes.fill(holes.one_click, values) if holes.one_click else None,
+                unsubscribe_subscription=(
+                    self._holes.fill(holes.unsubscribe_subscription, values) if holes.unsubscribe_subscription else None
+                ),
+            )
+            data = self._build(filled, work.email, links)
+        result = await self.sender.send(data, sender=return_path, recipients=[work.email], message_id=message_id)
+        ids = [r["delivery_id"] for r in work.rows]
+        return await self._record(ids, work.email, result, work.batch.attempts, run)
+
+    async def _record(self, ids: list[int], email: str, result: SendResult, attempts: int, run: _Run) -> bool:
+        now = run.at()
+        if result.ok:
+            await run.marks.sent(ids, result.message_id, now)
+            self._count("sent", len(ids))
+            return True
+        if result.permanent:
+            await outbox.mark_final(self.pool, ids, status="failed", error=result.message)
+            if result.address_bad:
+                await subs.suppress(self.pool, email, "bounced", result.message)
+            self._count("failed", len(ids))
+            log.warning("permanent failure mailing %s: %s", email, result.message)
+            return False
+        delay = next_retry(attempts)
+        if delay is None:
+            await outbox.mark_final(self.pool, ids, status="failed", error=f"gave up: {result.message}")
+            self._count("failed", len(ids))
+        else:
+            await outbox.mark_retry(self.pool, ids, error=result.message, at=now + delay)
+            self._count("retried", len(ids))
+        return False
+
+    def _count(self, outcome: str, n: int) -> None:
+        if self.metrics is not None:
+            self.metrics.deliveries.labels("email", outcome).inc(n)
+
+    # ---- rendering ----
+
+    async def _template(
+        self, work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime
+    ) -> MergeTemplate:
+        """The content of `work`'s email with placeholders for the recipient's own values, ready to merge."""
+        links, stops = link_holes(self.url, self._holes, len(subscription_ids))
+        rendered = await render_batch(self.pool, self.env, work, tz=tz, subscription_ids=subscription_ids, now=now,
+                                      links=links, stops=stops)
+        message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
+        return MergeTemplate.make(rendered, links, message, hole=self._holes.hole, split=self._holes.split)
+
+    # ---- confirmation ----
+
+    async def send_confirmation(self, subscription_id: int) -> str:
+        """Send the confirmation for a subscription unless one went out recently. Returns what happened."""
+        row = await self.pool.fetchrow(
+            f"""
+            update subscriptions s set confirm_sent_at = now()
+            from subscribers b
+            where s.id = $1 and b.id = s.subscriber_id
+              and (b.status = 'pending' or s.confirmed_at is null) and b.status in ('pending', 'active')
+              and (s.confirm_sent_at is null or s.confirm_sent_at < now() - interval '{RESEND_WINDOW}')
+              and not exists (select 1 from suppressions x where x.email = lower(b.email))
+            returning b.id as subscriber_id, b.email, s.query, s.councils, s.regions, s.committees, s.event_types
+            """,
+            subscription_id,
+        )
+        if row is None:
+            return "nothing to send"
+        names = {
+            r["slug"]: r["name"]
+            for r in await self.pool.fetch("select slug, name from councils where slug = any($1)", row["councils"])
+        }
+        token = self.tokens.make("confirm", row["subscriber_id"], subscription_id)
+        rendered = render_confirm(
+            confirm_url=self.url(f"/confirm/{token}"),
+            following=[subs.describe_subscription(row, names)],
+            expires_days=self.settings.confirm_token_days,
+            env=self.env,
+        )
+        # list headers here too: whoever did not ask for this can stop it from their mail client, for good
+        everything = self.url("/unsubscribe/" + self.tokens.make("unsubscribe", row["subscriber_id"]))
+        links = Links(manage=self.url("/manage/" + self.tokens.make("manage", row["subscriber_id"])),
+                      unsubscribe=everything, one_click=everything)
+        result = await self._send(rendered, row["email"], links)
+        if result.ok:
+            return "sent"
+        # let a retry (or a fresh request) send it again
+        await self.pool.execute("update subscriptions set confirm_sent_at = null where id = $1", subscription_id)
+        if result.permanent:
+            if result.address_bad:
+                await subs.suppress(self.pool, row["email"], "bounced", result.message)
+            return f"failed: {result.message}"
+        raise TemporaryFailure(result.message)
+
+
+class TemporaryFailure(Exception):
+    """The mail server could not take a message now; the job retries later."""
+
+
+RESEND_WINDOW = "10 minutes"
+
+
+@dataclass
+class _Run:
+    """One pass of the sender: the moment it acts at (None: the clock), its marks, and the contents rendered so far."""
+
+    now: datetime | None
+    marks: outbox.SentMarks
+    templates: OrderedDict[Hashable, asyncio.Future[MergeTemplate]] = field(default_factory=OrderedDict)
+
+    def at(self) -> datetime:
+        return self.now or datetime.now(UTC)
+
+    async def template(self, key: Hashable, make: Callable[[], Awaitable[MergeTemplate]]) -> MergeTemplate:
+        """The content for `key`, rendered once however many recipients ask for it at the same time."""
+        future = self.templates.get(key)
+        if future is None:
+            future = asyncio.ensure_future(make())
+            self.templates[key] = future
+            if len(self.templates) > TEMPLATE_CACHE_SIZE:
+                self.templates.popitem(last=False)
+        else:
+            self.templates.move_to_end(key)
+        return await asyncio.shield(future)

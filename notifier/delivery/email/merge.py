@@ -1,0 +1,213 @@
+"""The mail merge: one rendered email made into many recipients' messages by filling in placeholders.
+
+Many subscribers get the same news in the same words: everyone following a council hears of its new meeting. So the
+content is rendered once per distinct content (the same events, matched terms, followed filters, time zone and day)
+and merged per recipient, mail-merge style: the template is rendered and built by `message.build_message` with
+placeholders where each recipient's links, address and Message-ID go, and each message is that template with the
+placeholders filled in and its two parts quoted-printable encoded. Only what differs per recipient is computed per
+recipient.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from aiosmtplib.email import flatten_message
+
+from notifier.delivery.email.views import Links, Rendered
+from notifier.tokens import Tokens
+
+# Line ends as `build_message` reads a body's: CR, LF or CRLF.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class Placeholders:
+    """The placeholders of the merge: `hole(name)` stands where the value `name` goes. Their mark is random per
+    process, so no council's text can contain one."""
+
+    __slots__ = ("_pattern", "mark", "split")
+
+    def __init__(self) -> None:
+        self.mark = "m" + secrets.token_hex(6)
+        self._pattern = re.compile(re.escape(self.mark) + r"_([a-z0-9]+)_")
+        # text around its placeholders: literal text at even places, the values' names at odd ones
+        self.split: Callable[[str], list[str]] = self._pattern.split
+
+    def hole(self, name: str) -> str:
+        return f"{self.mark}_{name}_"
+
+    def fill(self, text: str, values: Mapping[str, str]) -> str:
+        return self._pattern.sub(lambda m: values[m[1]], text)
+
+
+def link_holes(url: Callable[[str], str], holes: Placeholders, subscriptions: int) -> tuple[Links, list[str | None]]:
+    """Links with placeholders for tokens: "manage", "all", "one" (a message about one subscription) or "stopN"
+    (the N-th of several), and the stop links for the footer's list of what is followed. `url` makes a path
+    absolute."""
+    one = url("/unsubscribe/" + holes.hole("one")) if subscriptions == 1 else None
+    everything = url("/unsubscribe/" + holes.hole("all"))
+    links = Links(
+        manage=url("/manage/" + holes.hole("manage")),
+        unsubscribe=everything,
+        # RFC 8058 one-click stops what this message is about: its one subscription, or everything
+        one_click=one or everything,
+        unsubscribe_subscription=one,
+    )
+    stops: list[str | None] = (
+        [url("/unsubscribe/" + holes.hole(f"stop{i}")) for i in range(subscriptions)]
+        if subscriptions > 1 else [None]
+    )
+    return links, stops
+
+
+def link_tokens(tokens: Tokens, subscriber_id: int, subscription_ids: Sequence[int]) -> dict[str, str]:
+    """The values for `link_holes`'s placeholders: one subscriber's link tokens."""
+    manage, everything, each = tokens.email_links(subscriber_id, subscription_ids)
+    values = {"manage": manage, "all": everything}
+    if len(each) == 1:
+        values["one"] = each[0]
+    else:
+        for i, token in enumerate(each):
+            values[f"stop{i}"] = token
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class MergeTemplate:
+    """A rendered email with placeholders, and its MIME form from `build_message` made ready for the merge.
+
+    `text` and `html` are the rendered bodies split around their placeholders: literal text at even places, the
+    names of the values that go in between at odd ones ("to", "msgid" and the links' tokens). `pieces` is the whole
+    message on the wire: bytes where it is the same for every recipient (the bodies' lines without placeholders
+    already quoted-printable encoded), and between them `_Fill`s, the header lines and body lines that hold
+    placeholders, filled in and encoded per recipient. Quoted-printable encodes each line on its own (soft breaks
+    and the escaping of trailing white space and of a lone dot never reach past a line end), so encoding a body's
+    lines in runs gives the same bytes as encoding it whole, and a recipient's message costs only the few lines
+    with their links.
+    """
+
+    TO = "recipient@merge.invalid"
+    TEXT = "mergetextbody"
+    HTML = "mergehtmlbody"
+
+    rendered: Rendered
+    links: Links
+    text: list[str]
+    html: list[str]
+    pieces: list[bytes | _Fill]
+
+    @classmethod
+    def holes(cls, rendered: Rendered) -> Rendered:
+        return Rendered(rendered.subject, cls.TEXT, cls.HTML, rendered.kind)
+
+    @classmethod
+    def make(
+        cls, rendered: Rendered, links: Links, message: EmailMessage, *, hole: Callable[[str], str],
+        split: Callable[[str], list[str]],
+    ) -> MergeTemplate:
+        # ASCII whatever the server takes: quoted-printable bodies and RFC 2047 headers need no 8BITMIME
+        data = flatten_message(message, cte_type="7bit")
+        head, text_mark, rest = data.partition(b"\r\n" + cls.TEXT.encode() + b"\r\n")
+        middle, html_mark, tail = rest.partition(b"\r\n" + cls.HTML.encode() + b"\r\n")
+        message_id = str(message["Message-ID"]).encode()
+        if not (text_mark and html_mark) or head.count(message_id) != 1 or head.count(b" " + cls.TO.encode()) != 1:
+            raise RuntimeError("the message template does not have the shape the merge expects")
+        head = head.replace(b" " + cls.TO.encode(), b" " + hole("to").encode())
+        head = head.replace(message_id, hole("msgid").encode())
+        pieces = [
+            *_pieces(head.decode("ascii") + "\r\n", split, qp=False),
+            *_pieces(_tidy(rendered.text), split, qp=True),
+            middle + b"\r\n",
+            *_pieces(_tidy(rendered.html), split, qp=True),
+            tail,
+        ]
+        # adjacent literals joined once here rather than for every recipient
+        joined: list[bytes | _Fill] = []
+        for piece in pieces:
+            if isinstance(piece, bytes) and joined and isinstance(joined[-1], bytes):
+                joined[-1] += piece
+            else:
+                joined.append(piece)
+        return cls(rendered, links, split(rendered.text), split(rendered.html), joined)
+
+    def merge(self, values: Mapping[str, str]) -> bytes:
+        """The message for one recipient: `values` has their address ("to"), its Message-ID ("msgid") and the
+        tokens of their links."""
+        return b"".join(p if isinstance(p, bytes) else p.fill(values) for p in self.pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fill:
+    """Lines of the merged message that hold placeholders, as a `str.format` template (filled in C, where joining
+    the parts in Python would cost several times as much); quoted-printable encoded (a body's lines) or ASCII as
+    they are (a header's)."""
+
+    template: str
+    qp: bool
+
+    @classmethod
+    def of(cls, parts: list[str], *, qp: bool) -> _Fill:
+        """From `parts` as in `MergeTemplate.text`: literal text at even places, value names at odd ones."""
+        template = "".join(
+            "{" + p + "}" if i % 2 else p.replace("{", "{{").replace("}", "}}") for i, p in enumerate(parts)
+        )
+        return cls(template, qp)
+
+    def fill(self, values: Mapping[str, str]) -> bytes:
+        text = self.template.format_map(values)
+        return _qp(text) if self.qp else text.encode("ascii")
+
+
+def _pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> list[bytes | _Fill]:
+    """`text` (whole lines) as the merge writes it: runs of lines without placeholders encoded now, runs of lines
+    with them left to fill. Runs break only at line ends, where quoted-printable starts afresh."""
+    pieces: list[bytes | _Fill] = []
+
+    def flush(run: list[str], holes: bool) -> None:
+        chunk = "".join(run)
+        if holes:
+            pieces.append(_Fill.of(split(chunk), qp=qp))
+        else:
+            pieces.append(_qp(chunk) if qp else chunk.encode("ascii"))
+
+    run: list[str] = []
+    run_holes = False
+    for line in text.split("\n")[:-1]:  # text ends with a line end
+        holes = len(split(line)) > 1
+        if run and holes != run_holes:
+            flush(run, run_holes)
+            run = []
+        run.append(line + "\n")
+        run_holes = holes
+    if run:
+        flush(run, run_holes)
+    return pieces
+
+
+def join_parts(parts: list[str], values: Mapping[str, str]) -> str:
+    """`parts` as in `MergeTemplate.text`, with `values` in place of the names."""
+    return "".join(values[p] if i % 2 else p for i, p in enumerate(parts))
+
+
+def _tidy(text: str) -> str:
+    """A body's line ends as `build_message` leaves them: plain newlines, and one at the end. Rendered text has
+    them already (`render` tidies it so); placeholders' values hold no line breaks, so this holds for the filled
+    text too."""
+    if "\r" in text or not text.endswith("\n"):
+        # line ends as bytes.splitlines sees them (CR, LF, CRLF), not str.splitlines's wider set
+        lines = _LINE_END.split(text)
+        if lines[-1] == "":
+            lines.pop()
+        text = "\n".join(lines) + "\n"
+    return text
+
+
+def _qp(text: str) -> bytes:
+    """Lines of a body as `build_message` encodes them: UTF-8, quoted-printable, CRLF line ends. `text` is tidy
+    (see `_tidy`)."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")

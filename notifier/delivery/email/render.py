@@ -1,0 +1,241 @@
+"""Rendering the four kinds of email with Jinja2 (templates/email at the repository's root), each in a plain-text
+and an HTML part:
+
+- `confirm`: the double opt-in message: the confirm link, what was asked for, when the link expires;
+- `alert`: the events matched for one subscriber within the batching window, in one email;
+- `digest`: the day's matched events;
+- `weekly`: for each followed council, last week's meetings, decisions and documents and next week's meetings.
+
+Pure: no network, no database. The mailer turns rows into views (`views`), renders them here and wraps the result
+with `message.build_message`. Every email but `confirm` carries unsubscribe links in its footer. The HTML part has
+no images, scripts or tracking of any kind.
+
+Matched terms are highlighted as `notifier.topics.highlight` finds them: `<mark>` in HTML, `*asterisks*` in text.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from notifier.delivery.email.views import (
+    EntryView,
+    Following,
+    Links,
+    MailKind,
+    Rendered,
+    SourceWarning,
+    WeeklyCouncil,
+    check_link,
+    group_entries,
+)
+from notifier.delivery.email.words import format_date, format_range, format_when, one_line
+from notifier.models import Frequency
+from notifier.topics.describe import and_list
+from notifier.topics.highlight import highlight_html, highlight_text
+from notifier.zones import time_zone
+
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates" / "email"
+TEXT_WIDTH = 76
+
+_FREQUENCY_WORDS: Mapping[str, str] = {
+    Frequency.IMMEDIATE: "by email as it happens",
+    Frequency.DAILY: "in a daily digest",
+    Frequency.WEEKLY: "in a weekly summary",
+}
+
+
+def _http_url(url: str | None) -> str:
+    """The URL when it is an absolute http(s) link, else "": a council feed's `javascript:` never becomes a link."""
+    if not url:
+        return ""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        return ""
+    return url
+
+
+def _wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
+    # Long words (URLs) are never broken: a link must stay one piece to stay a link.
+    return textwrap.fill(
+        " ".join(str(text).split()), width=width, initial_indent=indent if first is None else first,
+        subsequent_indent=indent, break_long_words=False, break_on_hyphens=False,
+    )
+
+
+def _capfirst(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def email_environment(templates_dir: Path | None = None) -> Environment:
+    """The Jinja2 environment for the email templates: HTML autoescaped, text not, undefined names an error.
+
+    Build one at start-up and pass it to the render functions, which otherwise build their own each time.
+    """
+    directory = templates_dir or DEFAULT_TEMPLATES_DIR
+    if not directory.is_dir():
+        raise FileNotFoundError(f"email templates directory not found: {directory}")
+    env = Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters.update(
+        when=lambda value, tz, time_known=True: format_when(value, tz, time_known=time_known),
+        mark=highlight_html,
+        emph=highlight_text,
+        wrap=_wrap,
+        http_url=_http_url,
+        capfirst=_capfirst,
+        frequency=lambda value: _FREQUENCY_WORDS.get(str(value), str(value)),
+        underline=lambda text, char="=": char * len(str(text)),
+    )
+    return env
+
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def _tidy_text(text: str) -> str:
+    # "-- " (with its space) is the signature separator: mail clients fold or dim the footer after it.
+    lines = "\n".join(line if line == "-- " else line.rstrip() for line in text.splitlines())
+    return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
+
+
+def _tidy_html(html: str) -> str:
+    return "\n".join(line.rstrip() for line in html.splitlines() if line.strip()) + "\n"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _councils_phrase(names: Sequence[str]) -> str:
+    unique = list(dict.fromkeys(names))
+    return and_list(unique) if len(unique) <= 2 else f"{len(unique)} councils"
+
+
+def _following(items: Sequence[Following | str]) -> tuple[Following, ...]:
+    result = tuple(f if isinstance(f, Following) else Following(f) for f in items)
+    if not result:
+        raise ValueError("an email must say what the subscriber follows")
+    return result
+
+
+def _render(env: Environment | None, name: MailKind, subject: str, context: dict[str, Any]) -> Rendered:
+    env = env or email_environment()
+    subject = one_line(subject)
+    context = {"subject": subject, **context}
+    text = env.get_template(f"{name}.txt").render(context)
+    html = env.get_template(f"{name}.html").render(context)
+    return Rendered(subject, _tidy_text(text), _tidy_html(html), name)
+
+
+def render_confirm(
+    *,
+    confirm_url: str,
+    following: Sequence[Following | str],
+    expires_days: int,
+    service_name: str = "Council alerts",
+    env: Environment | None = None,
+) -> Rendered:
+    """The double opt-in email: what was asked for, the confirm link and when it expires."""
+    check_link(confirm_url, "confirm_url")
+    if not confirm_url:
+        raise ValueError("confirm_url is required")
+    if expires_days < 1:
+        raise ValueError("expires_days must be at least 1")
+    context = {
+        "confirm_url": confirm_url, "following": _following(following), "expires_days": expires_days,
+        "service_name": service_name,
+        "preheader": f"Confirm to start your alerts. The link expires in {_count(expires_days, 'day')}.",
+    }
+    return _render(env, "confirm", f"Confirm your email alerts from {service_name}", context)
+
+
+def render_alert(
+    entries: Sequence[EntryView],
+    *,
+    links: Links,
+    following: Sequence[Following | str],
+    warnings: Sequence[SourceWarning] = (),
+    timezone: str = "Europe/London",
+    service_name: str = "Council alerts",
+    env: Environment | None = None,
+) -> Rendered:
+    """An immediate alert: the events matched for one subscriber within the batching window."""
+    if not entries:
+        raise ValueError("an alert needs at least one entry")
+    time_zone(timezone)
+    if len(entries) == 1:
+        e = entries[0]
+        subject = f"{e.council}: {e.summary or f'{e.title}: {e.headline}'}"
+    else:
+        subject = f"{len(entries)} updates from {_councils_phrase([e.council for e in entries])}"
+    context = {
+        "groups": group_entries(entries), "count": len(entries), "links": links, "following": _following(following),
+        "warnings": tuple(warnings), "timezone": timezone, "service_name": service_name,
+        "preheader": entries[0].summary or entries[0].title,
+    }
+    return _render(env, "alert", subject, context)
+
+
+def render_digest(
+    entries: Sequence[EntryView],
+    *,
+    day: date,
+    links: Links,
+    following: Sequence[Following | str],
+    warnings: Sequence[SourceWarning] = (),
+    timezone: str = "Europe/London",
+    service_name: str = "Council alerts",
+    env: Environment | None = None,
+) -> Rendered:
+    """The daily digest: the day's matched events, by council and committee."""
+    if not entries:
+        raise ValueError("a digest needs at least one entry")
+    time_zone(timezone)
+    subject = f"Your daily digest for {format_date(day)}: {_count(len(entries), 'update')}"
+    context = {
+        "groups": group_entries(entries), "count": len(entries), "day": format_date(day), "links": links,
+        "following": _following(following), "warnings": tuple(warnings), "timezone": timezone,
+        "service_name": service_name, "preheader": entries[0].summary or entries[0].title,
+    }
+    return _render(env, "digest", subject, context)
+
+
+def render_weekly(
+    councils: Sequence[WeeklyCouncil],
+    *,
+    week_start: date,
+    links: Links,
+    following: Sequence[Following | str],
+    timezone: str = "Europe/London",
+    service_name: str = "Council alerts",
+    env: Environment | None = None,
+) -> Rendered:
+    """The weekly summary of each followed council: the week from `week_start` and the meetings of the next."""
+    if not councils:
+        raise ValueError("a weekly summary needs at least one council")
+    time_zone(timezone)
+    past = format_range(week_start, week_start + timedelta(days=6))
+    subject = f"Weekly summary, {past}: {_councils_phrase([c.name for c in councils])}"
+    context = {
+        "councils": tuple(councils), "past": past,
+        "next": format_range(week_start + timedelta(days=7), week_start + timedelta(days=13)),
+        "links": links, "following": _following(following), "timezone": timezone, "service_name": service_name,
+        "preheader": f"What happened at {_councils_phrase([c.name for c in councils])} in the week of {past}",
+    }
+    return _render(env, "weekly", subject, context)
