@@ -36,6 +36,7 @@ from notifier.documents.sentences import (
     follows,
     marker,
     split_units,
+    strip_marker,
 )
 
 Field = Literal["purpose", "recommendations", "resolutions"]
@@ -84,6 +85,8 @@ _REC_SENTENCE = re.compile(
 _MOTION = re.compile(r"\(motion\).*\(second(?:ed)?\)|^APPROVED\s*[–-]", re.I)
 _PROCEDURAL = re.compile(r"called to order|adjourn", re.I)
 _THAT = re.compile(r"^(?:That|THAT)\b")
+# Numbered paragraphs of UK reports ("2.1 That Cabinet approves ..."): entries of a section like list entries.
+_NUMBERED = re.compile(r"^\d+(?:\.\d+)+\.?\s+\S")
 # A section name run on to the end of a recommendation ("... as conditioned NEW PUBLIC HEARINGS").
 _TRAILING_HEADING = re.compile(
     r"(?<=[a-z0-9)]) (?:[A-Z]{2,} ){0,3}(?:HEARINGS?|BUSINESS|CALENDAR|ITEMS|REPORTS?|ADJOURNMENT|MATTERS|SESSION)\b.*$"
@@ -176,7 +179,7 @@ def classify(text: str) -> Kind:
         return Kind.START
     if LEADING_BULLET.match(text):
         return Kind.BULLET
-    if LEADING_MARKER.match(text):
+    if LEADING_MARKER.match(text) or _NUMBERED.match(text):
         return Kind.ENTRY
     return Kind.TEXT
 
@@ -193,10 +196,16 @@ def _starts_entry(paragraph: Paragraph) -> bool:
     return paragraph.kind in (Kind.ENTRY, Kind.BULLET)
 
 
+def _title(text: str) -> bool:
+    """A few words without a sentence's punctuation at the end: a heading, not an entry."""
+    return len(text.split()) <= 8 and text[-1:] not in ".;:," and text[:1].isupper()
+
+
 def _continues(q: Paragraph, block: bool, open_list: bool) -> bool:
     """Whether a paragraph carries on a section that has begun (see the module docstring)."""
     if _starts_entry(q):
-        return block or open_list
+        # A numbered heading ("3. Reasons for the recommendations") ends a section unless a list is open.
+        return open_list or (block and not _title(strip_marker(q.text)))
     if block and _THAT.match(q.text):
         return True
     return open_list and not heading_like(q.text)
@@ -209,7 +218,8 @@ def _section(paras: Sequence[Paragraph], i: int, name: Field, offset: int | None
     if not block:
         out.add_from(name, paras[i], offset or 0)
     open_list = not block and _list_open(paras[i])
-    markers = {m for m in (marker(paras[i].text[offset or 0 :]),) if m}
+    # A heading's own number ("2. Recommendations") is not an entry of the list under it.
+    markers = {m for m in (marker(paras[i].text[offset:]),) if m} if offset is not None else set()
     j = i + 1
     while j < len(paras):
         q = paras[j]

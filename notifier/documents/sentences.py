@@ -79,7 +79,8 @@ def _boundaries(text: str) -> list[int]:
     cuts: set[int] = set()
     for m in (*_INLINE.finditer(text), *_SENTENCE_END.finditer(text)):
         word = _WORD_BEFORE.search(text, 0, m.start())
-        if word is not None and is_abbreviation(word.group(1).rstrip(";:\"”’)")):
+        before = word.group(1).rstrip("\"”’)") if word else ""
+        if before.endswith(".") and is_abbreviation(before):
             continue
         cuts.add(m.end())
     return sorted(cuts)
