@@ -71,7 +71,8 @@ def _ngrams(text: str) -> Iterator[tuple[str, str]]:
         for n in range(1, MAX_WORDS + 1):
             for i in range(len(run) - n + 1):
                 phrase = " ".join(run[i : i + n])
-                if len(phrase) >= MIN_CHARS:
+                # A word said twice in a row ("budget budget", from a table) is not a phrase.
+                if len(phrase) >= MIN_CHARS and len(set(stems[i : i + n])) == n:
                     yield " ".join(stems[i : i + n]), phrase
 
 
