@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/email_send.py
+	$(BIN)/python bench/briefs.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

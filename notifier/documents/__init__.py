@@ -1,0 +1,1 @@
+"""Council documents: text extraction and meeting briefs (pure: no database, no network)."""
