@@ -25,6 +25,8 @@ from arq.worker import Function, Worker, func
 from notifier.db import create_pool
 from notifier.delivery import outbox
 from notifier.delivery.email.mailer import Mailer, TemporaryFailure
+from notifier.delivery.email.render import render_endpoint_disabled
+from notifier.delivery.webhooks import endpoints
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
 from notifier.ingest import fetch, poll
 from notifier.logs import context_id
@@ -133,6 +135,26 @@ async def send_confirmation(ctx: WorkerContext, subscription_id: int) -> str:
 CONFIRM_RETRY_DELAYS = [10, 60, 300, 1800]
 
 
+async def notify_endpoint_disabled(ctx: WorkerContext, endpoint_id: int) -> str:
+    """Tell a partner, once, that one of its webhook endpoints was disabled."""
+    pool = ctx["pool"]
+    notice = await endpoints.disabled_notice_due(pool, endpoint_id)
+    if notice is None:
+        return "nothing owed"
+    mailer = ctx["mailer"]
+    rendered = render_endpoint_disabled(
+        partner_name=notice["partner_name"], url=notice["url"], reason=notice["disabled_reason"] or "disabled",
+        disabled_at=notice["disabled_at"], endpoint_id=notice["id"], env=mailer.env,
+    )
+    result = await mailer.send_notice(rendered, notice["contact_email"])
+    if result.ok:
+        return "sent"
+    await endpoints.notice_not_sent(pool, endpoint_id)  # owed still: the retry claims it again
+    if result.permanent:
+        return f"failed: {result.message}"
+    raise Retry(defer=CONFIRM_RETRY_DELAYS[min(ctx.get("job_try", 1), len(CONFIRM_RETRY_DELAYS)) - 1])
+
+
 async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
     """Send every webhook delivery that is due, then schedule a pass for when the next retry falls due (the cron
     pass every minute is the safety net)."""
@@ -181,6 +203,10 @@ def worker_functions() -> list[Function]:
         func(_observed("match_events", match_events), name="match_events", max_tries=5),
         func(_observed("send_emails", send_emails), name="send_emails", max_tries=3),
         func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3),
+        func(
+            _observed("notify_endpoint_disabled", notify_endpoint_disabled), name="notify_endpoint_disabled",
+            max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
+        ),
         func(
             _observed("send_confirmation", send_confirmation), name="send_confirmation",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,

@@ -278,6 +278,12 @@ async def test_pages_resend_for_unknown_address_sends_nothing_and_says_the_same(
     assert smtp_server.messages == []
 
 
+def _flip(token: str, at: int) -> str:
+    """The token with one character of its signature changed. Not the last: in base64 its low bits are padding,
+    and a change there can decode to the same signature."""
+    return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1:]
+
+
 @pytest.mark.parametrize("kind", ["confirm", "manage", "unsubscribe"])
 @pytest.mark.parametrize(
     "forge",
@@ -285,7 +291,7 @@ async def test_pages_resend_for_unknown_address_sends_nothing_and_says_the_same(
         pytest.param(lambda t, kind: "not-a-token", id="garbage"),
         pytest.param(lambda t, kind: Tokens("another-secret-key-of-32-chars!!").make(kind, 1, 1), id="other-key"),
         pytest.param(lambda t, kind: t.make("manage" if kind != "manage" else "confirm", 1, 1), id="other-purpose"),
-        pytest.param(lambda t, kind: t.make(kind, 1, 1)[:-2] + "xx", id="bad-signature"),
+        pytest.param(lambda t, kind: _flip(t.make(kind, 1, 1), -6), id="bad-signature"),
         pytest.param(lambda t, kind: "A" * 600, id="too-long"),
     ],
 )

@@ -129,6 +129,10 @@ class Mailer:
         except ValueError:
             return f"bounces@{self.domain}"
 
+    async def send_notice(self, rendered: Rendered, to: str) -> SendResult:
+        """A message to one person about their own account (a partner's endpoint disabled): no list headers."""
+        return await self._send(rendered, to, None)
+
     async def _send(self, rendered: Rendered, to: str, links: Links | None) -> SendResult:
         return await self.sender.send(self._build(rendered, to, links), sender=self._return_path(to), recipients=[to])
 

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime
 
-from notifier.delivery.email.views import Links, Rendered
+from notifier.delivery.email.views import NOT_LIST_MAIL, Links, Rendered
 from notifier.delivery.email.words import check_aware, one_line
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -81,12 +81,13 @@ def build_message(
 ) -> EmailMessage:
     """The MIME message: multipart/alternative (text, then HTML, both UTF-8) with the list headers.
 
-    Refuses (ValueError) a message other than a confirmation without unsubscribe links. `return_path` (a VERP
+    Refuses (ValueError) a list message (anything but a confirmation or a notice to a partner) without unsubscribe
+    links. `return_path` (a VERP
     address, see `notifier.delivery.email.bounces.verp_address`) is written as `Return-Path` so the sender can read it
     back; it must also be given to SMTP as the envelope sender (MAIL FROM), which is what bounces go to.
     """
-    if rendered.kind != "confirm" and links is None:
-        raise ValueError("only a confirmation may be sent without unsubscribe links")
+    if rendered.kind not in NOT_LIST_MAIL and links is None:
+        raise ValueError("only a confirmation or a notice may be sent without unsubscribe links")
     to = _single_line(to, "to")
     if "@" not in to:
         raise ValueError(f"not an email address: {to!r}")

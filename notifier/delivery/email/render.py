@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -239,3 +239,22 @@ def render_weekly(
         "preheader": f"What happened at {_councils_phrase([c.name for c in councils])} in the week of {past}",
     }
     return _render(env, "weekly", subject, context)
+
+
+def render_endpoint_disabled(
+    *,
+    partner_name: str,
+    url: str,
+    reason: str,
+    disabled_at: datetime,
+    endpoint_id: int,
+    service_name: str = "Council alerts",
+    env: Environment | None = None,
+) -> Rendered:
+    """The notice to a partner that one of its webhook endpoints was disabled, and how to bring it back."""
+    context = {
+        "partner_name": partner_name, "url": url, "reason": reason, "endpoint_id": endpoint_id,
+        "disabled_at": f"{disabled_at:%d %B %Y %H:%M} UTC", "service_name": service_name,
+        "preheader": f"Deliveries to {url} have stopped: {reason}.",
+    }
+    return _render(env, "endpoint_disabled", f"Your webhook endpoint was disabled: {url}", context)

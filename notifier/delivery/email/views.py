@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 from notifier.delivery.email.words import check_aware
 from notifier.topics.describe import EVENT_LABELS
 
-MailKind = Literal["confirm", "alert", "digest", "weekly"]
+MailKind = Literal["confirm", "alert", "digest", "weekly", "endpoint_disabled"]
+# Messages to one person about their own account, not to a list: no unsubscribe links or list headers.
+NOT_LIST_MAIL: frozenset[str] = frozenset({"confirm", "endpoint_disabled"})
 
 
 def check_link(value: str | None, name: str) -> None:

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -209,7 +210,16 @@ def filter_problem(e: FilterError) -> Problem:
 
 
 def respond(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
+    # json.dumps rather than model_dump_json: times keep their "+00:00" offset (ISO 8601 as Python writes it),
+    # as every answer of this API always has; pydantic would write "Z".
+    body = json.dumps(model.model_dump(mode="python"), default=_json_default)
+    return web.Response(text=body, status=status, content_type="application/json")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def path_id(request: web.Request, name: str = "id") -> int:

@@ -22,7 +22,7 @@ from notifier.settings import Settings
 from notifier.web.app import create_app
 from tests.delivery.webhooks.resolver import TableResolver
 from tests.factories import Factory
-from tests.servers import WebhookReceiver
+from tests.servers import SmtpServer, WebhookReceiver
 
 Send = Callable[..., Any]
 
@@ -389,9 +389,9 @@ async def test_webhook_endpoint_crud(
     assert await pool.fetchval("select count(*) from subscriptions where channel = 'webhook'") == 1
 
 
-async def test_webhook_endpoint_failing_for_days_is_disabled(
+async def test_webhook_endpoint_failing_for_days_is_disabled_and_its_partner_told_once(
     client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
-    settings: Settings, send: Send,
+    settings: Settings, send: Send, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
 ) -> None:
     await factory.council()
     made = await endpoint(client, key, receiver)
@@ -406,3 +406,13 @@ async def test_webhook_endpoint_failing_for_days_is_disabled(
     assert (await send()).disabled == [made["id"]]
     row = await pool.fetchrow("select status, disabled_reason, failure_streak from webhook_endpoints")
     assert tuple(row) == ("disabled", "every delivery failed for 5 days", 2)
+
+    # the worker's job tells the partner's contact, once however often it runs
+    for attempt in range(2):
+        await redis.enqueue_job("notify_endpoint_disabled", made["id"], _job_id=f"notice-{attempt}")
+        await run_jobs()
+    [notice] = smtp_server.messages
+    assert notice.rcpt_tos == ["tech@dementia.example"]
+    text = notice.raw.decode()
+    assert "Your webhook endpoint was disabled" in text and receiver.endpoint("a") in text
+    assert "every delivery failed for 5 days" in text and "List-Unsubscribe" not in text
