@@ -26,12 +26,13 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
 import resource
 import signal
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
 
@@ -406,6 +407,7 @@ _SIGNAL_ERRORS: dict[int, type[ExtractionError]] = {
     signal.SIGABRT: OutOfMemory,
 }
 _STDERR_TAIL = 500
+_CHILD_VARIABLES = re.compile(r"PATH|LANG|LC_\w+|TZ|TMPDIR|VIRTUAL_ENV|PYTHON(?:PATH|HOME|IOENCODING|UTF8)")
 
 
 async def extract_in_subprocess(
@@ -435,7 +437,7 @@ async def extract_in_subprocess(
     args = [arg for name, value in limits.items() for arg in (f"--{name}", str(value))]
     args += ["--content-type", content_type or "", "--filename", filename or ""]
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", _CHILD_MODULE, *args,
+        sys.executable, "-m", _CHILD_MODULE, *args, env=_child_environment(os.environ),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -448,6 +450,15 @@ async def extract_in_subprocess(
                 child.kill()
             await child.wait()
     return _child_result(child.returncode, stdout, stderr, memory_bytes)
+
+
+def _child_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The variables the extraction child gets: what Python and the locale need, and nothing else.
+
+    A document that took over its parser must not find the service's secrets (database and SMTP URLs, keys) in its
+    environment.
+    """
+    return {name: value for name, value in environment.items() if _CHILD_VARIABLES.fullmatch(name)}
 
 
 def _child_result(returncode: int | None, stdout: bytes, stderr: bytes, memory_bytes: int) -> ExtractedText:

@@ -28,6 +28,7 @@ from notifier.documents.extract import (
     TooLarge,
     TooManyPages,
     UnsupportedType,
+    _child_environment,
     _child_result,
     detect_kind,
     extract,
@@ -510,6 +511,15 @@ async def test_subprocess_hostile_page_trees_are_corrupt() -> None:
     data = raw_pdf([CATALOG, b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>", PAGE])
     with pytest.raises(CorruptDocument):
         await extract_in_subprocess(data)
+
+
+def test_subprocess_child_gets_no_secrets_in_its_environment() -> None:
+    environment = {"PATH": "/usr/bin", "LANG": "en_GB.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONPATH": "/srv/app",
+                   "NOTIFIER_DATABASE_URL": "postgresql://u:p@db/notifier", "NOTIFIER_SMTP_URL": "smtp://u:p@mail",
+                   "API_KEY": "x", "PYTHONSTARTUP": "/tmp/a.py", "MYPATH": "x", "PATH_TOKEN": "x"}  # fmt: skip
+    assert _child_environment(environment) == {
+        "PATH": "/usr/bin", "LANG": "en_GB.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONPATH": "/srv/app",
+    }  # fmt: skip
 
 
 def test_child_module_runs_with_python_m() -> None:
