@@ -35,6 +35,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
@@ -241,8 +242,9 @@ def main() -> None:
     report = [
         f"## Documents: PDF text extraction, PDFium against pypdf ({date.today().isoformat()})",
         "",
-        f"Command: `.venv/bin/python bench/documents.py --rounds {args.rounds}`. {machine}. Wall time, best of "
-        f"{args.rounds} rounds, one process, one document at a time.",
+        f"Command: `.venv/bin/python bench/documents.py --rounds {args.rounds}`. {machine}, {os.cpu_count()} "
+        f"cores, load average {os.getloadavg()[0]:.1f} at the start. Best of {args.rounds} rounds, one process, "
+        "one document at a time. On a shared machine compare the CPU times: wall times move with the load.",
         "",
         *table(rows),
         "",

@@ -8,13 +8,14 @@ The type is found from the bytes first (`%PDF-`, a ZIP holding `word/document.xm
 declared content type, then from the file name: servers label documents wrongly more often than files lie.
 
 PDFs are read with PDFium (pypdfium2) rather than pypdf, for speed and for fidelity. On the real council agendas
-in tests/fixtures/reports, PDFium needs a nineteenth of pypdf's CPU time (the whole extractor, with its layout work,
-a fifteenth; on plain generated reports a third to a fifth: bench/documents.py). And it reads them better: on the
-Hermosa Beach agenda pypdf runs the words together ("Recommendation:StaffrecommendsCityCouncil..."), elsewhere it
-drops the space after item numbers ("1.November") or doubles spaces, while PDFium gives the words as printed. PDFium
-also gives each character's position, from which paragraphs are found (`notifier.documents.pdf`), and marks words
-hyphenated at a line end. Being C, it can crash or exhaust memory on a hostile file; the child process contains
-that (pypdf, pure Python, would need the same containment for its slowness and its loops).
+in tests/fixtures/reports, PDFium alone took 19 to 31 times less CPU time than pypdf over three runs of
+bench/documents.py, and this whole extractor, its layout work included, 15 to 27 times less; on plain generated
+reports, 3 to 5 and 2 to 4 times less. And PDFium reads them better: on the Hermosa Beach agenda pypdf runs the
+words together ("Recommendation:StaffrecommendsCityCouncil..."), elsewhere it drops the space after item numbers
+("1.November") or doubles spaces, while PDFium gives the words as printed. PDFium also gives each character's
+position, from which paragraphs are found (`notifier.documents.pdf`), and marks words hyphenated at a line end.
+Being C, it can crash or exhaust memory on a hostile file; the child process contains that (pypdf, pure Python,
+would need the same containment for its slowness and its loops).
 """
 
 from __future__ import annotations
