@@ -1,1 +1,1 @@
-"""Council documents: text extraction and meeting briefs (pure: no database, no network)."""
+"""Council documents (report PDFs, Word files, HTML pages) turned into text and briefs: no database, no network."""
