@@ -39,6 +39,8 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/email_send.py
+	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/briefs.py
 
 clean:

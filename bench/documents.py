@@ -46,7 +46,8 @@ from datetime import date  # noqa: E402
 import pypdf  # noqa: E402
 import pypdfium2 as pdfium  # noqa: E402
 
-from notifier.documents.extract import ExtractedText, ExtractionError, extract, extract_in_subprocess  # noqa: E402
+from notifier.documents.child import extract_in_subprocess  # noqa: E402
+from notifier.documents.extract import ExtractedText, ExtractionError, extract  # noqa: E402
 from tests.documents.makers import report_pdf  # noqa: E402
 
 REPORTS = ROOT / "tests" / "fixtures" / "reports"

@@ -24,26 +24,22 @@ from __future__ import annotations
 import asyncio
 import codecs
 import hashlib
-import io
 import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import icalendar
 from dateutil.rrule import rrule, rruleset, rrulestr
-from dateutil.tz import tzical
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from notifier.models import ItemKind
 from notifier.sources.base import Fetch, Record, SourceError, SourceState
 from notifier.sources.common import clean_line, clean_text, html_to_text
-from notifier.zones import time_zone
+from notifier.sources.ical_zones import Zones, canonical_tzid, localize, take_timezones, to_utc, zones_of
 
 __all__ = ["IcalAdapter", "parse_calendar", "split_cancelled"]
 
@@ -56,17 +52,10 @@ MAX_SCANNED_OCCURRENCES = 20_000
 # Meetings do not recur by the second, minute or hour; such a rule is noise (or an attack) and is not expanded.
 _EXPANDABLE_FREQS = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 
-_VTIMEZONE_BLOCK = re.compile(r"^BEGIN:VTIMEZONE[ \t]*\r?\n.*?^END:VTIMEZONE[ \t]*(?:\r?\n|$)", re.M | re.S | re.I)
 _FOLD = re.compile(r"\r?\n[ \t]")
 # A TZID parameter (not the text "\;TZID=" inside an escaped value).
 _TZID_PARAM = re.compile(r'(?<!\\)(;TZID=)("[^"\r\n]*"|[^;:\r\n]*)', re.I)
-# The VTIMEZONE properties dateutil understands; anything else (X-LIC-LOCATION, TZUNTIL) makes it give up.
-_TZICAL_PROPERTIES = frozenset({
-    "BEGIN", "END", "TZID", "TZURL", "LAST-MODIFIED", "COMMENT", "DTSTART", "RRULE", "RDATE", "EXRULE", "EXDATE",
-    "TZOFFSETFROM", "TZOFFSETTO", "TZNAME",
-})  # fmt: skip
 _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>")
-_IANA_TAIL = re.compile(r"([A-Za-z]+(?:/[A-Za-z0-9_+-]+){1,2})$")
 
 
 class IcalAdapter:
@@ -113,12 +102,6 @@ def split_cancelled(title: str) -> tuple[str, bool]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Zones:
-    floating: tzinfo  # for floating and all-day times: X-WR-TIMEZONE when the calendar names one, else the council's
-    custom: Mapping[str, tzinfo]  # this calendar's own VTIMEZONE definitions, by TZID
-
-
-@dataclass(frozen=True, slots=True)
 class _Window:
     start: datetime
     end: datetime
@@ -131,9 +114,9 @@ def parse_calendar(body: bytes, *, state: SourceState) -> list[Record]:
     max_bytes = _int_option(options, "max_bytes", DEFAULT_MAX_BYTES)
     if len(body) > max_bytes:
         raise SourceError(f"calendar is {len(body)} bytes, over the {max_bytes}-byte limit for a calendar")
-    text, custom = _take_timezones(_FOLD.sub("", _decode(body)))
-    calendars = _parse(_TZID_PARAM.sub(_canonical_tzid, text))
-    zones = _zones(calendars[0], state.timezone, custom)
+    text, custom = take_timezones(_FOLD.sub("", _decode(body)))
+    calendars = _parse(_TZID_PARAM.sub(canonical_tzid, text))
+    zones = zones_of(calendars[0], state.timezone, custom)
     window = _Window(
         start=state.now - timedelta(days=_int_option(options, "days_back", DEFAULT_DAYS_BACK)),
         end=state.now + timedelta(days=_int_option(options, "days_ahead", DEFAULT_DAYS_AHEAD)),
@@ -166,7 +149,7 @@ def parse_calendar(body: bytes, *, state: SourceState) -> list[Record]:
         external_id = uid
         if uid_counts[uid] > 1:
             # Some publishers reuse one UID for many events; the start tells them apart.
-            external_id = f"{uid}#{_instance_key(_localize(_start_prop(ev), zones))}"
+            external_id = f"{uid}#{_instance_key(localize(_start_prop(ev), zones))}"
         records[external_id] = _record(ev, external_id, zones, committee, method_cancel)
     for override in overrides:
         records[override.external_id] = override
@@ -220,72 +203,6 @@ def _parse(text: str) -> list[icalendar.Component]:
     return calendars
 
 
-def _take_timezones(text: str) -> tuple[str, dict[str, tzinfo]]:
-    """The calendar without its VTIMEZONE blocks, and the zones those blocks define (broken ones left out)."""
-    zones: dict[str, tzinfo] = {}
-
-    def take(m: re.Match[str]) -> str:
-        block = m[0]
-        tzid = location = ""
-        kept = []
-        for line in block.splitlines():
-            name, _, value = line.partition(":")
-            name = name.split(";", 1)[0].strip().upper()
-            if name == "TZID":
-                tzid = value.strip()
-            elif name == "X-LIC-LOCATION":
-                location = value.strip()
-            if name in _TZICAL_PROPERTIES:
-                kept.append(line)
-        if not tzid:
-            return ""
-        # Exporters that invent a TZID often say which IANA zone they mean.
-        zone: tzinfo | None = _zone_for(location)
-        if zone is None:
-            try:
-                zone = tzical(io.StringIO("\n".join(kept))).get(tzid)
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                zone = None  # broken: the TZID falls back to the calendar's or the council's zone
-        if zone is not None:
-            zones.setdefault(tzid, zone)
-        return ""
-
-    return _VTIMEZONE_BLOCK.sub(take, text), zones
-
-
-def _canonical_tzid(m: re.Match[str]) -> str:
-    zone = _zone_for(m[2])
-    return f"{m[1]}{zone.key}" if zone is not None else m[0]
-
-
-def _zones(cal: icalendar.Component, council_tz: str, custom: Mapping[str, tzinfo]) -> _Zones:
-    try:
-        council = time_zone(council_tz)
-    except ValueError as e:
-        raise SourceError(f"unknown council time zone {council_tz!r}") from e
-    named = _zone_for(str(cal.get("X-WR-TIMEZONE", "")))
-    return _Zones(floating=named or council, custom=custom)
-
-
-def _zone_for(tzid: str) -> ZoneInfo | None:
-    """The IANA zone a TZID means: an IANA name, a vendor-prefixed one (`/mozilla.org/.../Europe/London`) or a
-    Windows name (`GMT Standard Time`); None for anything else."""
-    name = tzid.strip().strip('"')
-    if not name:
-        return None
-    candidates = [name, WINDOWS_TO_OLSON.get(name, "")]
-    if m := _IANA_TAIL.search(name):
-        candidates.append(m[1])
-    for candidate in candidates:
-        if not candidate:
-            continue
-        try:
-            return time_zone(candidate)
-        except ValueError:
-            continue
-    return None
-
-
 # ---- one event ------------------------------------------------------------------------------------------------------
 
 
@@ -324,42 +241,21 @@ def _uid(ev: icalendar.Component) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-def _localize(prop: Any, zones: _Zones) -> date | datetime:
-    """The property's value as an aware datetime in its zone (wall clock as written), or a date for all-day."""
-    value = prop.dt
-    if not isinstance(value, datetime):
-        return value  # type: ignore[no-any-return]
-    tzid = str(prop.params.get("TZID") or "").strip().strip('"') if hasattr(prop, "params") else ""
-    if tzid:
-        # The wall clock as written, in the zone resolved here (whatever icalendar made of the TZID).
-        zone = _zone_for(tzid) or zones.custom.get(tzid) or zones.floating
-        return value.replace(tzinfo=zone, fold=0)
-    if value.tzinfo is not None:
-        return value  # UTC
-    return value.replace(tzinfo=zones.floating, fold=0)
-
-
-def _to_utc(value: date | datetime, zones: _Zones) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime(value.year, value.month, value.day, tzinfo=zones.floating).astimezone(UTC)
-
-
 def _instance_key(value: date | datetime) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return value.strftime("%Y%m%d")
 
 
-def _recurrence_id(ev: icalendar.Component, zones: _Zones) -> str | None:
+def _recurrence_id(ev: icalendar.Component, zones: Zones) -> str | None:
     prop = _date_prop(ev, "RECURRENCE-ID")
-    return _instance_key(_localize(prop, zones)) if prop is not None else None
+    return _instance_key(localize(prop, zones)) if prop is not None else None
 
 
-def _duration(ev: icalendar.Component, start: date | datetime, zones: _Zones) -> timedelta | None:
+def _duration(ev: icalendar.Component, start: date | datetime, zones: Zones) -> timedelta | None:
     end_prop = _date_prop(ev, "DTEND")
     if end_prop is not None:
-        end = _localize(end_prop, zones)
+        end = localize(end_prop, zones)
         if isinstance(start, datetime) and isinstance(end, datetime):
             delta = end.astimezone(UTC) - start.astimezone(UTC)
         elif not isinstance(start, datetime) and not isinstance(end, datetime):
@@ -376,19 +272,19 @@ def _duration(ev: icalendar.Component, start: date | datetime, zones: _Zones) ->
 def _record(
     ev: icalendar.Component,
     external_id: str,
-    zones: _Zones,
+    zones: Zones,
     committee: str | None,
     method_cancel: bool,
     start: date | datetime | None = None,
 ) -> Record:
     if start is None:
-        start = _localize(_start_prop(ev), zones)
+        start = localize(_start_prop(ev), zones)
     all_day = not isinstance(start, datetime)
-    starts_at = _to_utc(start, zones)
-    duration = _duration(ev, _localize(_start_prop(ev), zones), zones)
+    starts_at = to_utc(start, zones)
+    duration = _duration(ev, localize(_start_prop(ev), zones), zones)
     ends_at: datetime | None = None
     if duration is not None:
-        ends_at = _to_utc(start + duration, zones) if all_day else starts_at + duration
+        ends_at = to_utc(start + duration, zones) if all_day else starts_at + duration
 
     title, marked = split_cancelled(clean_line(_text(ev, "SUMMARY")))
     status_prop = _text(ev, "STATUS").strip().upper()
@@ -449,13 +345,13 @@ def _categories(ev: icalendar.Component) -> list[str]:
 def _expand(
     ev: icalendar.Component,
     uid: str,
-    zones: _Zones,
+    zones: Zones,
     window: _Window,
     committee: str | None,
     method_cancel: bool,
 ) -> Iterator[Record]:
     """One record per occurrence of a recurring event inside the window."""
-    start = _localize(_start_prop(ev), zones)
+    start = localize(_start_prop(ev), zones)
     rules = _rules(ev, start, zones)
     if rules is None:
         # A rule we will not expand still has its first occurrence.
@@ -475,7 +371,7 @@ def _expand(
             break
 
 
-def _rules(ev: icalendar.Component, start: date | datetime, zones: _Zones) -> rruleset | None:
+def _rules(ev: icalendar.Component, start: date | datetime, zones: Zones) -> rruleset | None:
     """The event's occurrences as a dateutil rule set (DTSTART, RRULEs, RDATEs minus EXDATEs), or None when a rule
     is unreadable or too frequent to be a meeting."""
     dtstart = start if isinstance(start, datetime) else datetime(start.year, start.month, start.day)
@@ -509,7 +405,7 @@ def _rules(ev: icalendar.Component, start: date | datetime, zones: _Zones) -> rr
 _UNTIL = re.compile(r"UNTIL=(\d{8})(?:T(\d{6})(Z?))?", re.I)
 
 
-def _until_like_start(rule: str, dtstart: datetime, zones: _Zones) -> str:
+def _until_like_start(rule: str, dtstart: datetime, zones: Zones) -> str:
     """dateutil wants UNTIL aware (UTC) when DTSTART is aware and naive when it is naive; exporters mix them."""
     m = _UNTIL.search(rule)
     if not m:
@@ -526,12 +422,12 @@ def _until_like_start(rule: str, dtstart: datetime, zones: _Zones) -> str:
     return rule[: m.start()] + replacement + rule[m.end() :]
 
 
-def _dates(prop: Any, dtstart: datetime, zones: _Zones) -> Iterable[datetime]:
+def _dates(prop: Any, dtstart: datetime, zones: Zones) -> Iterable[datetime]:
     """RDATE/EXDATE values in the form the rule set compares: aware for a timed series, naive local for all-day."""
     for item in getattr(prop, "dts", []):
         value = getattr(item, "dt", None)
         if isinstance(value, datetime):
-            localized = _localize(item, zones)
+            localized = localize(item, zones)
             if not isinstance(localized, datetime):
                 continue
             if dtstart.tzinfo is None:
@@ -541,7 +437,7 @@ def _dates(prop: Any, dtstart: datetime, zones: _Zones) -> Iterable[datetime]:
             yield dtstart.replace(year=value.year, month=value.month, day=value.day)
 
 
-def _window_bounds(start: date | datetime, window: _Window, zones: _Zones) -> tuple[datetime, datetime]:
+def _window_bounds(start: date | datetime, window: _Window, zones: Zones) -> tuple[datetime, datetime]:
     if isinstance(start, datetime):
         return window.start, window.end
     # All-day series run on naive local dates.

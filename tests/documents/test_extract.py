@@ -16,6 +16,7 @@ from pathlib import Path
 import docx
 import pytest
 
+from notifier.documents.child import _child_environment, _child_result, extract_in_subprocess
 from notifier.documents.extract import (
     CorruptDocument,
     EmptyInput,
@@ -28,11 +29,8 @@ from notifier.documents.extract import (
     TooLarge,
     TooManyPages,
     UnsupportedType,
-    _child_environment,
-    _child_result,
     detect_kind,
     extract,
-    extract_in_subprocess,
 )
 from notifier.documents.text import tidy
 from tests.documents.makers import (
@@ -472,7 +470,7 @@ def extraction_children() -> list[int]:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
             except FileNotFoundError:
                 continue
-            if b"notifier.documents.extract" in command:
+            if b"notifier.documents.child" in command:
                 children.append(int(pid))
     return children
 
@@ -527,7 +525,7 @@ def test_child_module_runs_with_python_m() -> None:
     limits = ["--memory-bytes", str(512 * MIB), "--cpu-seconds", "30", "--max-pages", "10", "--max-chars", "100",
               "--max-bytes", str(MIB)]  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "notifier.documents.extract", *limits, "--content-type", "text/plain"],
+        [sys.executable, "-m", "notifier.documents.child", *limits, "--content-type", "text/plain"],
         input=b"Agenda item one", capture_output=True, check=True, env=os.environ.copy(),
     )  # fmt: skip
     assert done.stdout == b'{"kind": "text", "pages": ["Agenda item one"], "truncated": false}'
