@@ -147,7 +147,7 @@ async def claim_webhook_deliveries(
     return rows
 
 
-async def renew_leases(pool: asyncpg.Pool, ids: Sequence[int], *, lease: timedelta) -> int:
+async def renew_leases(pool: asyncpg.Pool, ids: Sequence[int], lease: timedelta) -> int:
     """Extend the leases of deliveries this worker is still working on; returns how many it still holds."""
     result: str = await pool.execute(
         """
@@ -158,45 +158,6 @@ async def renew_leases(pool: asyncpg.Pool, ids: Sequence[int], *, lease: timedel
         lease,
     )
     return int(result.split()[-1])
-
-
-class LeaseKeeper:
-    """Keeps the leases of the deliveries a live worker holds from running out, however long the work takes.
-
-    Claims are short (tens of seconds), so the claims of a worker that dies are released soon after its renewals
-    stop; a slow but live worker renews every third of the lease and is never overtaken by a second copy.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, lease: timedelta) -> None:
-        self._pool = pool
-        self._lease = lease
-        self._held: set[int] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def hold(self, ids: Sequence[int]) -> None:
-        self._held.update(ids)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._renew())
-
-    def release(self, ids: Sequence[int]) -> None:
-        self._held.difference_update(ids)
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease.total_seconds() / 3)
-            if not self._held:
-                continue
-            try:
-                await renew_leases(self._pool, sorted(self._held), lease=self._lease)
-            except Exception:  # the next renewal tries again; a lease lost meanwhile is only a possible duplicate
-                log.warning("could not renew the leases of %d deliveries", len(self._held), exc_info=True)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
 
 async def mark_sent_many(

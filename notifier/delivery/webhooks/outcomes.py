@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import asyncpg
 
 from notifier.delivery import outbox
+from notifier.leases import LeaseKeeper
 
 if TYPE_CHECKING:
     from notifier.delivery.webhooks.sender import PassResult
@@ -44,7 +45,7 @@ class Outcome:
 
 
 class OutcomeWriter:
-    def __init__(self, pool: asyncpg.Pool, keeper: outbox.LeaseKeeper, result: PassResult) -> None:
+    def __init__(self, pool: asyncpg.Pool, keeper: LeaseKeeper, result: PassResult) -> None:
         self._pool = pool
         self._keeper = keeper
         self._result = result

@@ -31,6 +31,7 @@ from notifier.delivery.webhooks import signing
 from notifier.delivery.webhooks.outcomes import Outcome, OutcomeWriter
 from notifier.delivery.webhooks.payload import event_body, stored_body
 from notifier.delivery.webhooks.targets import CheckingResolver, Target, TargetRefused, check_url
+from notifier.leases import LeaseKeeper
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 
@@ -141,7 +142,7 @@ class WebhookSender:
     async def send_due(self) -> PassResult:
         """Send every webhook delivery that is due, until none is left."""
         result = PassResult()
-        keeper = outbox.LeaseKeeper(self.pool, self.lease)
+        keeper = LeaseKeeper(self.pool, self.lease, outbox.renew_leases)
         writer = OutcomeWriter(self.pool, keeper, result)
         tasks: set[asyncio.Task[None]] = set()
         try:
@@ -157,7 +158,7 @@ class WebhookSender:
                 self.metrics.deliveries.labels("webhook", kind).inc(n)
         return result
 
-    async def _run(self, tasks: set[asyncio.Task[None]], keeper: outbox.LeaseKeeper, writer: OutcomeWriter) -> None:
+    async def _run(self, tasks: set[asyncio.Task[None]], keeper: LeaseKeeper, writer: OutcomeWriter) -> None:
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()  # a delivery finished
 
