@@ -118,6 +118,7 @@ class WebhookSender:
         self.slots_per_endpoint = settings.webhook_endpoint_concurrency
         self._slots: dict[int, asyncio.Semaphore] = {}
         self._targets: dict[str, Target] = {}
+        self._secret_keys: dict[str, bytes] = {}
 
     @classmethod
     def create(
@@ -198,11 +199,14 @@ class WebhookSender:
         )
         if not claimed:
             return []
-        return [dict(r) for r in await self.pool.fetch(_LOAD, [r["id"] for r in claimed])]
+        rows: list[Mapping[str, Any]] = await self.pool.fetch(_LOAD, [r["id"] for r in claimed])
+        return rows
 
     async def _deliver(self, row: Mapping[str, Any], writer: OutcomeWriter) -> None:
         try:
-            slot = self._slots.setdefault(row["endpoint_id"], asyncio.Semaphore(self.slots_per_endpoint))
+            slot = self._slots.get(row["endpoint_id"])
+            if slot is None:
+                slot = self._slots[row["endpoint_id"]] = asyncio.Semaphore(self.slots_per_endpoint)
             async with slot:
                 outcome = await self._post(row)
         except Exception as e:  # a bug must not strand the delivery in `sending` until its lease runs out
@@ -226,7 +230,8 @@ class WebhookSender:
                 status = resp.status
                 snippet = await resp.content.read(ERROR_SNIPPET)
                 error = None if 200 <= status < 300 else _describe(resp, snippet)
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+                if status in (429, 503):
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         except TargetRefused as e:
             error = f"refused: {e}"
         except TimeoutError:
@@ -234,7 +239,7 @@ class WebhookSender:
         except aiohttp.ClientError as e:
             error = f"{type(e).__name__}: {e}"[:500]
         duration = int((time.perf_counter() - start) * 1000)
-        return self._judge(row, status, error, retry_after if status in (429, 503) else None, duration)
+        return self._judge(row, status, error, retry_after, duration)
 
     def _judge(
         self, row: Mapping[str, Any], status: int | None, error: str | None, retry_after: float | None,
@@ -272,13 +277,20 @@ class WebhookSender:
             return stored_body(row["payload"])
         return event_body(row, base_url=self.settings.base_url)
 
-    @staticmethod
-    def _keys(row: Mapping[str, Any]) -> list[bytes]:
-        keys = [signing.secret_key(row["secret"])]
+    def _keys(self, row: Mapping[str, Any]) -> list[bytes]:
+        keys = [self._key(row["secret"])]
         expires = row["previous_secret_expires_at"]
         if row["previous_secret"] and expires is not None and expires > datetime.now(UTC):
-            keys.append(signing.secret_key(row["previous_secret"]))
+            keys.append(self._key(row["previous_secret"]))
         return keys
+
+    def _key(self, secret: str) -> bytes:
+        key = self._secret_keys.get(secret)
+        if key is None:
+            if len(self._secret_keys) > 10_000:
+                self._secret_keys.clear()
+            key = self._secret_keys[secret] = signing.secret_key(secret)
+        return key
 
 
 def _describe(resp: aiohttp.ClientResponse, snippet: bytes) -> str:
