@@ -29,7 +29,7 @@ from aiohttp.abc import AbstractResolver
 from notifier.delivery import outbox
 from notifier.delivery.webhooks import signing
 from notifier.delivery.webhooks.outcomes import Outcome, OutcomeWriter
-from notifier.delivery.webhooks.payload import event_body, stored_body
+from notifier.delivery.webhooks.payload import EventBodies, stored_body
 from notifier.delivery.webhooks.targets import CheckingResolver, Target, TargetRefused, check_url
 from notifier.leases import LeaseKeeper
 from notifier.metrics import Metrics
@@ -119,6 +119,7 @@ class WebhookSender:
         self._slots: dict[int, asyncio.Semaphore] = {}
         self._targets: dict[str, Target] = {}
         self._secret_keys: dict[str, bytes] = {}
+        self._bodies = EventBodies(settings.base_url)
 
     @classmethod
     def create(
@@ -199,6 +200,7 @@ class WebhookSender:
         )
         if not claimed:
             return []
+        self._bodies = EventBodies(self.settings.base_url)  # items may have changed since the last chunk
         rows: list[Mapping[str, Any]] = await self.pool.fetch(_LOAD, [r["id"] for r in claimed])
         return rows
 
@@ -275,7 +277,7 @@ class WebhookSender:
     def _body(self, row: Mapping[str, Any]) -> bytes:
         if row["event_id"] is None:
             return stored_body(row["payload"])
-        return event_body(row, base_url=self.settings.base_url)
+        return self._bodies.body(row)
 
     def _keys(self, row: Mapping[str, Any]) -> list[bytes]:
         keys = [self._key(row["secret"])]
