@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run demo test lint typecheck pytest bench clean
+.PHONY: install run demo test lint typecheck pytest e2e bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The end-to-end scenarios alone (make test runs them too): real web and worker processes, faults, recovery.
+e2e: install
+	$(BIN)/pytest tests/e2e -s $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/ingest.py

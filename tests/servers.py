@@ -150,9 +150,12 @@ class SmtpServer:
         return f"smtp://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        """Listen (again, on the same port once it has one: a mail server that went away and came back)."""
         loop = asyncio.get_running_loop()
         handler = _Handler(self)
-        self._server = await loop.create_server(lambda: SMTP(handler, hostname="smtp.test"), "127.0.0.1", 0)
+        self._server = await loop.create_server(
+            lambda: SMTP(handler, hostname="smtp.test"), "127.0.0.1", self.port, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

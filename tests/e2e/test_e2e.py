@@ -294,3 +294,120 @@ async def test_e2e_worker_killed_mid_batch_recovers(
     _, _, duplicated = report("worker SIGKILL mid-batch", want, smtp_server, None, recovered)
     # a repeat can only be a message the mail server had accepted but the dead worker had not yet marked
     assert duplicated <= max(received - marked, 0) + 10
+
+
+async def move_clock(pool: asyncpg.Pool) -> None:
+    """Retries fall due now, as if their back-off had passed (emails wait a minute and more between tries)."""
+    await pool.execute("update deliveries set next_attempt_at = now() where status = 'pending' "
+                       "and subscription_id in (select id from subscriptions where frequency = 'immediate')")
+
+
+async def retried_until_settled(pool: asyncpg.Pool, stack: Stack, redis: ArqRedis, *, timeout: float = 150) -> float:
+    """Move the clock and wake the senders until every immediate delivery is sent; returns the seconds it took."""
+    start = time.monotonic()
+
+    async def done() -> bool:
+        if await settled(pool):
+            return True
+        await move_clock(pool)
+        stamp = f"{time.monotonic():.1f}"
+        await redis.enqueue_job("send_emails", _job_id=f"send:e2e:{stamp}")
+        await redis.enqueue_job("deliver_webhooks", _job_id=f"webhooks:e2e:{stamp}")
+        return False
+
+    await wait_for("every immediate delivery to be sent", done, timeout=timeout)
+    return time.monotonic() - start
+
+
+@pytest.mark.timeout(300)
+async def test_e2e_mail_server_away_then_refusing_then_back(
+    pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, queue: tuple[str, ArqRedis], smtp_server: SmtpServer,
+) -> None:
+    world = await build_world(pool, councils, stack, queue[1])
+    await smtp_server.stop()  # connections refused
+    changed = change(councils)
+    await poll_all(world, pool, "after-changes")
+
+    async def tried() -> bool:
+        return (await counts(pool, "s.frequency = 'immediate' and d.attempts > 0")).get("pending", 0) > 0
+
+    await wait_for("the first tries to fail", tried)
+    await smtp_server.start()
+    smtp_server.fault = "451 4.3.0 Mailbox busy, try again later"
+    await move_clock(pool)
+    await wait_for("tries answered 451", lambda: _attempted(pool, 2))
+    smtp_server.fault = None
+    recovered = await retried_until_settled(pool, stack, queue[1])
+    _, _, duplicated = report("SMTP away, then 4xx, then back", expected(councils, world, changed), smtp_server,
+                              None, recovered)
+    assert duplicated == 0
+
+
+async def _attempted(pool: asyncpg.Pool, attempts: int) -> bool:
+    return bool(await pool.fetchval("select count(*) from deliveries where attempts >= $1", attempts))
+
+
+@pytest.mark.timeout(300)
+async def test_e2e_webhook_receiver_failing_then_timing_out_then_back(
+    pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, queue: tuple[str, ArqRedis],
+    smtp_server: SmtpServer, receiver: WebhookReceiver,
+) -> None:
+    world = await build_world(pool, councils, stack, queue[1], receiver)
+    receiver.plans["news"] = [500, 500, ("sleep", 20.0), ("sleep", 20.0)]
+    changed = change(councils)
+    await poll_all(world, pool, "after-changes")
+    await wait_for("the receiver's failures", lambda: _attempted(pool, 2), timeout=120)
+    recovered = await retried_until_settled(pool, stack, queue[1])
+    _, _, duplicated = report("webhook receiver 500s and timeouts, then back", expected(councils, world, changed),
+                              smtp_server, receiver, recovered)
+    assert duplicated == 0
+    statuses = {r.status for r in receiver.received}
+    assert {500, 204} <= statuses
+
+
+@pytest.mark.timeout(300)
+async def test_e2e_councils_answering_badly_lose_nothing(
+    pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, queue: tuple[str, ArqRedis], smtp_server: SmtpServer,
+) -> None:
+    world = await build_world(pool, councils, stack, queue[1])
+    items_before = await pool.fetchval("select count(*) from items")
+    changed = change(councils)
+    for fault in ("html", "truncated", "huge"):
+        councils.faults = {0: fault, 1: fault, 2: fault}
+        await poll_all(world, pool, f"bad-{fault}")
+        errors = await pool.fetch("select error from poll_runs where error is not null order by id desc limit 3")
+        assert len(errors) == 3 and all(r["error"] for r in errors), fault
+        assert await pool.fetchval("select count(*) from items") == items_before  # nothing half-written
+        assert await counts(pool, "true") == {}
+    councils.faults = {}
+    started = time.monotonic()
+    await poll_all(world, pool, "recovered")
+    await wait_for("every immediate delivery to be sent", lambda: settled(pool))
+    _, _, duplicated = report("councils: HTML 200, truncated XML, huge; then well", expected(councils, world, changed),
+                              smtp_server, None, time.monotonic() - started)
+    assert duplicated == 0
+    health = await pool.fetch("select consecutive_failures from sources")
+    assert {r["consecutive_failures"] for r in health} == {0}
+
+
+@pytest.mark.timeout(300)
+async def test_e2e_redis_flushed_sweeper_recovers_pending_work(
+    pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, queue: tuple[str, ArqRedis], smtp_server: SmtpServer,
+) -> None:
+    world = await build_world(pool, councils, stack, queue[1])
+    smtp_server.fault = "slow"
+    smtp_server.slow_seconds = 0.5
+    changed = change(councils)
+    await poll_all(world, pool, "after-changes")
+    await wait_for("deliveries to be written", lambda: _any_deliveries(pool))
+    await queue[1].flushdb()  # every queued job lost
+    flushed_at = time.monotonic()
+    smtp_server.fault = None
+    await wait_for("the sweeper and the cron passes to send what was pending", lambda: settled(pool), timeout=150)
+    _, _, duplicated = report("Redis flushed", expected(councils, world, changed), smtp_server, None,
+                              time.monotonic() - flushed_at)
+    assert duplicated == 0
+
+
+async def _any_deliveries(pool: asyncpg.Pool) -> bool:
+    return bool(await pool.fetchval("select count(*) from deliveries"))
