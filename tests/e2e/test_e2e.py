@@ -7,6 +7,7 @@ in-flight window of a killed worker), and the time to recover.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ from arq import create_pool as create_arq_pool
 from arq.connections import ArqRedis, RedisSettings
 
 from notifier.councils import add_council, add_source
+from notifier.db import create_pool, migrate
+from notifier.embedded import EmbeddedPostgres
 from notifier.partners import create_partner
 from notifier.settings import Settings
 from tests.e2e.councils import FakeCouncils
@@ -411,3 +414,127 @@ async def test_e2e_redis_flushed_sweeper_recovers_pending_work(
 
 async def _any_deliveries(pool: asyncpg.Pool) -> bool:
     return bool(await pool.fetchval("select count(*) from deliveries"))
+
+
+@pytest.fixture
+async def own_postgres(tmp_path: Path, settings: Settings) -> AsyncIterator[tuple[EmbeddedPostgres, Settings]]:
+    """A PostgreSQL server of the scenario's own (the embedded one), so that it can be restarted under load without
+    disturbing anything else."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = await asyncio.to_thread(server.start)
+    await migrate(url)
+    try:
+        yield server, settings.model_copy(update={"database_url": url})
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@pytest.mark.timeout(300)
+async def test_e2e_postgres_restarted_under_load_pools_recover(
+    own_postgres: tuple[EmbeddedPostgres, Settings], councils: FakeCouncils, queue: tuple[str, ArqRedis],
+    smtp_server: SmtpServer, tmp_path: Path,
+) -> None:
+    server, settings = own_postgres
+    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+    stack = Stack(settings, queue[0], smtp_server.url, tmp_path)
+    try:
+        await stack.start(workers=2)
+        world = await build_world(pool, councils, stack, queue[1])
+        slug = councils.councils[0].slug
+        for n in range(100):
+            subscriber = await world.api.call("POST", "/api/v1/subscribers",
+                                              {"email": f"resident{n}@example.org", "consent": "vouched"}, expect=201)
+            await world.api.call("POST", "/api/v1/subscriptions",
+                                 {"subscriber_id": subscriber["id"], "filter": {"councils": [slug]}}, expect=201)
+            world.recipients[f"resident{n}@example.org"] = {"filter": {"councils": [slug]}, "frequency": "immediate"}
+        smtp_server.fault = "slow"
+        smtp_server.slow_seconds = 0.05
+        changed = change(councils)
+        await poll_all(world, pool, "after-changes")
+        await wait_for("the first alerts", lambda: _received(smtp_server, 20))
+        marked = (await counts(pool)).get("sent", 0)
+        await asyncio.to_thread(server.stop)  # every connection drops
+        await asyncio.to_thread(server.start)
+        restarted_at = time.monotonic()
+        # the messages accepted but not marked before the stop, or accepted while the database was away
+        unmarked = len(smtp_server.messages) - marked
+        smtp_server.fault = None
+        recovered = await retried_until_settled(pool, stack, queue[1])
+        assert await stack.ready()  # the web process answers again without a restart
+        _, _, duplicated = report("PostgreSQL restarted under load", expected(councils, world, changed), smtp_server,
+                                  None, time.monotonic() - restarted_at)
+        assert recovered > 0
+        # a repeat can only be a message accepted while its mark could not be written
+        assert duplicated <= unmarked, (duplicated, unmarked)
+        codes = stack.stop()
+        assert all(code == 0 for code in codes.values()), (codes, stack.outputs())
+    finally:
+        stack.kill_all()
+        await pool.close()
+
+
+async def _received(smtp: SmtpServer, n: int) -> bool:
+    return len(smtp.messages) >= n
+
+
+@pytest.mark.timeout(300)
+async def test_e2e_web_restarted_under_a_stream_of_requests_drops_none(
+    pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, queue: tuple[str, ArqRedis],
+) -> None:
+    world = await build_world(pool, councils, stack, queue[1])
+    outcomes: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    acknowledged: set[str] = set()
+
+    async def one(s: aiohttp.ClientSession, n: int, i: int) -> None:
+        """One request, tried again (as a load balancer would) while the connection is refused or reset before an
+        answer: a request that got an answer is never sent twice."""
+        email = f"stream{n}-{i}@example.org"
+        while True:
+            try:
+                if i % 3:
+                    async with s.get(f"{stack.base_url}/api/v1/councils", headers={"Connection": "close"}) as r:
+                        await r.read()
+                else:
+                    async with s.post(f"{stack.base_url}/api/v1/subscribers", headers={"Connection": "close"},
+                                      json={"email": email, "consent": "vouched"}) as r:
+                        await r.read()
+                    acknowledged.add(email)
+                outcomes["answered" if r.status < 500 else f"status {r.status}"] += 1
+                return
+            except aiohttp.ClientConnectorError:
+                outcomes["refused, tried again"] += 1
+            except aiohttp.ClientOSError:
+                outcomes["reset before an answer, tried again"] += 1
+            except aiohttp.ClientError as e:
+                outcomes[f"dropped: {type(e).__name__}"] += 1
+                return
+            await asyncio.sleep(0.02)
+
+    async def client(n: int) -> None:
+        async with aiohttp.ClientSession(headers=world.api.headers) as s:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                await one(s, n, i)
+
+    clients = [asyncio.create_task(client(n)) for n in range(4)]
+    await asyncio.sleep(1.0)  # requests flowing
+    assert stack.web is not None
+    old = stack.web
+    old.proc.terminate()  # SIGTERM: finish what is in flight, then stop
+    assert await asyncio.to_thread(old.proc.wait, 30) == 0, old.output()
+    stopped_at = time.monotonic()
+    stack.web = type(old)(["web", "--host", "127.0.0.1", "--port", str(stack.port)], stack.env, stack.cwd, "web2")
+    await wait_for("the new web process", stack.ready, timeout=60)
+    back = time.monotonic() - stopped_at
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*clients)
+    print(f"\nweb restarted under load: {dict(outcomes)}; back in {back:.1f} s")
+    assert outcomes["answered"] > 0 and outcomes["refused, tried again"] > 0
+    assert [k for k in outcomes if k.startswith(("dropped", "status"))] == []
+    # every subscriber the stream was told was made exists, once; none was made without an answer
+    made = {r["email"] for r in await pool.fetch("select email from subscribers where email like 'stream%'")}
+    assert made == acknowledged
