@@ -51,7 +51,7 @@ from aiosmtplib.email import flatten_message
 from notifier.db import create_pool, migrate
 from notifier.delivery.email.mailer import Mailer
 from notifier.delivery.email.message import build_message
-from notifier.delivery.email.render import email_environment, render_alert
+from notifier.delivery.email.render import email_environment, render_alert, render_digest
 from notifier.delivery.email.views import EntryView, Links
 from notifier.settings import Settings
 from notifier.topics.text import tsvector_literal
@@ -59,6 +59,7 @@ from notifier.topics.text import tsvector_literal
 DATABASE_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_RATE = 500.0
 TARGET_RATIO = 0.60
+DIGEST_TARGET = 500.0
 
 COMMITTEES = ["Cabinet", "Health and Wellbeing Board", "Planning Committee", "Children and Families Scrutiny",
               "Adults and Communities Overview", "Environment and Transport"]
@@ -175,7 +176,8 @@ async def drop_database(name: str) -> None:
     await admin.close()
 
 
-async def load_workload(pool: asyncpg.Pool, n: int, events: int = 40) -> None:
+async def load_events(pool: asyncpg.Pool, events: int) -> list[int]:
+    """A council's meetings, documents and decisions with realistic bodies, and one event each; their ids."""
     now = datetime.now(UTC)
     await pool.execute(
         "insert into councils (slug, name, region) values ('leicestershire', 'Leicestershire County Council', "
@@ -216,6 +218,12 @@ async def load_workload(pool: asyncpg.Pool, n: int, events: int = 40) -> None:
             "returning id",
             etype, item, changes, f"{committee}: {title}",
         ))
+    return event_ids
+
+
+async def load_workload(pool: asyncpg.Pool, n: int, events: int = 40) -> None:
+    now = datetime.now(UTC)
+    event_ids = await load_events(pool, events)
     subscribers = [(f"resident{i}@example.org",) for i in range(n)]
     await pool.copy_records_to_table("subscribers", records=[(e, "active", now) for (e,) in subscribers],
                                      columns=["email", "status", "confirmed_at"])
@@ -296,6 +304,86 @@ async def run_sender(
             os.environ.get("BENCH_PROFILE_FILTER", ""), 45
         )
     return Run(elapsed, cpu_ms, (received_size - size) // n)
+
+
+# ---- personal digests: every message its own content ------------------------------------------------------------
+
+
+DIGEST_EVENTS = 400
+
+
+def digest_picks(k: int) -> list[int]:
+    """The events (indexes) of subscriber k's digest: 5 to 20 of them, a different set for each subscriber."""
+    size = 5 + k % 16
+    step = 1 + (k * 7919) % (DIGEST_EVENTS - 1)
+    return sorted({(k * 31 + j * step) % DIGEST_EVENTS for j in range(size)})
+
+
+async def load_digests(pool: asyncpg.Pool, n: int) -> None:
+    """N subscribers, each with a daily digest due now of its own 5-20 events."""
+    now = datetime.now(UTC)
+    event_ids = await load_events(pool, DIGEST_EVENTS)
+    await pool.copy_records_to_table("subscribers", records=[(f"resident{i}@example.org", "active", now)
+                                                             for i in range(n)],
+                                     columns=["email", "status", "confirmed_at"])
+    ids = [r["id"] for r in await pool.fetch("select id from subscribers order by id")]
+    await pool.copy_records_to_table(
+        "subscriptions",
+        records=[(sid, "", ["leicestershire"], "email", "daily", secrets.token_urlsafe(16), now - timedelta(days=1),
+                  now - timedelta(days=1)) for sid in ids],
+        columns=["subscriber_id", "query", "councils", "channel", "frequency", "feed_token", "confirmed_at",
+                 "created_at"],
+    )
+    subs = [r["id"] for r in await pool.fetch("select id from subscriptions order by id")]
+    await pool.copy_records_to_table(
+        "deliveries",
+        records=[(sid, event_ids[e], "pending", now - timedelta(seconds=1), [])
+                 for k, sid in enumerate(subs) for e in digest_picks(k)],
+        columns=["subscription_id", "event_id", "status", "next_attempt_at", "matched_terms"],
+    )
+    await pool.execute("analyze")
+
+
+async def run_digest_sender(pool: asyncpg.Pool, settings: Settings, sink: Sink, n: int) -> Run:
+    await pool.execute("truncate deliveries, subscriptions, subscribers, events, items, sources, councils cascade")
+    await load_digests(pool, n)
+    mailer = Mailer.create(settings, pool)
+    count, size = sink.count()
+    cpu, start = time.process_time(), time.perf_counter()
+    sent = await mailer.send_due()
+    elapsed = time.perf_counter() - start
+    cpu_ms = {"sender": (time.process_time() - cpu) / n * 1000}
+    await mailer.close()
+    received, received_size = sink.count()
+    if sent != n or received - count != n:
+        raise SystemExit(f"digests: send_due said {sent}, the sink got {received - count}, expected {n}")
+    return Run(elapsed, cpu_ms, (received_size - size) // n)
+
+
+def prebuilt_digests(n: int) -> list[tuple[str, bytes]]:
+    """The ceiling's messages: each subscriber's own digest rendered and built beforehand, flattened to bytes."""
+    env = email_environment()
+    links = Links(manage="https://alerts.example.org/manage/T", unsubscribe="https://alerts.example.org/unsubscribe/T")
+    now = datetime.now(UTC)
+    views = [
+        EntryView(
+            event_type=EVENT_TYPES[i % len(EVENT_TYPES)], council="Leicestershire County Council",
+            title=f"{TOPICS[i % len(TOPICS)].title()} strategy: progress report {i}", what="agenda published",
+            summary=f"{COMMITTEES[i % len(COMMITTEES)]}: report {i}", committee=COMMITTEES[i % len(COMMITTEES)],
+            url=f"https://democracy.leics.gov.uk/ieListDocuments.aspx?MId={7000 + i}",
+            when=now + timedelta(days=i % 14, hours=10),
+        )
+        for i in range(DIGEST_EVENTS)
+    ]
+    messages = []
+    for k in range(n):
+        to = f"resident{k}@example.org"
+        rendered = render_digest([views[e] for e in digest_picks(k)], day=now.date(), links=links,
+                                 following=["everything at Leicestershire County Council"], env=env)
+        msg = build_message(rendered, to=to, mail_from="alerts@alerts.example.org", links=links,
+                            list_id="alerts.alerts.example.org", message_id_domain="alerts.example.org")
+        messages.append((to, flatten_message(msg)))
+    return messages
 
 
 def prebuilt(n: int) -> list[tuple[str, bytes]]:
@@ -408,6 +496,38 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  sender CPU / ceiling client CPU, same round: {cpu_ratio:.2f}")
     print()
     print("targets met" if sender_rate >= TARGET_RATE and ratio >= TARGET_RATIO else "targets MISSED")
+    if args.digest_rounds:
+        await digests(args)
+
+
+async def digests(args: argparse.Namespace) -> None:
+    """Personal digests, every message its own content: the sender beside the same messages sent raw."""
+    n = args.digests
+    sink = Sink()
+    name, url = await make_database()
+    settings = settings_for(url, sink, args.connections)
+    pool = await create_pool(url, min_size=2, max_size=settings.db_pool_max)
+    messages = prebuilt_digests(n)
+    pairs: list[tuple[Run, Run]] = []
+    print()
+    print(f"{'round':<7}{'digests msg/s':>14}{'ceiling msg/s':>15}{'ratio':>7}   sender CPU ms a message")
+    try:
+        for r in range(args.digest_rounds):
+            sender = await run_digest_sender(pool, settings, sink, n)
+            ceiling = await run_ceiling(sink, messages, args.connections)
+            pairs.append((sender, ceiling))
+            print(f"{r + 1:<7}{n / sender.seconds:>14.0f}{n / ceiling.seconds:>15.0f}"
+                  f"{ceiling.seconds / sender.seconds:>7.0%}   {sender.cpu_ms['sender']:.2f}", flush=True)
+    finally:
+        await pool.close()
+        sink.stop()
+        await drop_database(name)
+    rate = statistics.median(n / s.seconds for s, _ in pairs)
+    raw = statistics.median(n / c.seconds for _, c in pairs)
+    print()
+    print(f"{'personal digests: claim, render, send, mark (msg/s)':<54}{rate:>10.0f}{DIGEST_TARGET:>10.0f}")
+    print(f"{'personal digests: ceiling, the same messages sent raw (msg/s)':<54}{raw:>10.0f}")
+    print(f"workload: {n} digests of 5-20 items each, {pairs[0][0].size} bytes a message")
 
 
 if __name__ == "__main__":
@@ -423,4 +543,6 @@ if __name__ == "__main__":
         help="distinct events the messages are about (as many as --messages: every message's content differs)",
     )
     parser.add_argument("--profile", action="store_true", help="profile the first sender run and print the top calls")
+    parser.add_argument("--digests", type=int, default=2000, help="personal digests a round")
+    parser.add_argument("--digest-rounds", type=int, default=3, help="rounds of the digest workload (0: none)")
     asyncio.run(main(parser.parse_args()))

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -34,20 +33,14 @@ from tests.e2e.councils import FakeCouncils
 from tests.e2e.stack import Api, Stack, counts, wait_for
 from tests.servers import SmtpServer, WebhookReceiver
 
-REDIS_DB_OFFSET = 13  # a queue of its own, next to the test run's database: the workers take whatever they find
-
 
 @pytest.fixture
 async def queue(redis_url: str) -> AsyncIterator[tuple[str, ArqRedis]]:
-    parts = urlsplit(redis_url)
-    if parts.scheme == "unix":
-        url = urlunsplit(parts._replace(query=f"db={REDIS_DB_OFFSET}"))
-    else:
-        base = int(parts.path.lstrip("/") or 0)
-        url = urlunsplit(parts._replace(path=f"/{base + REDIS_DB_OFFSET}"))
-    redis = await create_arq_pool(RedisSettings.from_dsn(url))
+    """The test run's own Redis database, emptied before and after: the scenario's workers take whatever jobs they
+    find there, and nothing else runs meanwhile."""
+    redis = await create_arq_pool(RedisSettings.from_dsn(redis_url))
     await redis.flushdb()
-    yield url, redis
+    yield redis_url, redis
     await redis.flushdb()
     await redis.aclose()
 

@@ -15,6 +15,7 @@ Matched terms are highlighted as `notifier.topics.highlight` finds them: `<mark>
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -52,17 +53,24 @@ _FREQUENCY_WORDS: Mapping[str, str] = {
 }
 
 
+_SPACE = re.compile(r"\s")
+
+
+# Both are pure and called for every entry of every email, mostly on the same few thousand strings (the same event
+# in many digests): remembered rather than worked out again.
+@functools.lru_cache(maxsize=8192)
 def _http_url(url: str | None) -> str:
     """The URL when it is an absolute http(s) link, else "": a council feed's `javascript:` never becomes a link."""
     if not url:
         return ""
     url = url.strip()
     parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or _SPACE.search(url):
         return ""
     return url
 
 
+@functools.lru_cache(maxsize=8192)
 def _wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
     # Long words (URLs) are never broken: a link must stay one piece to stay a link.
     return textwrap.fill(
