@@ -259,8 +259,9 @@ def cron_jobs() -> list[Any]:
             unique=True,
             timeout=SCHEDULE_TIMEOUT,
         ),
-        cron(_observed("send_emails", send_emails), name="send_emails_cron", minute=minute, second=20, unique=True,
-             timeout=SEND_TIMEOUT),
+        # twice a minute: immediate alerts fall due when their batching window ends, with no other trigger
+        cron(_observed("send_emails", send_emails), name="send_emails_cron", minute=minute, second={20, 50},
+             unique=True, timeout=SEND_TIMEOUT),
         cron(
             _observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks_cron", minute=minute, second=30,
             unique=True, timeout=SEND_TIMEOUT,

@@ -4,15 +4,15 @@ Councils publish around their meetings: the agenda about a week before, suppleme
 before, minutes in the week or two after. None of it changes the meeting's line in a listing, so the details are
 read again on a schedule that follows the meeting's date:
 
-- hot, from `HOT_BACK` ago to `HOT_AHEAD` ahead: every `hot_every` (10 minutes by default, option
+- hot, from `HOT_BACK` ago to `HOT_AHEAD` ahead: every `hot_every` (8 minutes by default, option
   `hot_read_minutes`);
 - warm, from `WARM_BACK` ago to `WARM_AHEAD` ahead: daily;
 - cold, anything else: weekly.
 
 A meeting never read, or whose listing changed, is read at once. Scheduled reads are spread over their interval:
 each meeting has its own phase (from its id), and is due once the clock has crossed into a new period of its
-schedule since its last read, so thirty meetings on a ten-minute schedule make about three reads a minute rather
-than thirty at the top of each ten minutes.
+schedule since its last read, so thirty meetings on an eight-minute schedule make about four reads a minute rather
+than thirty at the top of each eighth minute.
 
 The budget: a source makes at most one request every `seconds_per_request` seconds on average (2 by default),
 counted over its poll interval. A poll spends it on the listing first, then on the reads due, the most urgent first
@@ -41,6 +41,8 @@ __all__ = [
     "ReadPlan",
     "Staleness",
     "choose_reads",
+    "is_due",
+    "next_read_at",
     "staleness",
 ]
 
@@ -48,7 +50,7 @@ HOT_BACK = timedelta(days=7)
 HOT_AHEAD = timedelta(days=21)
 WARM_BACK = timedelta(days=45)
 WARM_AHEAD = timedelta(days=90)
-DEFAULT_HOT_EVERY = timedelta(minutes=10)
+DEFAULT_HOT_EVERY = timedelta(minutes=8)
 WARM_EVERY = timedelta(days=1)
 COLD_EVERY = timedelta(days=7)
 DEFAULT_SECONDS_PER_REQUEST = 2
@@ -120,14 +122,20 @@ def _phase(key: str, period: float) -> float:
     return (zlib.crc32(key.encode()) / 2**32) * period
 
 
-def is_due(key: str, last_read: datetime, now: datetime, every: timedelta) -> bool:
-    """Whether a read last made at `last_read` is due at `now` on a schedule of `every`, offset by the key's phase:
-    due once `now` is in a later period than `last_read`. Never more than `every` after the last read."""
+def next_read_at(key: str, last_read: datetime, every: timedelta) -> datetime:
+    """When a read last made at `last_read` falls due on a schedule of `every`: the start of the key's next period
+    (each key's periods are offset by its phase). Never more than `every` after the last read."""
     period = every.total_seconds()
     if period <= 0:
-        return True
+        return last_read
     offset = _phase(key, period)
-    return math.floor((now.timestamp() + offset) / period) > math.floor((last_read.timestamp() + offset) / period)
+    start = (math.floor((last_read.timestamp() + offset) / period) + 1) * period - offset
+    return datetime.fromtimestamp(start, last_read.tzinfo)
+
+
+def is_due(key: str, last_read: datetime, now: datetime, every: timedelta) -> bool:
+    """Whether a read last made at `last_read` is due at `now` (see `next_read_at`)."""
+    return every <= timedelta(0) or now >= next_read_at(key, last_read, every)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ A poll asks `GetCommittees`, then `GetMeetings` for every live committee over a 
 `GetMeeting` for the meetings whose details need (re)reading. The details refresh policy (`freshness.py`):
 
 - a meeting never seen before, or whose summary (date, time, status) changed, is read at once;
-- otherwise a meeting is read again on a schedule that follows its date (every 10 minutes from a week ago to three
+- otherwise a meeting is read again on a schedule that follows its date (every 8 minutes from a week ago to three
   weeks ahead, daily further out, weekly beyond), spread over the interval: agendas, minutes and documents appear
   without the summary changing, and they appear around the meeting;
 - all within the source's request budget: what does not fit in this poll waits for the next, the most urgent first.

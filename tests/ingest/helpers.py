@@ -18,11 +18,14 @@ from notifier.ingest.poll import poll_source
 from notifier.ingest.write import PollResult
 from notifier.matching.search import compile_query
 from notifier.settings import Settings
+from notifier.sources.freshness import ReadPlan
 from tests.servers import CouncilServer, fixture_bytes
 
 LONDON = ZoneInfo("Europe/London")
 WS = "/mgWebService.asmx"
 INTERVAL = timedelta(minutes=30)
+# a ModernGov source is polled as often as its read plan needs: every 4 minutes by default
+MODERNGOV_POLL_EVERY = ReadPlan().poll_every(INTERVAL)
 EMPTY_MEETINGS = fixture_bytes("moderngov/meetings_empty.xml")
 
 
