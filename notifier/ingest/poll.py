@@ -166,7 +166,12 @@ async def _poll_sooner(conn: asyncpg.Connection, source: asyncpg.Record, started
     except SourceError:  # a bad option has failed the poll already, with its message
         return
     await conn.execute(
-        "update sources set next_poll_at = least(next_poll_at, $2::timestamptz + $3::interval) where id = $1",
+        # from the minute the poll was scheduled in: polls are handed out at each whole minute, and one due a few
+        # seconds past it would wait for the next
+        """
+        update sources set next_poll_at = least(next_poll_at, date_trunc('minute', $2::timestamptz) + $3::interval)
+        where id = $1
+        """,
         source["id"],
         started,
         every,
