@@ -86,6 +86,8 @@ class ReadPlan:
         hot = int_option(options, "hot_read_minutes", hot, low=0, high=7 * 24 * 60)
         pace = int_option(options, "seconds_per_request", DEFAULT_SECONDS_PER_REQUEST, low=1, high=3600)
         hot_every = timedelta(minutes=hot)
+        if not hot:  # every meeting at every poll: a source that changes fast (the demo), or a test
+            return cls(hot_every, hot_every, hot_every, float(pace))
         return cls(
             hot_every=hot_every,
             warm_every=max(WARM_EVERY, hot_every),

@@ -27,7 +27,7 @@ from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.models import FilterModel
 from notifier.partners import create_partner
 from notifier.settings import Settings
-from tests.delivery.test_kill import Worker, counts, holder_of, time_to_recover, wait_for
+from tests.delivery.test_kill import Worker, busiest_holder, counts, holder_of, time_to_recover, wait_for
 from tests.factories import Factory
 from tests.servers import WebhookReceiver
 
@@ -100,18 +100,17 @@ async def test_worker_killed_mid_batch_delivers_every_webhook_repeating_only_in_
         "NOTIFIER_WEBHOOK_ENDPOINT_CONCURRENCY": "4",
     }
     first = Worker(env, tmp_path, "first")
-    second: Worker | None = None
+    second: Worker | None = Worker(env, tmp_path, "second") if beside else None
     try:
-        holder = await holder_of(pool, first)
+        holders = {await holder_of(pool, w): w for w in (first, second) if w is not None}
         await redis.enqueue_job("deliver_webhooks", _job_id="webhooks:before-the-kill")
 
         async def under_way() -> bool:
             return len(receiver.ok()) >= KILL_AFTER and receiver.open > 0
 
         await wait_for(f"{KILL_AFTER} deliveries and more under way", under_way)
-        if beside:
-            second = Worker(env, tmp_path, "second")
-            await holder_of(pool, second)
+        holder = await busiest_holder(pool, holders)
+        first, second = holders[holder], next((w for h, w in holders.items() if h != holder), None)
         first.kill()
         killed_at = time.monotonic()
         answered_at_kill = {r.webhook_id for r in receiver.ok()}
