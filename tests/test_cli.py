@@ -326,7 +326,8 @@ async def test_cli_poll_broken_source_prints_the_error(
     assert source["last_error_at"] is not None and source["next_poll_at"] > source["last_error_at"]
     table = await cli("sources", "list")
     assert table.out.splitlines()[0].split() == [
-        "id", "council", "kind", "enabled", "items", "last_success_at", "consecutive_failures", "last_error", "url",
+        "id", "council", "kind", "enabled", "items", "last_success_at", "consecutive_failures", "stale_max_min",
+        "req_per_s", "last_error", "url",
     ]
 
     missing = await cli("poll", "--source", "424242")

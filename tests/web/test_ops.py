@@ -107,8 +107,8 @@ async def test_metrics_shows_time_to_alert(client: TestClient[Any, Any], pool: a
     await history(pool, factory)
     text = await (await client.get("/metrics")).text()
     assert "# TYPE notifier_time_to_alert_seconds histogram" in text
-    assert 'notifier_time_to_alert_seconds_bucket{channel="email",span="seen_to_sent",le="900"} 15.0' in text
-    assert 'notifier_time_to_alert_seconds_bucket{channel="email",span="seen_to_sent",le="+Inf"} 20.0' in text
+    assert 'notifier_time_to_alert_seconds_bucket{channel="email",le="900",span="seen_to_sent"} 15.0' in text
+    assert 'notifier_time_to_alert_seconds_bucket{channel="email",le="+Inf",span="seen_to_sent"} 20.0' in text
     assert 'notifier_time_to_alert_seconds_count{channel="webhook",span="seen_to_sent"} 1.0' in text
     # the process's own metrics are still there
     assert "notifier_http_requests_total" in text
