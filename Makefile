@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/briefs.py
+	$(BIN)/python bench/freshness.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -141,7 +141,15 @@ async def cmd_sources(settings: Settings, args: argparse.Namespace) -> None:
             )
             print(f"{args.action}d {n} source(s)")
         elif args.action == "list":
+            from notifier.ingest.freshness import source_freshness
+
             rows = await registry.list_sources(pool)
+            # the worst-case staleness its read plan and request budget give (minutes), and its requests a second
+            fresh = await source_freshness(pool, now=datetime.now(UTC))
+            for row in rows:
+                row["freshness"] = f = fresh.get(row["id"], {})
+                row["stale_max_min"] = f.get("error") or _or_never(f.get("hot_staleness_minutes"))
+                row["req_per_s"] = f.get("requests_per_second")
             if args.json:
                 _print_json(rows)
             else:
@@ -155,10 +163,16 @@ async def cmd_sources(settings: Settings, args: argparse.Namespace) -> None:
                         "items",
                         "last_success_at",
                         "consecutive_failures",
+                        "stale_max_min",
+                        "req_per_s",
                         "last_error",
                         "url",
                     ],
                 )
+
+
+def _or_never(minutes: float | None) -> str:
+    return "never (over budget)" if minutes is None else f"{minutes:g}"
 
 
 async def cmd_poll(settings: Settings, args: argparse.Namespace) -> None:

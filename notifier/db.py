@@ -29,8 +29,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, application_name: str | None = None
+) -> asyncpg.Pool:
+    """A pool; `application_name` names its sessions (a worker's id: what its claims record as their holder)."""
+    settings = {"application_name": application_name} if application_name else None
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, server_settings=settings
+    )
     if pool is None:  # only when the event loop is closing
         raise RuntimeError("could not create a database pool")
     return pool

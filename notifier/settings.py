@@ -59,8 +59,10 @@ class Settings(BaseSettings):
     confirm_token_days: int = Field(default=7, ge=1)
     smtp_rate_per_second: float = Field(default=50.0, gt=0)
     smtp_connections: int = Field(default=4, ge=1)
-    # how long a claimed delivery may stay `sending` before the sweeper hands it to another worker
-    delivery_lease_seconds: int = Field(default=300, ge=1)
+    # an email claim's lease, renewed every third of it while the worker is alive
+    delivery_lease_seconds: int = Field(default=30, ge=3)
+    # a worker beats this often; one silent for three beats is gone and its claims are handed back
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
 
     # Webhooks
     webhook_allow_private_targets: bool = False

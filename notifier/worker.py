@@ -29,6 +29,7 @@ from notifier.delivery.email.render import render_endpoint_disabled
 from notifier.delivery.webhooks import endpoints
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
 from notifier.ingest import fetch, poll
+from notifier.leases import Heartbeat, worker_id
 from notifier.logs import context_id
 from notifier.matching.matcher import CURSOR_NAME, SubscriptionIndex
 from notifier.matching.matcher import match_events as run_matcher
@@ -49,6 +50,7 @@ class WorkerContext(TypedDict, total=False):
     index: SubscriptionIndex
     mailer: Mailer
     webhooks: WebhookSender
+    heartbeat: Heartbeat
     redis: ArqRedis
     job_id: str
     job_try: int
@@ -170,11 +172,27 @@ async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
             "disabled": len(result.disabled)}
 
 
-async def sweep(ctx: WorkerContext) -> dict[str, int]:
-    """Recover from lost jobs and dead workers: expired send leases, events the matcher has not reached."""
-    pool = ctx["pool"]
+async def release_claims(ctx: WorkerContext) -> int:
+    """Hand back the claims of senders that have gone (their heartbeat stopped) or whose leases ran out, and start
+    a sending pass at once for what came back, rather than leave it for the next scheduled pass."""
+    pool, beat = ctx["pool"], ctx["heartbeat"]
     now = datetime.now(UTC)
-    released = await outbox.release_expired_leases(pool, now=now)
+    released = await outbox.release_orphaned_leases(
+        pool, now=now, stale_after=beat.stale_after, quiet_after=timedelta(seconds=beat.every * 2)
+    )
+    released += await outbox.release_expired_leases(pool, now=now)
+    if released:
+        stamp = f"{now:%Y%m%dT%H%M%S}"
+        await ctx["redis"].enqueue_job("send_emails", _job_id=f"send:released:{stamp}")
+        await ctx["redis"].enqueue_job("deliver_webhooks", _job_id=f"webhooks:released:{stamp}")
+    return released
+
+
+async def sweep(ctx: WorkerContext) -> dict[str, int]:
+    """Recover from lost jobs and dead workers: claims of gone senders and expired leases, events the matcher has
+    not reached."""
+    pool = ctx["pool"]
+    released = await release_claims(ctx)
     behind = await pool.fetchval(
         """
         select max(e.id) from events e
@@ -191,18 +209,33 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
         where at < now() - interval '1 day' and seq < (select max(seq) from subscription_changes)
         """
     )
+    await outbox.forget_gone_workers(pool, older_than=timedelta(days=1))
     return {"released": released, "matcher_behind": int(behind is not None)}
 
 
 # ---- wiring ----
 
 
+# Job timeouts, seconds. A poll is a few dozen requests of at most `poll_total_timeout` each, a few at a time; a
+# sending pass runs until nothing is due, its claims renewed as it goes, and one cut short leaves them to the sweeper
+# within a lease; the sweeper runs every 15 seconds and must be done well before the next.
+POLL_TIMEOUT = 900
+MATCH_TIMEOUT = 300
+SEND_TIMEOUT = 1800
+SWEEP_TIMEOUT = 60
+SCHEDULE_TIMEOUT = 60
+# When each minute's scheduled jobs fire: the sweeper several times a minute, so nothing a dead worker held waits
+# for it for long.
+SWEEP_SECONDS = {5, 20, 35, 50}
+
+
 def worker_functions() -> list[Function]:
     return [
-        func(_observed("poll_source", poll_source), name="poll_source", max_tries=3),
-        func(_observed("match_events", match_events), name="match_events", max_tries=5),
-        func(_observed("send_emails", send_emails), name="send_emails", max_tries=3),
-        func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3),
+        func(_observed("poll_source", poll_source), name="poll_source", max_tries=3, timeout=POLL_TIMEOUT),
+        func(_observed("match_events", match_events), name="match_events", max_tries=5, timeout=MATCH_TIMEOUT),
+        func(_observed("send_emails", send_emails), name="send_emails", max_tries=3, timeout=SEND_TIMEOUT),
+        func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3,
+             timeout=SEND_TIMEOUT),
         func(
             _observed("notify_endpoint_disabled", notify_endpoint_disabled), name="notify_endpoint_disabled",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
@@ -224,13 +257,17 @@ def cron_jobs() -> list[Any]:
             second=0,
             run_at_startup=True,
             unique=True,
+            timeout=SCHEDULE_TIMEOUT,
         ),
-        cron(_observed("send_emails", send_emails), name="send_emails_cron", minute=minute, second=20, unique=True),
+        # twice a minute: immediate alerts fall due when their batching window ends, with no other trigger
+        cron(_observed("send_emails", send_emails), name="send_emails_cron", minute=minute, second={20, 50},
+             unique=True, timeout=SEND_TIMEOUT),
         cron(
             _observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks_cron", minute=minute, second=30,
-            unique=True,
+            unique=True, timeout=SEND_TIMEOUT,
         ),
-        cron(_observed("sweep", sweep), name="sweep", minute=minute, second=40, run_at_startup=True, unique=True),
+        cron(_observed("sweep", sweep), name="sweep", minute=minute, second=SWEEP_SECONDS, run_at_startup=True,
+             unique=True, timeout=SWEEP_TIMEOUT),
     ]
 
 
@@ -249,7 +286,13 @@ def build_worker(
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx["metrics"] = metrics
-        ctx["pool"] = await create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+        holder = worker_id()
+        # the pool's sessions carry the worker's id: every claim made through them names this worker as its holder
+        ctx["pool"] = await create_pool(
+            settings.database_url, min_size=1, max_size=settings.db_pool_max, application_name=holder
+        )
+        ctx["heartbeat"] = Heartbeat(ctx["pool"], holder, settings.worker_heartbeat_seconds)
+        await ctx["heartbeat"].start()
         ctx["http"] = fetch.client_session(settings)
         ctx["fetcher"] = fetch.Fetcher(ctx["http"], settings)
         ctx["index"] = SubscriptionIndex()
@@ -258,8 +301,12 @@ def build_worker(
             settings, ctx["pool"], metrics=metrics, lease=lease or timedelta(seconds=settings.delivery_lease_seconds)
         )
         ctx["webhooks"] = WebhookSender.create(settings, ctx["pool"], metrics=metrics, resolver=resolver)
+        # a worker started in place of one that died takes back what that one held, before anything else
+        await release_claims(cast(WorkerContext, ctx))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        with contextlib.suppress(KeyError):
+            await ctx["heartbeat"].stop()
         with contextlib.suppress(KeyError):
             await ctx["mailer"].close()
         with contextlib.suppress(KeyError):

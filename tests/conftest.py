@@ -47,6 +47,7 @@ TABLES = [
     "councils",
     "cursors",
     "subscription_changes",
+    "worker_heartbeats",
 ]
 
 

@@ -326,7 +326,8 @@ async def test_cli_poll_broken_source_prints_the_error(
     assert source["last_error_at"] is not None and source["next_poll_at"] > source["last_error_at"]
     table = await cli("sources", "list")
     assert table.out.splitlines()[0].split() == [
-        "id", "council", "kind", "enabled", "items", "last_success_at", "consecutive_failures", "last_error", "url",
+        "id", "council", "kind", "enabled", "items", "last_success_at", "consecutive_failures", "stale_max_min",
+        "req_per_s", "last_error", "url",
     ]
 
     missing = await cli("poll", "--source", "424242")
@@ -356,6 +357,14 @@ async def test_cli_sources_list_json_shows_health(cli: Any, pool: asyncpg.Pool, 
         "rss", 0, 1, None,
     )
     assert broken["last_error"].startswith(f"HTTP 404 Not Found from {council_server.url}/missing.rss")
+    # freshness: ModernGov's read plan (its meetings are months past, so none is in the coming weeks) and the
+    # feed's interval
+    assert (ok["stale_max_min"], ok["freshness"]["poll_every_minutes"], ok["freshness"]["budget_per_second"]) == (
+        "12", 4.0, 0.5,
+    )
+    assert (broken["stale_max_min"], broken["freshness"]["poll_every_minutes"]) == ("30", 30.0)
+    table = (await cli("sources", "list")).out
+    assert "stale_max_min" in table.splitlines()[0] and "req_per_s" in table.splitlines()[0]
     councils = (await cli("councils", "list", "--json")).json()
     assert [(c["slug"], c["sources"], c["enabled_sources"], c["worst_failure_streak"]) for c in councils] == [
         ("manchester", 2, 2, 1),

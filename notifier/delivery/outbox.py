@@ -5,6 +5,11 @@ a lease, sends, then marks them `sent`. A worker that dies mid-send leaves rows 
 out the sweeper makes them `pending` again, so nothing is lost. The only possible duplicates are the messages that
 were in flight at the moment of death or accepted by the mail server in the moments before it, whose marks were
 still waiting to be written (see `SentMarks`).
+
+Leases are short (tens of seconds) and renewed by the live sender (`notifier.leases.LeaseKeeper`); each claim names
+its holder, the claiming session's `application_name` (the worker's id, see `notifier.leases`), so the claims of a
+worker that has gone are handed back as soon as its heartbeat stops (`release_orphaned_leases`), and those of any
+other holder once their lease runs out (`release_expired_leases`).
 """
 
 from __future__ import annotations
@@ -77,7 +82,8 @@ async def claim_email_batches(
             for update of d skip locked
         )
         update deliveries d
-        set status = 'sending', lease_until = $1 + $2::interval, attempts = d.attempts + 1
+        set status = 'sending', lease_until = $1 + $2::interval, attempts = d.attempts + 1,
+            lease_holder = nullif(current_setting('application_name'), '')
         from claimable c, subscriptions s
         where d.id = c.id and s.id = d.subscription_id
         returning d.id, d.attempts, s.subscriber_id, s.frequency
@@ -134,7 +140,8 @@ async def claim_webhook_deliveries(
             select id from ranked where place <= $4 order by next_attempt_at, id limit $3
         )
         update deliveries d
-        set status = 'sending', lease_until = $1 + $2::interval, attempts = d.attempts + 1
+        set status = 'sending', lease_until = $1 + $2::interval, attempts = d.attempts + 1,
+            lease_holder = nullif(current_setting('application_name'), '')
         from chosen
         where d.id = chosen.id and d.status = 'pending'
         returning d.id, d.attempts
@@ -153,6 +160,7 @@ async def renew_leases(pool: asyncpg.Pool, ids: Sequence[int], lease: timedelta)
         """
         update deliveries set lease_until = now() + $2::interval
         where id = any($1::bigint[]) and status = 'sending'
+          and lease_holder is not distinct from nullif(current_setting('application_name'), '')
         """,
         list(ids),
         lease,
@@ -325,10 +333,49 @@ async def release_expired_leases(pool: asyncpg.Pool, *, now: datetime) -> int:
     """Claims whose worker died: back to pending, due at once."""
     result: str = await pool.execute(
         """
-        update deliveries set status = 'pending', next_attempt_at = $1, lease_until = null,
+        update deliveries set status = 'pending', next_attempt_at = $1, lease_until = null, lease_holder = null,
                               last_error = 'lease expired: the sender stopped before finishing'
         where status = 'sending' and lease_until < $1
         """,
         now,
+    )
+    return int(result.split()[-1])
+
+
+async def release_orphaned_leases(pool: asyncpg.Pool, *, now: datetime, stale_after: timedelta,
+                                  quiet_after: timedelta) -> int:
+    """Claims whose holder has gone, whatever their lease says: back to pending, due at once.
+
+    A holder has gone when its heartbeat is older than `stale_after`, or when it has not beaten for `quiet_after`
+    (about one beat) and no session of its name is connected: a worker killed outright loses its connections at
+    once, so the worker started in its place finds its claims straight away. Heartbeats are read on the database's
+    clock (the one they were written with); `now` is when the claims fall due again.
+    """
+    result: str = await pool.execute(
+        """
+        update deliveries d set status = 'pending', next_attempt_at = $1, lease_until = null, lease_holder = null,
+                                last_error = 'released: the sender ' || h.worker_id || ' has gone'
+        from worker_heartbeats h
+        where d.status = 'sending' and d.lease_holder = h.worker_id
+          and (h.beat_at < now() - $2::interval
+               or (h.beat_at < now() - $3::interval
+                   and not exists (select 1 from pg_stat_activity a where a.application_name = h.worker_id)))
+        """,
+        now,
+        stale_after,
+        quiet_after,
+    )
+    return int(result.split()[-1])
+
+
+async def forget_gone_workers(pool: asyncpg.Pool, *, older_than: timedelta) -> int:
+    """Heartbeats of workers long gone, once nothing they held is left."""
+    result: str = await pool.execute(
+        """
+        delete from worker_heartbeats h
+        where h.beat_at < now() - $1::interval
+          and not exists (select 1 from deliveries d where d.status = 'sending' and d.lease_holder = h.worker_id)
+        """,
+        older_than,
     )
     return int(result.split()[-1])

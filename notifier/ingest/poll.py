@@ -20,6 +20,7 @@ from notifier.ingest.write import PollResult, write_poll
 from notifier.metrics import Metrics
 from notifier.models import ItemKind, SourceKind
 from notifier.sources.base import Adapter, SourceError, SourceState
+from notifier.sources.freshness import ReadPlan
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ async def _poll_locked(
         options=source["options"],
         known={(ItemKind(r["kind"]), r["external_id"]): r["data"] for r in known_rows},
         last_success_at=source["last_success_at"],
+        poll_interval=source["poll_interval"],
     )
     try:
         records = await adapter_for(source["kind"]).collect(source["url"], fetch, state)
@@ -142,6 +144,7 @@ async def _poll_locked(
                 conn, source, [] if records is None else records, started=started, fetch=fetch, result=result, t0=t0
             )
             result.not_modified = records is None
+            await _poll_sooner(conn, source, started)
             return
         except Exception as e:
             log.exception("writing poll of source %s failed", source_id)
@@ -151,6 +154,28 @@ async def _poll_locked(
     result.http_status = fetch.http_status
     await _record_failure(conn, source, result, started, t0, max_backoff or timedelta(days=1))
     log.warning("poll of source %s (%s) failed: %s", source_id, source["url"], result.error)
+
+
+async def _poll_sooner(conn: asyncpg.Connection, source: asyncpg.Record, started: datetime) -> None:
+    """A ModernGov source is polled as often as its read schedule needs (`ReadPlan.poll_every`), which may be more
+    often than its interval."""
+    if source["kind"] != SourceKind.MODERNGOV.value:
+        return
+    try:
+        every = ReadPlan.from_options(source["options"]).poll_every(source["poll_interval"])
+    except SourceError:  # a bad option has failed the poll already, with its message
+        return
+    await conn.execute(
+        # from the minute the poll was scheduled in: polls are handed out at each whole minute, and one due a few
+        # seconds past it would wait for the next
+        """
+        update sources set next_poll_at = least(next_poll_at, date_trunc('minute', $2::timestamptz) + $3::interval)
+        where id = $1
+        """,
+        source["id"],
+        started,
+        every,
+    )
 
 
 def next_poll_delay(interval: timedelta, failures: int, max_backoff: timedelta) -> timedelta:

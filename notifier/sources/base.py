@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from notifier.models import ItemKind
@@ -77,6 +77,9 @@ class SourceState:
     known: Mapping[tuple[ItemKind, str], Mapping[str, Any]] = field(default_factory=dict)
     # Start of the last successful poll, for sources with incremental ("modified since") queries.
     last_success_at: datetime | None = None
+    # How often the source is polled, for adapters that spread their requests over it (None: a poll by hand, or
+    # a test: no request budget applies).
+    poll_interval: timedelta | None = None
 
 
 class Adapter(Protocol):

@@ -1,12 +1,13 @@
 """ModernGov meetings, agenda items and documents, read from the `mgWebService.asmx` web service.
 
 A poll asks `GetCommittees`, then `GetMeetings` for every live committee over a window around today, then
-`GetMeeting` for the meetings whose details need (re)reading. The details refresh policy:
+`GetMeeting` for the meetings whose details need (re)reading. The details refresh policy (`freshness.py`):
 
 - a meeting never seen before, or whose summary (date, time, status) changed, is read at once;
-- otherwise a meeting from 45 days ago to 21 days ahead is re-read when its details are 6 hours old, and any other
-  meeting when they are 7 days old: agendas, minutes and documents appear without the summary changing, and they
-  appear around the meeting.
+- otherwise a meeting is read again on a schedule that follows its date (every 8 minutes from a week ago to three
+  weeks ahead, daily further out, weekly beyond), spread over the interval: agendas, minutes and documents appear
+  without the summary changing, and they appear around the meeting;
+- all within the source's request budget: what does not fit in this poll waits for the next, the most urgent first.
 
 A meeting that needs nothing is left out of the poll altogether (a record missing from a poll is not an event), so
 every record returned is complete: a meeting comes with all its agenda items and documents. Bookkeeping lives in
@@ -39,6 +40,7 @@ from notifier.sources.common import (
     parse_uk_date,
     source_zone,
 )
+from notifier.sources.freshness import Band, DueRead, ReadPlan, choose_reads, is_due
 from notifier.sources.moderngov_xml import read_answer
 
 __all__ = [
@@ -57,11 +59,6 @@ __all__ = [
 DEFAULT_DAYS_BACK = 30
 DEFAULT_DAYS_AHEAD = 120
 MAX_CONCURRENT_REQUESTS = 4
-# The refresh policy described in the module docstring.
-HOT_WINDOW_BACK = timedelta(days=45)
-HOT_WINDOW_AHEAD = timedelta(days=21)
-HOT_REFRESH = timedelta(hours=6)
-COLD_REFRESH = timedelta(days=7)
 
 SERVICE = "mgWebService.asmx"
 # Titles the service may give a meeting of its own, besides its committee's.
@@ -207,16 +204,17 @@ def _strip_status_marker(title: str) -> str:
 
 def needs_details(
     summary: MeetingSummary, known: Mapping[str, Any] | None, *, now: datetime, meeting_day: date | None, today: date,
-    hot_refresh: timedelta = HOT_REFRESH,
-) -> bool:
-    """Whether a meeting's details should be (re)read this poll: the policy in the module docstring."""
+    plan: ReadPlan | None = None,
+) -> DueRead | None:
+    """Whether a meeting's details are due this poll (the policy in the module docstring), and how urgently."""
+    plan = plan or ReadPlan()
     if not known or known.get("_summary") != summary.summary:
-        return True
+        return DueRead(summary.id, Band.NEW, None)
     fetched_at = iso_instant(known.get("_detail_at"))
     if fetched_at is None:
-        return True
-    hot = meeting_day is None or today - HOT_WINDOW_BACK <= meeting_day <= today + HOT_WINDOW_AHEAD
-    return now - fetched_at >= (hot_refresh if hot else max(hot_refresh, COLD_REFRESH))
+        return DueRead(summary.id, Band.NEW, None)
+    band = plan.band(meeting_day, today)
+    return DueRead(summary.id, band, fetched_at) if is_due(summary.id, fetched_at, now, plan.every(band)) else None
 
 
 def _date(text: str, *, what: str) -> date:
@@ -429,12 +427,7 @@ class ModernGovAdapter:
         days_back = int_option(state.options, "days_back", DEFAULT_DAYS_BACK)
         days_ahead = int_option(state.options, "days_ahead", DEFAULT_DAYS_AHEAD)
         wanted = _committee_filter(state.options)
-        # option `detail_refresh_minutes`: how stale the details of a meeting near today may get (default 6 hours);
-        # a source that changes fast (the demo) sets it low so agendas and minutes show up within a poll or two
-        hot_refresh = timedelta(
-            minutes=int_option(state.options, "detail_refresh_minutes", int(HOT_REFRESH.total_seconds() // 60),
-                               low=0, high=7 * 24 * 60)
-        )
+        plan = ReadPlan.from_options(state.options)
         today = state.now.astimezone(zone).date()
         start, end = today - timedelta(days=days_back), today + timedelta(days=days_ahead)
 
@@ -447,23 +440,28 @@ class ModernGovAdapter:
             return parse_meetings(await _get(fetch, f"{base}/{SERVICE}/GetMeetings?{query}"), committee=committee)
 
         listed = await gather_limited((meetings_of(c) for c in committees), limit=MAX_CONCURRENT_REQUESTS)
-        due: dict[str, MeetingSummary] = {}
-        seen: set[str] = set()
+        summaries: dict[str, MeetingSummary] = {}
+        due: list[DueRead] = []
         for summary in (s for batch in listed for s in batch):
             # A joint meeting can be listed under each of its committees: the first listing stands.
-            if summary.id in seen:
+            if summary.id in summaries:
                 continue
-            seen.add(summary.id)
+            summaries[summary.id] = summary
             known = state.known.get((ItemKind.MEETING, summary.id))
             day = _maybe_date(summary.date_text)
-            if needs_details(summary, known, now=state.now, meeting_day=day, today=today, hot_refresh=hot_refresh):
-                due[summary.id] = summary
+            if (read := needs_details(summary, known, now=state.now, meeting_day=day, today=today, plan=plan)):
+                due.append(read)
+        # the budget of this poll, less what the listing took; without a poll interval (a poll by hand) no limit
+        allowance = (
+            plan.requests_per_poll(state.poll_interval) - 1 - len(committees) if state.poll_interval else None
+        )
+        chosen = [summaries[d.key] for d in choose_reads(due, allowance)]
 
         async def details(summary: MeetingSummary) -> list[Record]:
             body = await _get(fetch, f"{base}/{SERVICE}/GetMeeting?lMeetingId={summary.id}")
             return parse_meeting(body, summary=summary, base=base, tz=state.timezone, fetched_at=state.now)
 
-        fetched = await gather_limited((details(s) for s in due.values()), limit=MAX_CONCURRENT_REQUESTS)
+        fetched = await gather_limited((details(s) for s in chosen), limit=MAX_CONCURRENT_REQUESTS)
         return [record for batch in fetched for record in batch]
 
 

@@ -18,11 +18,19 @@ from notifier.ingest.poll import poll_source
 from notifier.ingest.write import PollResult
 from notifier.matching.search import compile_query
 from notifier.settings import Settings
+from notifier.sources.freshness import ReadPlan
 from tests.servers import CouncilServer, fixture_bytes
 
 LONDON = ZoneInfo("Europe/London")
 WS = "/mgWebService.asmx"
 INTERVAL = timedelta(minutes=30)
+# a ModernGov source is polled as often as its read plan needs: every 4 minutes by default
+MODERNGOV_POLL_EVERY = ReadPlan().poll_every(INTERVAL)
+
+
+def moderngov_next_poll(started: datetime) -> datetime:
+    """When a ModernGov source polled at `started` is polled again: 4 minutes on from the minute it was polled in."""
+    return started.replace(second=0, microsecond=0) + MODERNGOV_POLL_EVERY
 EMPTY_MEETINGS = fixture_bytes("moderngov/meetings_empty.xml")
 
 

@@ -23,7 +23,6 @@ from notifier.matching.search import compile_query
 from notifier.settings import Settings
 from tests.factories import Factory
 from tests.ingest.helpers import (
-    INTERVAL,
     LONDON,
     WS,
     ModernGovSite,
@@ -36,6 +35,7 @@ from tests.ingest.helpers import (
     last_event_id,
     long_date,
     manchester,
+    moderngov_next_poll,
     outcome,
     poll,
     poll_runs,
@@ -113,7 +113,7 @@ async def test_poll_moderngov_first_poll_creates_items_and_events(
     assert run == {"started_at": run["started_at"], "http_status": 200, "records": 6, "events": 4, "error": None}
     assert await health(pool, source_id) == {
         "consecutive_failures": 0, "last_error": None, "last_error_at": None, "last_success_at": run["started_at"],
-        "next_poll_at": run["started_at"] + INTERVAL, "etag": None, "last_modified": None,
+        "next_poll_at": moderngov_next_poll(run["started_at"]), "etag": None, "last_modified": None,
     }
     # History search finds the agenda item by a word of its text ("scrutinies" stems as "scrutiny" does).
     found = await pool.fetch(
@@ -339,8 +339,8 @@ async def test_poll_failures_back_off_exponentially_to_the_cap_and_success_reset
     state = await health(pool, source_id)
     assert state == {
         "consecutive_failures": 0, "last_error": None, "last_error_at": runs[-2]["started_at"],
-        "last_success_at": runs[-1]["started_at"], "next_poll_at": runs[-1]["started_at"] + INTERVAL, "etag": None,
-        "last_modified": None,
+        "last_success_at": runs[-1]["started_at"], "next_poll_at": moderngov_next_poll(runs[-1]["started_at"]),
+        "etag": None, "last_modified": None,
     }
 
 # ---- other source kinds through the whole path ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from notifier.models import ItemKind
 from notifier.sources.base import Record, Response, SourceError, SourceState
+from notifier.sources.freshness import ReadPlan, next_read_at
 from notifier.sources.moderngov import (
     Committee,
     MeetingSummary,
@@ -481,19 +482,25 @@ def test_parse_meeting_not_displayed_gives_nothing() -> None:
 # ---- the details refresh policy --------------------------------------------------------------------------------------
 
 
+def shire_quiet() -> datetime:
+    """The last moment before any shire meeting read at SHIRE_NOW is due again (7001, three weeks ahead, first)."""
+    return next_read_at("7001", SHIRE_NOW, ReadPlan().hot_every) - timedelta(microseconds=1)
+
+
 async def test_collect_second_poll_skips_unchanged_meetings() -> None:
     first, _ = await collect(shire_routes(), SHIRE, now=SHIRE_NOW)
-    second, fetch = await collect(shire_routes(), SHIRE, now=SHIRE_NOW + timedelta(hours=1), known=known_from(first))
+    second, fetch = await collect(shire_routes(), SHIRE, now=shire_quiet(), known=known_from(first))
     assert fetch.asked_matching("GetMeeting\\?") == []
     assert second == []
     assert len(fetch.asked_matching("GetMeetings")) == 3
 
 
-async def test_collect_refreshes_hot_meetings_after_six_hours() -> None:
+async def test_collect_reads_meetings_again_by_proximity() -> None:
     first, _ = await collect(shire_routes(), SHIRE, now=SHIRE_NOW)
     known = known_from(first)
-    # 7001 (24 September) is within 21 days of 10 September; the others are further ahead.
-    second, fetch = await collect(shire_routes(), SHIRE, now=SHIRE_NOW + timedelta(hours=6), known=known)
+    # 7001 (24 September) is within three weeks of 10 September, read again within 8 minutes; the others, further
+    # ahead, daily.
+    second, fetch = await collect(shire_routes(), SHIRE, now=SHIRE_NOW + timedelta(minutes=8), known=known)
     assert fetch.asked_matching("GetMeeting\\?") == [f"{SHIRE}/mgWebService.asmx/GetMeeting?lMeetingId=7001"]
     assert {(r.kind, r.external_id) for r in second} == {
         (ItemKind.MEETING, "7001"),
@@ -504,8 +511,8 @@ async def test_collect_refreshes_hot_meetings_after_six_hours() -> None:
         (ItemKind.DOCUMENT, "81010"),
         (ItemKind.DOCUMENT, "81011"),
     }
-    assert by_key(second)[(ItemKind.MEETING, "7001")].data["_detail_at"] == "2026-09-10T15:00:00+00:00"
-    third, fetch = await collect(shire_routes(), SHIRE, now=SHIRE_NOW + timedelta(days=7), known=known)
+    assert by_key(second)[(ItemKind.MEETING, "7001")].data["_detail_at"] == "2026-09-10T09:08:00+00:00"
+    third, fetch = await collect(shire_routes(), SHIRE, now=SHIRE_NOW + timedelta(days=1), known=known)
     assert sorted(fetch.asked_matching("GetMeeting\\?")) == [
         f"{SHIRE}/mgWebService.asmx/GetMeeting?lMeetingId={mid}" for mid in ("7001", "7002", "7003", "7004")
     ]
@@ -516,7 +523,7 @@ async def test_collect_changed_summary_refetches() -> None:
     first, _ = await collect(shire_routes(), SHIRE, now=SHIRE_NOW)
     known = known_from(first)
     known[(ItemKind.MEETING, "7002")] = {**known[(ItemKind.MEETING, "7002")], "_summary": "26/11/2026|10:00|Confirmed"}
-    second, fetch = await collect(shire_routes(), SHIRE, now=SHIRE_NOW + timedelta(minutes=5), known=known)
+    second, fetch = await collect(shire_routes(), SHIRE, now=shire_quiet(), known=known)
     assert fetch.asked_matching("GetMeeting\\?") == [f"{SHIRE}/mgWebService.asmx/GetMeeting?lMeetingId=7002"]
     assert [(r.kind, r.external_id, r.status) for r in second] == [(ItemKind.MEETING, "7002", "rescheduled")]
 
@@ -539,21 +546,24 @@ TODAY = date(2026, 9, 10)
         ({"_summary": SUMMARY.summary}, date(2026, 9, 24), True),
         ({"_summary": SUMMARY.summary, "_detail_at": "yesterday"}, date(2026, 9, 24), True),
         ({"_summary": SUMMARY.summary, "_detail_at": 12}, date(2026, 9, 24), True),
-        # hot: from 45 days ago to 21 days ahead, refreshed at 6 hours
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:01+00:00"}, date(2026, 9, 24), False),
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:00+00:00"}, date(2026, 9, 24), True),
+        # hot: from a week ago to three weeks ahead, read again every 8 minutes
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T12:00:00+00:00"}, date(2026, 9, 24), False),
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T11:52:00+00:00"}, date(2026, 9, 24), True),
         ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:00"}, date(2026, 9, 24), True),
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:00+00:00"}, date(2026, 10, 1), True),
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:00+00:00"}, date(2026, 7, 27), True),
-        # cold: refreshed at 7 days
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:00+00:00"}, date(2026, 10, 2), False),
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T06:00:00+00:00"}, date(2026, 7, 26), False),
-        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-03T12:00:01+00:00"}, date(2027, 1, 1), False),
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T11:52:00+00:00"}, date(2026, 10, 1), True),
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T11:52:00+00:00"}, date(2026, 9, 3), True),
+        # warm: daily
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T12:00:00+00:00"}, date(2026, 10, 2), False),
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-09T12:00:00+00:00"}, date(2026, 10, 2), True),
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T12:00:00+00:00"}, date(2026, 9, 2), False),
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-09T12:00:00+00:00"}, date(2026, 9, 2), True),
+        # cold: weekly
+        ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-10T12:00:00+00:00"}, date(2027, 1, 1), False),
         ({"_summary": SUMMARY.summary, "_detail_at": "2026-09-03T12:00:00+00:00"}, date(2027, 1, 1), True),
     ],
 )
 def test_needs_details_policy(known: dict[str, Any] | None, meeting_day: date, needed: bool) -> None:
-    assert needs_details(SUMMARY, known, now=NOW, meeting_day=meeting_day, today=TODAY) is needed
+    assert (needs_details(SUMMARY, known, now=NOW, meeting_day=meeting_day, today=TODAY) is not None) is needed
 
 
 def test_meeting_summary_includes_own_title() -> None:

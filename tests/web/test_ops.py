@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from notifier.logs import JsonFormatter, context_id
 from notifier.settings import Settings
 from notifier.web.app import create_app
+from tests.delivery.test_timing import history
+from tests.factories import Factory
 
 
 async def test_healthz_answers_ok(client: TestClient) -> None:
@@ -97,3 +101,14 @@ def test_log_setup_formats(fmt: str, capsys: pytest.CaptureFixture[str]) -> None
     assert len(err.splitlines()) == (1 if fmt == "json" else 2)
     if fmt == "json":
         assert json.loads(err)["msg"] == "hello\nworld"
+
+
+async def test_metrics_shows_time_to_alert(client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory) -> None:
+    await history(pool, factory)
+    text = await (await client.get("/metrics")).text()
+    assert "# TYPE notifier_time_to_alert_seconds histogram" in text
+    assert 'notifier_time_to_alert_seconds_bucket{channel="email",le="900",span="seen_to_sent"} 15.0' in text
+    assert 'notifier_time_to_alert_seconds_bucket{channel="email",le="+Inf",span="seen_to_sent"} 20.0' in text
+    assert 'notifier_time_to_alert_seconds_count{channel="webhook",span="seen_to_sent"} 1.0' in text
+    # the process's own metrics are still there
+    assert "notifier_http_requests_total" in text

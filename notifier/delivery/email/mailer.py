@@ -9,8 +9,10 @@ says the address is bad, suppresses it.
 How a pass goes: one task claims batches (one subscriber's due deliveries each) just in time and reads everything
 they need in one query; a few tasks send them, each message marked `sent` within a few hundredths of a second of
 the server taking it, in statements shared with the messages taken meanwhile (`outbox.SentMarks`), so a worker that
-dies can only leave the messages then in flight, or taken in those last moments, to be sent twice. A claim that
-waited so long that its lease may have run out is not sent.
+dies can only leave the messages then in flight, or taken in those last moments, to be sent twice. Claims have short
+leases that a `LeaseKeeper` renews while the pass works on them, so a slow but live pass keeps its claims and a dead
+worker's are handed back within a minute; a claim whose renewals have failed for so long that its lease may have
+run out is not sent.
 
 Many subscribers get the same news in the same words, so each distinct content is rendered once and merged per
 recipient (see `merge`): only what differs per recipient is computed per recipient.
@@ -45,15 +47,17 @@ from notifier.delivery.email.replies import SendResult, next_retry
 from notifier.delivery.email.sender import SmtpSender
 from notifier.delivery.email.smtp_config import SmtpConfig
 from notifier.delivery.email.views import Links, Rendered
+from notifier.leases import LeaseKeeper
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
-# How long a claimed batch may stay `sending` before the sweeper hands it to another worker.
-DEFAULT_LEASE = timedelta(minutes=5)
-# A claim is only used while this share of its lease is left: sending starts well before another worker may take it.
+# How long a claimed batch may stay `sending` without a renewal before the sweeper hands it to another worker.
+DEFAULT_LEASE = timedelta(seconds=30)
+# A claim is only used while this share of its lease is left since it was made or last renewed: sending starts well
+# before another worker may take it.
 LEASE_USABLE = 0.5
 # Distinct contents kept rendered during a pass; the claim order keeps recipients of the same news close together.
 TEMPLATE_CACHE_SIZE = 256
@@ -144,7 +148,7 @@ class Mailer:
         `now` (default: the clock) is the moment the sender acts at: what is due, the digest's day, the weekly
         summary's week and the time of the next retry all follow from it.
         """
-        run = _Run(now, outbox.SentMarks(self.pool))
+        run = _Run(now, outbox.SentMarks(self.pool), LeaseKeeper(self.pool, self.lease, outbox.renew_leases))
         queue: asyncio.Queue[PreparedBatch | None] = asyncio.Queue()
         # claims are made just in time: once the senders are down to their last round, so nothing waits long
         low = asyncio.Event()
@@ -162,7 +166,12 @@ class Mailer:
                     )
                     if not batches:
                         return
-                    for work in await prepare(self.pool, batches, run.at(), claimed_at):
+                    run.keeper.hold([i for b in batches for i in b.delivery_ids])
+                    works = await prepare(self.pool, batches, run.at(), claimed_at)
+                    # what `prepare` held back is already marked: nothing of it is worked on any more
+                    kept = {i for w in works for i in w.batch.delivery_ids}
+                    run.keeper.release([i for b in batches for i in b.delivery_ids if i not in kept])
+                    for work in works:
                         queue.put_nowait(work)
             finally:
                 for _ in range(self.concurrency):
@@ -173,16 +182,20 @@ class Mailer:
             while (work := await queue.get()) is not None:
                 if queue.qsize() <= self.concurrency:
                     low.set()
-                if time.monotonic() - work.claimed_at > self.lease.total_seconds() * LEASE_USABLE:
-                    # the mail server is so slow that the claim may have run out and gone to another worker:
+                held_for = time.monotonic() - max(work.claimed_at, run.keeper.renewed_at)
+                if held_for > self.lease.total_seconds() * LEASE_USABLE:
+                    # renewals have failed so long that the claim may have run out and gone to another worker:
                     # leave it to the sweeper rather than risk sending it twice
                     log.warning("claim on deliveries %s too old to send; left for the sweeper", work.batch.delivery_ids)
+                    run.keeper.release(work.batch.delivery_ids)
                     continue
                 try:
                     ok = await self._deliver_or_retry(work, run)
                 except Exception:  # the database is gone too: the claim runs out and the sweeper brings it back
                     log.exception("could not record how sending deliveries %s went", work.batch.delivery_ids)
                     continue
+                finally:
+                    run.keeper.release(work.batch.delivery_ids)
                 sent += ok  # not `sent += await ...`: that reads `sent` before the await and loses others' counts
 
         try:
@@ -190,6 +203,7 @@ class Mailer:
                                             return_exceptions=True)
         finally:
             await run.marks.close()
+            await run.keeper.close()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -334,6 +348,7 @@ class _Run:
 
     now: datetime | None
     marks: outbox.SentMarks
+    keeper: LeaseKeeper
     templates: OrderedDict[Hashable, asyncio.Future[MergeTemplate]] = field(default_factory=OrderedDict)
 
     def at(self) -> datetime:
