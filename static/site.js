@@ -35,6 +35,19 @@ function scopeToggle() {
   update();
 }
 
+function frequencyToggle() {
+  // each frequency's own choice (the hour, the day) shows under it only while it is chosen
+  const radios = [...document.querySelectorAll("input[name=frequency]")];
+  const update = () => {
+    for (const radio of radios) {
+      const next = radio.closest(".choice").nextElementSibling;
+      if (next && next.classList.contains("conditional")) next.hidden = !radio.checked;
+    }
+  };
+  for (const radio of radios) radio.addEventListener("change", update);
+  update();
+}
+
 function renderPreview(box, data) {
   box.replaceChildren();
   const p = document.createElement("p");
@@ -135,6 +148,7 @@ function focusErrors() {
 document.addEventListener("DOMContentLoaded", () => {
   councilSearch();
   scopeToggle();
+  frequencyToggle();
   livePreview();
   copyButtons();
   focusErrors();

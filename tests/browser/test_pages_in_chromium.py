@@ -6,6 +6,7 @@ checked by axe-core and photographed at 1280 and 375 px (tests/browser/checks.py
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,15 @@ async def councils(factory: Factory) -> None:
     await factory.event(title="LLR Dementia Strategy 2024-2028 progress report", council="rutland")
 
 
-async def open_confirmation(page: Page, site: Site, address: str) -> None:
+async def open_confirmation(page: Page, site: Site, address: str, check: Callable[[str], Awaitable[None]]) -> None:
     """From the outbox page to the confirmation page, by clicking as a newcomer would."""
     await page.goto(site.base + "/dev/outbox")
     await expect(page.locator("h1")).to_have_text("Outbox")
+    await check("outbox")
     await page.click(f"tr:has-text('{address}') a")
     await expect(page.locator("h1")).to_have_text("Confirm your email alerts from Council alerts")
+    await expect(page.frame_locator("iframe.email-preview").locator("body")).to_contain_text("dementia")
+    await check("outbox-message")
     await page.click("pre a[href*='/confirm/']")
     await expect(page.locator("h1")).to_have_text("Confirm your alerts")
 
@@ -77,9 +81,7 @@ async def resident_journey(
     await check("check-your-email")
 
     await run_jobs(base_url=site.base, smtp_url=site.settings.smtp_url)
-    await page.goto(site.base + "/dev/outbox")
-    await check("outbox")
-    await open_confirmation(page, site, "resident@example.org")
+    await open_confirmation(page, site, "resident@example.org", check)
     await check("confirm")
     await page.click("button:has-text('Yes, send me these alerts')")
     await expect(page.locator("h1")).to_have_text("You're subscribed")
@@ -110,6 +112,7 @@ async def resident_journey(
     # edit the first: Camden added, now as it happens
     await page.click("a:has-text('Change') >> nth=0")
     await expect(page.locator("h1")).to_have_text("Change an alert")
+    await check("change-alert")
     assert await page.is_checked("#council-rutland")
     await page.click("summary:has-text('London')")
     await page.check("#council-camden")
@@ -257,7 +260,7 @@ async def test_browser_admin_behind_its_token(
 
 
 async def test_browser_cross_site_form_post_is_refused(
-    browser: Browser, site: Site, factory: Factory, pool: asyncpg.Pool
+    browser: Browser, site: Site, factory: Factory, pool: asyncpg.Pool, axe_source: str, artifacts: Path
 ) -> None:
     """Another site's page posts a form, with a token copied from ours, to a manage link it learnt: refused."""
     grace = await factory.subscriber("grace@example.org")
@@ -283,6 +286,7 @@ async def test_browser_cross_site_form_post_is_refused(
         await page.goto(f"http://localhost:{port}/")  # another site: localhost is not 127.0.0.1
         await page.click("text=Win a prize")
         await expect(page.locator("h1")).to_have_text("This form could not be sent")
+        await check_page(page, axe_source, artifacts, "form-refused")
     finally:
         await server.close()
     assert await pool.fetchval("select count(*) from subscribers") == 1
@@ -291,8 +295,22 @@ async def test_browser_cross_site_form_post_is_refused(
 async def test_browser_error_pages_are_clear_and_accessible(
     browser: Browser, site: Site, factory: Factory, axe_source: str, artifacts: Path
 ) -> None:
+    await factory.council("rutland", name=RUTLAND)
     page = await browser.new_page()
     response = await page.goto(site.base + "/manage/not-a-token")
     assert response is not None and response.status == 404
     await expect(page.locator("h1")).to_have_text("This link is not valid")
     await check_page(page, axe_source, artifacts, "bad-link")
+
+    # one connection sending the form over and over: the page says so, and when to come back
+    await page.goto(site.base + "/")
+    token = await page.get_attribute("input[name=csrf]", "value")
+    form = {"csrf": token or "", "email": "someone@example.org", "council": "rutland", "frequency": "weekly"}
+    for _ in range(site.settings.subscribe_rate_limit_per_client_per_hour):
+        assert (await page.request.post(site.base + "/subscribe", form=form)).status == 200
+    await page.fill("#email", "someone@example.org")
+    await page.click("summary:has-text('East Midlands')")
+    await page.check("#council-rutland")
+    await page.click("button:has-text('Subscribe')")
+    await expect(page.locator("h1")).to_have_text("Too many requests")
+    await check_page(page, axe_source, artifacts, "too-many-requests")
