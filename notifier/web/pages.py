@@ -73,7 +73,7 @@ async def client_limited(request: web.Request) -> web.Response | None:
         request,
         "Too many requests",
         "This connection has sent the form too many times in the last hour.",
-        f"Please try again in {max(1, retry_after // 60)} minutes. Nothing you sent was lost: no alert was made.",
+        f"Please try again in {max(1, retry_after // 60)} minutes. No alert was made from what you sent.",
         status=429,
     )
     response.headers["Retry-After"] = str(retry_after)
