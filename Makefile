@@ -30,7 +30,14 @@ typecheck: install
 	$(BIN)/mypy
 
 # The schema is built by the test harness with the same migration runner (`notifier migrate`), in a fresh database.
-pytest: install
+# axe-core (the browser tests' accessibility check) comes from the npm registry, pinned by tests/browser/package-lock.json
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+$(AXE): tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund; \
+	else echo "npm not found: the browser tests will say so (and fail in CI)"; fi
+
+pytest: install $(AXE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -49,4 +56,4 @@ bench: install
 	$(BIN)/python bench/freshness.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules tests/browser/artifacts

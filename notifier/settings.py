@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     # API
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     subscribe_rate_limit_per_hour: int = Field(default=20, ge=1)
+    subscribe_rate_limit_per_client_per_hour: int = Field(default=60, ge=1)  # per client address, any email
 
     # Processes
     demo: bool = False

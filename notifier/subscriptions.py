@@ -190,6 +190,44 @@ async def create_subscription(
     return dict(row)
 
 
+async def change_subscription(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    subscription_id: int,
+    f: FilterModel,
+    *,
+    frequency: Frequency,
+    hour: int | None = None,
+    weekday: int | None = None,
+) -> bool:
+    """Replace a subscription's filter and schedule (a validated filter). False when it no longer exists."""
+    result: str = await conn.execute(
+        """
+        update subscriptions set query = $2, councils = $3, regions = $4, committees = $5, kinds = $6,
+               event_types = $7, frequency = $8, hour = $9, weekday = $10, updated_at = now()
+        where id = $1
+        """,
+        subscription_id, f.query, f.councils, f.regions, f.committees, [k.value for k in f.kinds],
+        [e.value for e in f.event_types], frequency.value, hour, weekday,
+    )
+    return result != "UPDATE 0"
+
+
+async def rotate_feed_token(conn: asyncpg.Pool | asyncpg.Connection, subscription_id: int) -> str:
+    """Give a subscription new private feed links (Atom, RSS, iCal share the token); the old ones stop at once.
+
+    Raises LookupError when there is no such subscription.
+    """
+    token = secrets.token_urlsafe(24)
+    updated = await conn.fetchval(
+        "update subscriptions set feed_token = $2, updated_at = now() where id = $1 returning id",
+        subscription_id,
+        token,
+    )
+    if updated is None:
+        raise LookupError(f"no subscription {subscription_id}")
+    return token
+
+
 async def confirm(conn: asyncpg.Pool | asyncpg.Connection, subscriber_id: int, subscription_id: int | None) -> bool:
     """The address owner clicked a confirmation link. False when there is nothing (left) to confirm."""
     row = await conn.fetchrow("select status from subscribers where id = $1", subscriber_id)

@@ -16,11 +16,14 @@ from notifier.db import create_pool
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
-from notifier.web import api, feed_routes, ops, pages
+from notifier.web import admin, api, feed_routes, manage, ops, outbox, pages
 from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS, RESOLVER, SETTINGS, TOKENS
 from notifier.web.middleware import observe
+from notifier.web.security import protect
 
 PAGES_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "pages"
+# the pages' CSS and JavaScript: the Content-Security-Policy allows nothing inline and nothing from elsewhere
+STATIC = Path(__file__).resolve().parents[2] / "static"
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -54,7 +57,7 @@ def create_app(
     outbox_dir: str | None = None,
     resolver: AbstractResolver | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[observe], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[observe, protect], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     if outbox_dir is not None:
@@ -62,10 +65,16 @@ def create_app(
     app[TOKENS] = Tokens(settings.ensure_secret_key(), confirm_max_age_seconds=settings.confirm_token_days * 86400)
     app.cleanup_ctx.extend([_postgres, _redis, _resolver(resolver)])
     aiohttp_jinja2.setup(
-        app, loader=jinja2.FileSystemLoader(PAGES_TEMPLATES), autoescape=jinja2.select_autoescape(default=True)
+        app,
+        loader=jinja2.FileSystemLoader(PAGES_TEMPLATES),
+        autoescape=jinja2.select_autoescape(default=True),
     )
     app.add_routes(ops.routes)
     app.add_routes(pages.routes)
+    app.add_routes(manage.routes)
+    app.add_routes(admin.routes)
+    app.add_routes(outbox.routes)
+    app.router.add_static("/static", STATIC)
     app.add_routes(api.routes)
     app.add_routes(feed_routes.routes)
     return app

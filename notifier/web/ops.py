@@ -1,13 +1,11 @@
-"""Operations endpoints: liveness, readiness, Prometheus metrics and the local outbox."""
+"""Operations endpoints: liveness, readiness and Prometheus metrics (outbox.py has the local outbox)."""
 
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 from aiohttp import web
@@ -16,8 +14,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from notifier.delivery.timing import time_to_alert_histograms
-from notifier.embedded import read_outbox
-from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS
+from notifier.web.keys import METRICS, POOL, REDIS
 
 log = logging.getLogger(__name__)
 
@@ -96,41 +93,3 @@ class _Families(Collector):
 
     def collect(self) -> Iterable[Metric]:
         return self._families
-
-
-@routes.get("/dev/outbox")
-async def outbox(request: web.Request) -> web.Response:
-    directory = request.app.get(OUTBOX_DIR)
-    if directory is None:
-        raise web.HTTPNotFound(text="no local outbox: mail goes to the configured SMTP server")
-    messages = await asyncio.to_thread(read_outbox, Path(directory))
-    rows = []
-    for name, msg in messages[:200]:
-        rows.append(
-            "<tr><td>{}</td><td>{}</td><td><a href='/dev/outbox/{}'>{}</a></td></tr>".format(
-                html.escape(str(msg.get("Date", ""))),
-                html.escape(str(msg.get("To", ""))),
-                html.escape(name),
-                html.escape(str(msg.get("Subject", "(no subject)"))),
-            )
-        )
-    page = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Outbox</title></head><body>"
-        f"<h1>Outbox</h1><p>{len(messages)} messages kept in {html.escape(directory)}</p>"
-        "<table><thead><tr><th>Date</th><th>To</th><th>Subject</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")
-
-
-@routes.get("/dev/outbox/{name}")
-async def outbox_message(request: web.Request) -> web.Response:
-    directory = request.app.get(OUTBOX_DIR)
-    name = request.match_info["name"]
-    if directory is None or "/" in name or not name.endswith(".eml"):
-        raise web.HTTPNotFound()
-    path = Path(directory) / name
-    if not path.is_file():
-        raise web.HTTPNotFound()
-    return web.Response(body=path.read_bytes(), content_type="message/rfc822")

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -19,6 +20,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from notifier import subscriptions as subs
 from notifier.settings import Settings
 from notifier.tokens import TokenData, TokenError, Tokens
+from notifier.web.keys import SETTINGS
+from notifier.web.security import make_csrf
 from tests.factories import Factory
 from tests.servers import SmtpServer
 
@@ -50,9 +53,15 @@ def link(message: EmailMessage, kind: str) -> str:
     return found[0]
 
 
+def post(client: TestClient[Any, Any], path: str, data: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """A form post as the page's own form sends it: with the signed token the page puts in each form."""
+    token = make_csrf(client.app[SETTINGS].secret_key, path)
+    return client.post(path, data={**(data or {}), "csrf": token}, **kwargs)
+
+
 async def subscribe(client: TestClient[Any, Any], email: str, **form: str) -> tuple[int, str]:
     values = {"email": email, "query": "", "council": "leicestershire", "region": "", "frequency": "immediate"}
-    resp = await client.post("/subscribe", data={**values, **form})
+    resp = await post(client, "/subscribe", {**values, **form})
     return resp.status, await resp.text()
 
 
@@ -71,7 +80,7 @@ async def subscriber_row(pool: asyncpg.Pool, email: str) -> asyncpg.Record:
 
 def main_text(page: str) -> str:
     """The page's <main>, whitespace folded: what a reader sees, without the request id."""
-    found = re.search(r"<main>(.*)</main>", page, re.S)
+    found = re.search(r"<main[^>]*>(.*)</main>", page, re.S)
     assert found is not None
     return " ".join(found[1].split())
 
@@ -114,9 +123,13 @@ async def test_pages_consent_cycle_confirm_then_alert(
     assert "Yes, send me these alerts" in body
     assert (await subscriber_row(pool, "alice@example.org"))["status"] == "pending"  # a GET changes nothing
 
-    done = await client.post(confirm_path)
+    done = await post(client, confirm_path)
     assert done.status == 200
-    assert "You&#39;re subscribed" in await done.text()
+    confirmed = await done.text()
+    assert "<h1>You're subscribed</h1>" in confirmed
+    assert "dementia at Leicestershire County Council" in confirmed
+    assert "As it happens, a few minutes after each update" in confirmed
+    assert 'href="/manage/' in confirmed
     alice = await subscriber_row(pool, "alice@example.org")
     assert alice["status"] == "active"
     assert alice["confirmed_at"] is not None
@@ -151,7 +164,7 @@ async def test_pages_confirmation_one_click_stops_everything_for_good(
     resp = await client.post(one_click.removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
     assert resp.status == 200
     assert await subs.is_suppressed(pool, "hal@example.org")
-    assert (await client.post(link(confirmation.message, "confirm"))).status == 409
+    assert (await post(client, link(confirmation.message, "confirm"))).status == 409
     await subscribe(client, "hal@example.org", query="anything")
     await run_jobs()
     assert len(smtp_server.messages) == 1
@@ -175,7 +188,8 @@ async def test_pages_subscribe_same_answer_for_new_known_and_suppressed_addresse
     pages = {main_text(page).replace("BOB@example.org", "bob@example.org") for _, page in answers}
     assert pages == {
         "<h1>Check your email</h1> <p>If bob@example.org can receive our emails, a message with a link to confirm is "
-        "on its way.</p><p>Nothing else will be sent until you confirm. The link works for 7 days.</p>"
+        "on its way.</p><p>Nothing else will be sent until you confirm. The link works for 7 days.</p> "
+        '<p><a href="/">Go to the start page</a></p>'
     }
     # the same filter asked for again is the same subscription, not a second one listing every event twice
     assert await pool.fetchval("select count(*) from subscriptions") == 1
@@ -189,8 +203,9 @@ async def test_pages_subscribe_rejects_bad_input_with_the_form_again(
     await factory.council()
     status, page = await subscribe(client, "not-an-address", query='"unclosed phrase')
     assert status == 422
-    assert "Enter a valid email address." in page
-    assert "Topic: " in page
+    assert "Enter an email address in the correct format, like name@example.com" in page
+    assert "Enter a topic we can follow: " in page
+    assert '<a href="#email">' in page and '<a href="#query">' in page  # the summary links to each field
     assert 'value="not-an-address"' in page
     assert await pool.fetchval("select count(*) from subscribers") == 0
 
@@ -232,7 +247,7 @@ async def test_pages_preview_of_a_broken_topic_says_what_is_wrong(
     await factory.council()
     status, page = await subscribe(client, "", query="dementia AND (", action="preview")
     assert status == 422
-    assert "Topic: " in page
+    assert "Enter a topic we can follow: " in page
     assert "What this alert would have sent" not in page
 
 
@@ -248,14 +263,14 @@ async def test_pages_confirm_expired_link_offers_resend(
     eight_days_ago = Tokens(settings.secret_key, clock=lambda: time.time() - 8 * 86400)
     expired = f"/confirm/{eight_days_ago.make('confirm', carol, sub)}"
 
-    for resp in (await client.get(expired), await client.post(expired)):
+    for resp in (await client.get(expired), await post(client, expired)):
         assert resp.status == 410
         page = await resp.text()
         assert "This link has expired" in page
-        assert '<form method="post" action="/confirm/resend">' in page
+        assert '<form method="post" action="/confirm/resend" novalidate>' in page
     assert (await subscriber_row(pool, "carol@example.org"))["status"] == "pending"
 
-    resent = await client.post("/confirm/resend", data={"email": "Carol@example.org"})
+    resent = await post(client, "/confirm/resend", {"email": "Carol@example.org"})
     assert resent.status == 200
     assert "a fresh link is on its way" in await resent.text()
     await run_jobs()
@@ -264,14 +279,14 @@ async def test_pages_confirm_expired_link_offers_resend(
     path = link(fresh.message, "confirm")
     assert path != expired
     assert (await client.get(path)).status == 200
-    assert (await client.post(path)).status == 200
+    assert (await post(client, path)).status == 200
     assert (await subscriber_row(pool, "carol@example.org"))["status"] == "active"
 
 
 async def test_pages_resend_for_unknown_address_sends_nothing_and_says_the_same(
     client: TestClient[Any, Any], pool: asyncpg.Pool, smtp_server: SmtpServer, run_jobs: Any
 ) -> None:
-    resp = await client.post("/confirm/resend", data={"email": "nobody@example.org"})
+    resp = await post(client, "/confirm/resend", {"email": "nobody@example.org"})
     assert resp.status == 200
     assert "If nobody@example.org has alerts waiting for confirmation, a fresh link is on its way." in await resp.text()
     await run_jobs()
@@ -301,7 +316,7 @@ async def test_pages_forged_token_is_not_found(
     subscriber = await factory.subscriber("dave@example.org")
     await factory.subscription(subscriber, councils=[await factory.council()])
     token = forge(Tokens(settings.secret_key), kind)
-    for resp in (await client.get(f"/{kind}/{token}"), await client.post(f"/{kind}/{token}")):
+    for resp in (await client.get(f"/{kind}/{token}"), await post(client, f"/{kind}/{token}")):
         assert resp.status == 404
         assert "This link is not valid" in await resp.text()
     assert (await subscriber_row(pool, "dave@example.org"))["status"] == "active"
@@ -328,7 +343,7 @@ async def test_pages_confirm_refused_for_suppressed_address(
     sub = await factory.subscription(fay, councils=[await factory.council()], confirmed=False)
     token = Tokens(settings.secret_key).make("confirm", fay, sub)
     await subs.suppress(pool, "fay@example.org", "complained")
-    resp = await client.post(f"/confirm/{token}")
+    resp = await post(client, f"/confirm/{token}")
     assert resp.status == 409
     assert (await subscriber_row(pool, "fay@example.org"))["status"] == "complained"
 
@@ -378,7 +393,8 @@ async def test_pages_unsubscribe_post(
     grace, dementia, _ = await two_alerts(factory)
     tokens = Tokens(settings.secret_key)
     token = tokens.make("unsubscribe", grace, dementia) if one_subscription else tokens.make("unsubscribe", grace)
-    resp = await client.post(f"/unsubscribe/{token}", data=form)
+    resp = await (client.post(f"/unsubscribe/{token}", data=form) if "List-Unsubscribe" in form
+                  else post(client, f"/unsubscribe/{token}", form))
     assert resp.status == 200
     if "List-Unsubscribe" in form:
         assert await resp.text() == "unsubscribed"
@@ -406,8 +422,8 @@ async def test_pages_unsubscribe_all_then_subscribe_again_is_never_mailed(
     run_jobs: Any, settings: Settings,
 ) -> None:
     grace, _, _ = await two_alerts(factory)
-    resp = await client.post(f"/unsubscribe/{Tokens(settings.secret_key).make('unsubscribe', grace)}",
-                             data={"scope": "all"})
+    resp = await post(client, f"/unsubscribe/{Tokens(settings.secret_key).make('unsubscribe', grace)}",
+                      {"scope": "all"})
     assert resp.status == 200
     status, page = await subscribe(client, "grace@example.org", query="libraries")
     assert (status, "Check your email" in page) == (200, True)
@@ -417,7 +433,7 @@ async def test_pages_unsubscribe_all_then_subscribe_again_is_never_mailed(
     assert await pool.fetchval("select count(*) from deliveries") == 0
     # a link from an old confirmation email cannot bring the address back either
     sub = await pool.fetchval("select id from subscriptions where query = 'libraries'")
-    confirm = await client.post(f"/confirm/{Tokens(settings.secret_key).make('confirm', grace, sub)}")
+    confirm = await post(client, f"/confirm/{Tokens(settings.secret_key).make('confirm', grace, sub)}")
     assert confirm.status == 409
     assert (await subscriber_row(pool, "grace@example.org"))["status"] == "unsubscribed"
 
@@ -431,28 +447,37 @@ async def test_pages_manage_lists_and_changes_alerts(
     grace, dementia, housing = await two_alerts(factory)
     path = f"/manage/{Tokens(settings.secret_key).make('manage', grace)}"
     page = await (await client.get(path)).text()
-    assert "For grace@example.org." in page
-    assert page.count('name="action" value="frequency"') == 2
+    assert "Alerts to <strong>grace@example.org</strong>." in page
     assert "dementia at Leicestershire Council" in page and "housing at Leicestershire Council" in page
+    assert page.count('value="pause"') == 2
 
-    async def act(**form: str) -> str:
-        resp = await client.post(path, data=form, allow_redirects=False)
+    async def act(form: dict[str, str], at: str = path) -> str:
+        resp = await post(client, at, form, allow_redirects=False)
         assert resp.status == 303
         location = resp.headers["Location"]
         assert location.startswith(path + "?notice=")
         return await (await client.get(location)).text()
 
-    assert "Now: daily digest." in await act(action="frequency", subscription=str(dementia), frequency="daily")
-    assert await pool.fetchval("select frequency from subscriptions where id = $1", dementia) == "daily"
+    changed = await act(
+        {"scope": "choose", "council": "leicestershire", "query": "dementia", "frequency": "daily", "hour": "18",
+         "timezone": "Europe/Paris"},
+        at=f"{path}/alerts/{dementia}",
+    )
+    assert "Alert saved." in changed
+    assert "Every day at 18:00 (Europe/Paris)" in changed
+    row = await pool.fetchrow("select frequency, hour from subscriptions where id = $1", dementia)
+    assert (row["frequency"], row["hour"]) == ("daily", 18)
+    assert (await subscriber_row(pool, "grace@example.org"))["timezone"] == "Europe/Paris"
 
-    page = await act(action="pause", subscription=str(housing))
+    day = (datetime.now(UTC) + timedelta(days=10)).date()
+    page = await act({"action": "pause", "subscription": str(housing), "until": day.isoformat()})
     until = await pool.fetchval("select paused_until from subscriptions where id = $1", housing)
-    assert timedelta(days=29, hours=23) < until - datetime.now(UTC) <= timedelta(days=30)
-    assert f"paused until {until:%d %b %Y}" in page
-    assert "Resumed." in await act(action="resume", subscription=str(housing))
+    assert until.astimezone(ZoneInfo("Europe/Paris")).date() == day + timedelta(days=1)
+    assert f"Paused to the end of {day:%-d %B %Y}" in page
+    assert "Resumed." in await act({"action": "resume", "subscription": str(housing)})
     assert await pool.fetchval("select paused_until from subscriptions where id = $1", housing) is None
 
-    assert "Alert deleted." in await act(action="delete", subscription=str(housing))
+    assert "Alert deleted." in await act({"action": "delete", "subscription": str(housing)})
     assert [r["id"] for r in await pool.fetch("select id from subscriptions")] == [dementia]
     assert (await subscriber_row(pool, "grace@example.org"))["status"] == "active"
 
@@ -463,7 +488,7 @@ async def test_pages_manage_refuses_someone_elses_subscription(
     grace, _, _ = await two_alerts(factory)
     other = await factory.subscription(await factory.subscriber("heidi@example.org"), councils=["leicestershire"])
     path = f"/manage/{Tokens(settings.secret_key).make('manage', grace)}"
-    resp = await client.post(path, data={"action": "delete", "subscription": str(other)}, allow_redirects=False)
+    resp = await post(client, path, {"action": "delete", "subscription": str(other)}, allow_redirects=False)
     assert resp.status == 404
     assert await pool.fetchval("select count(*) from subscriptions where id = $1", other) == 1
 
@@ -481,7 +506,7 @@ async def test_pages_manage_export_and_erase(
     assert [s["id"] for s in data["subscriptions"]] == [dementia, housing]
     assert data["suppression"] is None
 
-    erased = await client.post(path, data={"action": "erase"})
+    erased = await post(client, path, {"action": "erase"})
     assert erased.status == 200
     assert "Your data is deleted" in await erased.text()
     assert await pool.fetchval("select count(*) from subscribers") == 0

@@ -33,7 +33,7 @@ from notifier.tokens import Tokens
 from notifier.web.app import create_app
 from tests.factories import Factory
 from tests.servers import SmtpServer
-from tests.web.test_pages import BASE, html_part, link, links, text_part
+from tests.web.test_pages import BASE, html_part, link, links, post, text_part
 
 LEICS = "Leicestershire County Council"
 MakeMailer = Callable[..., Mailer]
@@ -112,7 +112,7 @@ async def test_api_consent_confirm_then_alert(
     assert confirmation.message["Subject"] == "Confirm your email alerts from Council alerts"
     assert await pool.fetchval("select count(*) from deliveries") == 0
 
-    assert (await client.post(link(confirmation.message, "confirm"))).status == 200
+    assert (await post(client, link(confirmation.message, "confirm"))).status == 200
     resp = await client.get(f"/api/v1/subscribers/{nina['id']}", headers=api(key))
     assert (await resp.json())["status"] == "active"
     await factory.event(title="Dementia friendly communities")
@@ -337,7 +337,7 @@ async def test_email_about_two_subscriptions_stops_each_or_everything(
         f"/unsubscribe/{tokens.make('unsubscribe', uma, carers)}",
         everything,
     ]
-    assert (await client.post(links(message, "unsubscribe")[1], data={"scope": "one"})).status == 200
+    assert (await post(client, links(message, "unsubscribe")[1], {"scope": "one"})).status == 200
     assert [r["id"] for r in await pool.fetch("select id from subscriptions")] == [dementia]
     assert (await client.post(everything, data={"List-Unsubscribe": "One-Click"})).status == 200
     assert await subs.is_suppressed(pool, "uma@example.org")
@@ -749,8 +749,8 @@ async def test_confirmation_to_bad_address_suppresses_it(
 ) -> None:
     await factory.council()
     smtp_server.rcpt_faults["typo@example.org"] = "550 5.1.1 User unknown"
-    resp = await client.post("/subscribe", data={"email": "typo@example.org", "council": "leicestershire",
-                                                 "frequency": "weekly"})
+    resp = await post(client, "/subscribe", {"email": "typo@example.org", "council": "leicestershire",
+                                             "frequency": "weekly"})
     assert resp.status == 200
     await run_jobs()
     assert smtp_server.messages == []
