@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -17,11 +18,14 @@ from aiohttp import web
 from arq.constants import default_queue_name
 from itsdangerous import BadSignature, TimestampSigner
 
+from notifier.delivery.timing import alert_times
+from notifier.ingest.freshness import source_freshness
 from notifier.web.keys import POOL, REDIS, SETTINGS
 from notifier.web.pages import client_limited, message
 from notifier.web.security import ADMIN_COOKIE, render
 
 routes = web.RouteTableDef()
+ALERT_TIMES_WINDOW = timedelta(hours=24)  # the time-to-alert figures cover the last day's immediate alerts
 
 SESSION_SECONDS = 12 * 3600
 
@@ -171,7 +175,10 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     for r in deliveries:
         counts.setdefault(r["channel"], {})[r["status"]] = r["n"]
+    now = datetime.now(UTC)
     return {
+        "freshness": await source_freshness(pool, now=now),
+        "alert_times": await alert_times(pool, since=now - ALERT_TIMES_WINDOW),
         "sources": sources,
         "runs": runs,
         "queues": await _queues(request),

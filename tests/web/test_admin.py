@@ -4,6 +4,7 @@ sources, polls, queue and deliveries, and the poll-now button enqueueing the wor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -123,3 +124,25 @@ async def test_admin_poll_now_needs_a_session(admin: TestClient[Any, Any], facto
     resp = await admin.post(path, data={"csrf": make_csrf(admin.app[SETTINGS].secret_key, path)})
     assert resp.status == 401
     assert await redis.queued_jobs() == []
+
+
+async def test_admin_page_shows_staleness_and_time_to_alert(
+    admin: TestClient[Any, Any], factory: Factory, pool: asyncpg.Pool
+) -> None:
+    await factory.source("leicestershire", kind="rss")  # polled every 30 minutes: that is its staleness
+    grace = await factory.subscriber("grace@example.org")
+    sub = await factory.subscription(grace, councils=["leicestershire"])
+    seen = datetime.now(UTC) - timedelta(minutes=10)
+    for n, minutes in enumerate((2, 4, 9)):
+        event = await factory.event(title=f"Cabinet {n}", occurred_at=seen)
+        await pool.execute(
+            "insert into deliveries (subscription_id, event_id, status, sent_at, created_at) "
+            "values ($1, $2, 'sent', $3, $4)",
+            sub, event, seen + timedelta(minutes=minutes), seen + timedelta(seconds=30),
+        )
+    await sign_in(admin)
+    page = " ".join((await (await admin.get("/admin")).text()).split())
+    assert "Worst staleness" in page and "30.0 min" in page
+    assert "Time to alert, last 24 hours" in page
+    # three immediate email alerts: 2, 4 and 9 minutes from seen to sent
+    assert '<th scope="row">email</th><td class="num">3</td><td class="num">4.0 min</td>' in page
