@@ -28,8 +28,9 @@ from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.delivery.email.render import render_endpoint_disabled
 from notifier.delivery.webhooks import endpoints
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
-from notifier.ingest import fetch, poll
+from notifier.ingest import documents, fetch, poll
 from notifier.logs import context_id
+from notifier.matching.documents import next_release
 from notifier.matching.matcher import CURSOR_NAME, SubscriptionIndex
 from notifier.matching.matcher import match_events as run_matcher
 from notifier.metrics import Metrics
@@ -98,6 +99,7 @@ async def poll_source(ctx: WorkerContext, source_id: int) -> dict[str, Any]:
     )
     if result.event_ids:
         await enqueue_matcher(ctx["redis"], result.event_ids[-1])
+        await ctx["redis"].enqueue_job("fetch_documents", _job_id=f"documents:{result.event_ids[-1]}")
     return result.as_dict()
 
 
@@ -170,6 +172,30 @@ async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
             "disabled": len(result.disabled)}
 
 
+async def fetch_documents(ctx: WorkerContext) -> dict[str, int]:
+    """Download and extract the documents due; wake the matcher for the events that waited for their text."""
+    pool, redis = ctx["pool"], ctx["redis"]
+    result = await documents.fetch_due_documents(pool, ctx["fetcher"], ctx["settings"])
+    if result.item_ids:
+        await redis.enqueue_job("match_events", _job_id=f"match:documents:{datetime.now(UTC):%Y%m%dT%H%M%S.%f}")
+    return result.as_dict()
+
+
+async def sweep_documents(ctx: WorkerContext) -> dict[str, int]:
+    """Release the document claims of dead workers, start the downloads that fell due, and wake the matcher when a
+    held event's wait has run out."""
+    pool, redis = ctx["pool"], ctx["redis"]
+    now = datetime.now(UTC)
+    released = await documents.release_expired_documents(pool, now=now)
+    due = await documents.next_document_due(pool)
+    if due is not None and due <= now:
+        await redis.enqueue_job("fetch_documents", _job_id=f"documents:{now:%Y%m%dT%H%M}")
+    until = await next_release(pool)
+    if until is not None and until <= now:
+        await redis.enqueue_job("match_events", _job_id=f"match:held:{now:%Y%m%dT%H%M}")
+    return {"released": released, "documents_due": int(due is not None and due <= now)}
+
+
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     """Recover from lost jobs and dead workers: expired send leases, events the matcher has not reached."""
     pool = ctx["pool"]
@@ -202,6 +228,7 @@ def worker_functions() -> list[Function]:
         func(_observed("poll_source", poll_source), name="poll_source", max_tries=3),
         func(_observed("match_events", match_events), name="match_events", max_tries=5),
         func(_observed("send_emails", send_emails), name="send_emails", max_tries=3),
+        func(_observed("fetch_documents", fetch_documents), name="fetch_documents", max_tries=3),
         func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3),
         func(
             _observed("notify_endpoint_disabled", notify_endpoint_disabled), name="notify_endpoint_disabled",
@@ -231,6 +258,10 @@ def cron_jobs() -> list[Any]:
             unique=True,
         ),
         cron(_observed("sweep", sweep), name="sweep", minute=minute, second=40, run_at_startup=True, unique=True),
+        cron(
+            _observed("sweep_documents", sweep_documents), name="sweep_documents", minute=minute, second=50,
+            run_at_startup=True, unique=True,
+        ),
     ]
 
 

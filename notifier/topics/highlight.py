@@ -105,3 +105,14 @@ def make_excerpt(text: str, terms: Sequence[str], *, limit: int = EXCERPT_CHARS)
         space = text.rfind(" ", start, end)
         end = space if space > start else end
     return ("\u2026" if start else "") + text[start:end].strip() + ("\u2026" if end < len(text) else "")
+
+
+SNIPPET_CHARS = 160
+
+
+def find_snippet(pages: Sequence[str], term: str, *, limit: int = SNIPPET_CHARS) -> tuple[int, str] | None:
+    """The first page (numbered from 1) where `term` matches, with an excerpt around the match; None if none does."""
+    for number, page in enumerate(pages, 1):
+        if _match_spans(page, [term]):
+            return number, make_excerpt(page, [term], limit=limit)
+    return None

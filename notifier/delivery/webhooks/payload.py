@@ -3,8 +3,13 @@
 ```
 {"type": "meeting.rescheduled", "timestamp": "2025-12-01T09:30:00+00:00",
  "data": {"event": {...}, "item": {...}, "council": {...}, "subscription_id": 7, "endpoint_id": 3,
-          "matched_terms": ["dementia"], "links": {"item": ".../api/v1/items/42", "council_page": "https://..."}}}
+          "matched_terms": ["respite"],
+          "snippets": [{"document": "Dementia Strategy progress report", "page": 12, "text": "…the respite centre…"}],
+          "links": {"item": ".../api/v1/items/42", "council_page": "https://..."}}}
 ```
+
+`snippets` say where in the event's documents (a report's PDF, an agenda pack) the matched terms were found: the
+document's title, the page (from 1) and a short excerpt; empty when the terms were found in the title or text only.
 
 `timestamp` is when the change was seen, the same on every retry. A body stays under `MAX_BODY_BYTES`: the item's
 text is cut first (with `truncated` set and the links to read the whole), then the old and new values of a change.
@@ -66,6 +71,7 @@ def event_body(row: Mapping[str, Any], *, base_url: str) -> bytes:
         "subscription_id": row["subscription_id"],
         "endpoint_id": row["endpoint_id"],
         "matched_terms": list(row["matched_terms"] or []),
+        "snippets": _snippets(row.get("snippets")),
         "links": {"item": f"{base_url}/api/v1/items/{row['item_id']}", "council_page": row["item_url"]},
     }
     payload = {"type": row["event_type"], "timestamp": _iso(row["occurred_at"]), "data": data}
@@ -73,6 +79,11 @@ def event_body(row: Mapping[str, Any], *, base_url: str) -> bytes:
     if len(body) > MAX_BODY_BYTES:
         body = _shrink(payload)
     return body
+
+
+def _snippets(value: Any) -> list[dict[str, Any]]:
+    found = json.loads(value) if isinstance(value, str) else value or []
+    return [{"document": s.get("document"), "page": s["page"], "text": s["text"]} for s in found]
 
 
 def _shrink(payload: dict[str, Any]) -> bytes:
