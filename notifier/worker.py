@@ -176,7 +176,7 @@ async def fetch_documents(ctx: WorkerContext) -> dict[str, int]:
     """Download and extract the documents due; wake the matcher for the events that waited for their text."""
     pool, redis = ctx["pool"], ctx["redis"]
     result = await documents.fetch_due_documents(pool, ctx["fetcher"], ctx["settings"])
-    if result.item_ids:
+    if result.item_ids and await next_release(pool) is not None:
         await redis.enqueue_job("match_events", _job_id=f"match:documents:{datetime.now(UTC):%Y%m%dT%H%M%S.%f}")
     return result.as_dict()
 
