@@ -69,6 +69,12 @@ def counts(result: DocumentsResult) -> dict[str, int]:
     return result.as_dict()
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The tests' settings, with the service's own wait for documents' text."""
+    return settings.model_copy(update={"document_text_wait_seconds": 900})
+
+
 # ---- download and extract -----------------------------------------------------------------------------------------
 
 

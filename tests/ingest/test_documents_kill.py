@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from notifier.ingest.documents import release_expired_documents
 from notifier.matching.matcher import SubscriptionIndex, match_events
@@ -44,6 +45,12 @@ async def main() -> None:
 
 asyncio.run(main())
 """
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The tests' settings, with the service's own wait for documents' text."""
+    return settings.model_copy(update={"document_text_wait_seconds": 900})
 
 
 def extraction_child(parent: int) -> int | None:
