@@ -99,7 +99,6 @@ async def poll_source(ctx: WorkerContext, source_id: int) -> dict[str, Any]:
     )
     if result.event_ids:
         await enqueue_matcher(ctx["redis"], result.event_ids[-1])
-        await ctx["redis"].enqueue_job("fetch_documents", _job_id=f"documents:{result.event_ids[-1]}")
     return result.as_dict()
 
 
@@ -182,8 +181,8 @@ async def fetch_documents(ctx: WorkerContext) -> dict[str, int]:
 
 
 async def sweep_documents(ctx: WorkerContext) -> dict[str, int]:
-    """Release the document claims of dead workers, start the downloads that fell due, and wake the matcher when a
-    held event's wait has run out."""
+    """Release the document claims of dead workers, start the downloads that fell due (new documents wait at most
+    this minute), and wake the matcher when a held event's wait has run out."""
     pool, redis = ctx["pool"], ctx["redis"]
     now = datetime.now(UTC)
     released = await documents.release_expired_documents(pool, now=now)
