@@ -73,17 +73,24 @@ _DOCUMENTS = """
     with wanted as (
         select (w ->> 'event')::bigint as event_id, (w ->> 'item')::bigint as item_id, w -> 'urls' as urls
         from jsonb_array_elements($1::jsonb) w
+    ),
+    found as (
+        -- a document's own event
+        select w.event_id, d.id, d.title
+        from wanted w join items d on d.id = w.item_id
+        where w.urls is null and d.kind = 'document'
+        union all
+        -- a meeting's event that lists documents: those of them under the meeting or one of its agenda items
+        select w.event_id, d.id, d.title
+        from wanted w
+        cross join lateral (select w.item_id as id union all select a.id from items a where a.parent_id = w.item_id) p
+        join items d on d.parent_id = p.id
+        where w.urls is not null and d.kind = 'document'
+          and d.url in (select jsonb_array_elements_text(w.urls))
     )
-    select w.event_id, d.id, d.title, t.state, case when t.state = 'ready' then t.pages end as pages
-    from wanted w
-    join items d on d.kind = 'document' and (
-        (w.urls is null and d.id = w.item_id)
-        or (w.urls is not null
-            and d.url in (select jsonb_array_elements_text(w.urls))
-            and (d.parent_id = w.item_id or d.parent_id in (select a.id from items a where a.parent_id = w.item_id)))
-    )
-    join document_texts t on t.item_id = d.id
-    order by w.event_id, d.id
+    select f.event_id, f.id, f.title, t.state, case when t.state = 'ready' then t.pages end as pages
+    from found f join document_texts t on t.item_id = f.id
+    order by f.event_id, f.id
 """
 
 

@@ -52,10 +52,11 @@ FILTERED_EVENTS = """
     where e.occurred_at >= $7
       and ($1::text is null or i.search @@ $1::tsquery or (e.changes ? 'documents' and exists (
           -- a meeting's event that published documents is found by their text too (notifier.matching.documents)
-          select 1 from items d
+          select 1
+          from (select i.id union all select a.id from items a where a.parent_id = i.id) p
+          join items d on d.parent_id = p.id
           where d.kind = 'document' and d.search @@ $1::tsquery
             and d.url in (select x ->> 'url' from jsonb_array_elements(e.changes -> 'documents' -> 1) x)
-            and (d.parent_id = i.id or d.parent_id in (select a.id from items a where a.parent_id = i.id))
       )))
       and (cardinality($2::text[]) = 0 and cardinality($3::text[]) = 0
            or e.council = any($2) or c.region = any($3))
