@@ -258,7 +258,8 @@ async def match_events(
             await index.refresh(conn)
             async with conn.transaction():
                 held = await conn.fetch(_HELD_EVENTS, await documents.held_event_ids(conn))
-                result.deliveries += await _write_deliveries(conn, index, held, settings, now=now, wait=wait)
+                result.deliveries += await _write_deliveries(conn, index, held, settings, now=now, wait=wait,
+                                                             were_held=True)
             while True:
                 await index.refresh(conn)
                 async with conn.transaction():
@@ -289,12 +290,12 @@ _DeliveryRow = tuple[int, int, str, datetime, list[str], list[dict[str, Any]]]
 
 async def _write_deliveries(
     conn: asyncpg.Connection, index: SubscriptionIndex, events: Sequence[asyncpg.Record], settings: Settings, *,
-    now: datetime | None, wait: timedelta,
+    now: datetime | None, wait: timedelta, were_held: bool = False,
 ) -> int:
     """Match a batch of events and insert their deliveries; returns how many rows were new.
 
-    An event whose documents' text is still coming is held back (`held_events`) rather than matched; a held event
-    that is matched now is released.
+    An event whose documents' text is still coming is held back (`held_events`) rather than matched; events that
+    `were_held` and are matched now are released.
     """
     docs = await documents.event_documents(conn, events)
     moment = now or datetime.now(UTC)
@@ -303,7 +304,8 @@ async def _write_deliveries(
     await documents.hold_events(conn, [(ev["id"], ev["occurred_at"] + wait) for ev in waiting])
     held = {ev["id"] for ev in waiting}
     ready = [ev for ev in events if ev["id"] not in held]
-    await documents.release_events(conn, [ev["id"] for ev in ready])
+    if were_held:
+        await documents.release_events(conn, [ev["id"] for ev in ready])
     pairs = _match_batch(index, ready, docs)
     if not pairs:
         return 0
