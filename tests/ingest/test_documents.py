@@ -7,15 +7,24 @@ The documents are made here: PDFs by fpdf2 (tests/documents/makers.py), a Word f
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import pytest
 from arq.connections import ArqRedis
 
-from notifier.ingest.documents import MAX_ATTEMPTS, DocumentsResult, fetch_due_documents, release_expired_documents
+from notifier.db import MIGRATIONS_DIR
+from notifier.documents.extract import Kind
+from notifier.ingest.documents import (
+    MAX_ATTEMPTS,
+    DocumentsResult,
+    DocumentState,
+    fetch_due_documents,
+    release_expired_documents,
+)
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.matching.search import preview_filter
 from notifier.models import FilterModel
@@ -313,3 +322,16 @@ async def test_documents_events_without_documents_are_never_held(
     result = await match_events(pool, SubscriptionIndex(), settings)
     assert (result.events, result.deliveries, result.held) == (2, 2, 0)
 
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("state in (", {s.value for s in DocumentState}),
+        ("kind in (", set(get_args(Kind))),
+    ],
+)
+def test_documents_schema_checks_match_python(column: str, values: set[str]) -> None:
+    sql = (MIGRATIONS_DIR / "0003_documents.sql").read_text()
+    start = sql.index(column)
+    assert set(re.findall(r"'([^']+)'", sql[start : sql.index(")", start)])) == values
