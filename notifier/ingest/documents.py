@@ -98,10 +98,12 @@ async def fetch_due_documents(
     limit = asyncio.Semaphore(settings.document_concurrency)
 
     async def one(row: asyncpg.Record) -> None:
-        async with limit:
-            outcome = await _download_and_extract(fetcher, settings, row)
-        await _store(pool, row, outcome, result, now=now or datetime.now(UTC))
-        keeper.release([row["item_id"]])
+        try:
+            async with limit:
+                outcome = await _download_and_extract(fetcher, settings, row)
+            await _store(pool, row, outcome, result, now=now or datetime.now(UTC))
+        finally:
+            keeper.release([row["item_id"]])
 
     deadline = time.monotonic() + PASS_SECONDS
     try:
@@ -109,7 +111,11 @@ async def fetch_due_documents(
             rows := await claim_documents(pool, now=now or datetime.now(UTC), lease=lease, limit=CLAIM_BATCH)
         ):
             keeper.hold([r["item_id"] for r in rows])
-            await asyncio.gather(*(one(r) for r in rows))
+            for row, outcome in zip(rows, await asyncio.gather(*(one(r) for r in rows), return_exceptions=True),
+                                    strict=True):  # fmt: skip
+                if isinstance(outcome, Exception):
+                    # Left `fetching`: its lease runs out and the sweep hands it to the next pass.
+                    log.error("document %s (%s) could not be stored", row["item_id"], row["url"], exc_info=outcome)
     finally:
         await keeper.close()
     return result

@@ -44,7 +44,7 @@ class EventDocuments:
 
     texts: list[DocumentText] = field(default_factory=list)
     waiting: bool = False
-    _snippets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _snippets: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def text(self) -> str:
