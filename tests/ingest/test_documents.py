@@ -112,7 +112,7 @@ async def test_documents_of_a_poll_are_downloaded_extracted_and_searched(
     [event] = preview["items"]
     assert (event["kind"], event["type"]) == ("meeting", "minutes.published")
     [snippet] = event["snippets"]
-    assert (snippet["document"], snippet["page"]) == ("DRAFT WP  FEBRUARY 2026", 3)
+    assert (snippet["document"], snippet["page"]) == ("DRAFT WP FEBRUARY 2026", 3)
     assert "respite centre at Hastings Road" in snippet["text"]
 
 
