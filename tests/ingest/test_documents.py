@@ -25,6 +25,7 @@ from notifier.ingest.documents import (
     fetch_due_documents,
     release_expired_documents,
 )
+from notifier.matching.documents import DocumentText, EventDocuments
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.matching.search import preview_filter
 from notifier.models import FilterModel
@@ -335,3 +336,23 @@ def test_documents_schema_checks_match_python(column: str, values: set[str]) -> 
     sql = (MIGRATIONS_DIR / "0003_documents.sql").read_text()
     start = sql.index(column)
     assert set(re.findall(r"'([^']+)'", sql[start : sql.index(")", start)])) == values
+
+
+PAGES = ("Cover page", "The respite centre will close.", "Under the Mental Health Act, children's services apply.")
+
+
+@pytest.mark.parametrize(
+    ("terms", "found"),
+    [
+        (["respite"], [(2, "The respite centre will close.")]),
+        (['"mental health"', "child*"], [(3, "Under the Mental Health Act, children's services apply.")]),
+        (["respite", "respit*"], [(2, "The respite centre will close.")]),  # one place, said once
+        (["dementia"], []),
+        (['"health respite"'], []),  # a phrase across two pages is on neither
+    ],
+)
+def test_documents_snippets_name_the_first_page_of_each_term(terms: list[str], found: list[tuple[int, str]]) -> None:
+    docs = EventDocuments([DocumentText("Cabinet report", ()), DocumentText("Respite review", PAGES)])
+    snippets = docs.snippets(terms)
+    assert [(s["page"], s["text"]) for s in snippets] == found
+    assert all(s["document"] == "Respite review" for s in snippets)
