@@ -54,8 +54,9 @@ MAX_ATTEMPTS = len(DOCUMENT_RETRY_DELAYS) + 1
 # Reasons that no retry can change: the same bytes give the same answer.
 _FINAL_REASONS = frozenset({"encrypted", "no_text_layer", "unsupported_type", "too_many_pages", "empty"})
 CLAIM_BATCH = 20
-# A pass stops claiming after this long (a worker's job has a time limit; what is left is the next pass's).
-PASS_SECONDS = 300.0
+# A pass stops claiming after this long, so that it is over before the sweep queues the next one a minute later and
+# extractions at once stay near `document_concurrency` (what is left is the next pass's).
+PASS_SECONDS = 45.0
 
 
 @dataclass
