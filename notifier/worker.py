@@ -118,7 +118,7 @@ async def match_events(ctx: WorkerContext) -> dict[str, Any]:
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
         await ctx["redis"].enqueue_job("send_emails", _job_id=f"send:{stamp}")
         await ctx["redis"].enqueue_job("deliver_webhooks", _job_id=f"webhooks:{stamp}")
-    return {"events": result.events, "deliveries": result.deliveries, "skipped": result.skipped}
+    return {"events": result.events, "deliveries": result.deliveries, "held": result.held, "skipped": result.skipped}
 
 
 async def send_emails(ctx: WorkerContext) -> int:
