@@ -87,7 +87,7 @@ class EventDocuments:
 _DOCUMENTS = """
     with wanted as (
         select (w ->> 'event')::bigint as event_id, (w ->> 'item')::bigint as item_id, w -> 'urls' as urls
-        from jsonb_array_elements($1::jsonb) w
+        from jsonb_array_elements($1::text::jsonb) w
     ),
     found as (
         -- a document's own event

@@ -111,7 +111,7 @@ async def test_documents_of_a_poll_are_downloaded_extracted_and_searched(
     assert await found(pool, "respite") == [("document", "60909")]
     preview = await preview_filter(pool, FilterModel(query="respite"))
     [event] = preview["items"]
-    assert (event["kind"], event["type"]) == ("meeting", "minutes.published")
+    assert (event["kind"], event["type"]) == ("meeting", "agenda.published")  # the event that listed the paper
     [snippet] = event["snippets"]
     assert (snippet["document"], snippet["page"]) == ("DRAFT WP FEBRUARY 2026", 3)
     assert "respite centre at Hastings Road" in snippet["text"]
@@ -238,8 +238,9 @@ async def test_documents_an_expired_claim_is_released_and_done_again(
     await pool.execute("update document_texts set state = 'fetching', lease_until = now() + interval '30 seconds'")
     assert counts(await fetch(pool, settings))["extracted"] == 0
     assert await release_expired_documents(pool, now=datetime.now(UTC)) == 0  # the lease is still running
-    assert await release_expired_documents(pool, now=datetime.now(UTC) + timedelta(seconds=31)) == 1
-    assert counts(await fetch(pool, settings))["extracted"] == 1
+    later = datetime.now(UTC) + timedelta(seconds=31)
+    assert await release_expired_documents(pool, now=later) == 1
+    assert counts(await fetch(pool, settings, now=later))["extracted"] == 1
 
 
 # ---- matching -----------------------------------------------------------------------------------------------------
