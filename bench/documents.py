@@ -265,7 +265,11 @@ def matching_lines(size: int, events: int) -> list[str]:
         return []
     w = match_bench.make_workload(1)
     perc, load_seconds = load_percolator(size, w)
-    figures = [measure_matching(perc, w, events, with_report=flag) for flag in (False, True)]
+    print(f"... {size:,} subscriptions loaded in {load_seconds:.1f} s", flush=True)
+    figures = []
+    for flag in (False, True):
+        figures.append(measure_matching(perc, w, events, with_report=flag))
+        print(f"... {figures[-1]}", flush=True)
     lines = [
         f"### Matching a document's text against {size:,} subscriptions",
         "",

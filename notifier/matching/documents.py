@@ -22,9 +22,9 @@ from typing import Any
 
 import asyncpg
 
-from notifier.topics.evaluate import Document, evaluate, positive_terms
-from notifier.topics.highlight import find_snippet
-from notifier.topics.parse import Query, QueryError, parse
+from notifier.topics.evaluate import Document, positive_terms
+from notifier.topics.highlight import Page, find_snippet
+from notifier.topics.parse import Query
 
 # Snippets kept for one delivery: the first page of each matched term, up to this many.
 MAX_SNIPPETS = 3
@@ -42,15 +42,15 @@ class DocumentText:
 class EventDocuments:
     """The documents of one event: their texts, and whether any is still to be downloaded or extracted.
 
-    Snippets are found page by page: each page is tokenised once (on the first snippet asked for), and a term is
-    looked for on the pages whose words hold it, so an event that matched thousands of subscriptions' terms costs
-    one pass over its pages, not one per term.
+    Snippets are found page by page: each page is tokenised once (on the first snippet asked for) with an index of
+    where each stem is, so an event that matched thousands of subscriptions' terms costs one pass over its pages
+    and a lookup a term, not a pass a term.
     """
 
     texts: list[DocumentText] = field(default_factory=list)
     waiting: bool = False
     _snippets: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False, repr=False)
-    _pages: list[list[Document]] | None = field(default=None, init=False, repr=False)
+    _pages: list[list[Page]] | None = field(default=None, init=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -68,19 +68,12 @@ class EventDocuments:
         return out[:MAX_SNIPPETS]
 
     def _find(self, term: str) -> list[dict[str, Any]]:
-        try:
-            query: Query | None = parse(term)
-        except QueryError:
-            query = None
         if self._pages is None:
-            self._pages = [[Document.from_text(page) for page in doc.pages] for doc in self.texts]
+            self._pages = [[Page(page) for page in doc.pages] for doc in self.texts]
         for doc, pages in zip(self.texts, self._pages, strict=True):
-            for number, (page, words) in enumerate(zip(doc.pages, pages, strict=True), 1):
-                if query is not None and not evaluate(query, words):
-                    continue
-                hit = find_snippet([page], term)
-                if hit is not None:
-                    return [{"document": doc.title, "page": number, "text": hit[1]}]
+            hit = find_snippet(pages, term)
+            if hit is not None:
+                return [{"document": doc.title, "page": hit[0], "text": hit[1]}]
         return []
 
 
