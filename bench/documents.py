@@ -349,7 +349,8 @@ def main() -> None:
     report = [
         f"## Documents: PDF text extraction, PDFium against pypdf ({date.today().isoformat()})",
         "",
-        f"Command: `.venv/bin/python bench/documents.py --rounds {args.rounds}`. {machine}, {os.cpu_count()} "
+        f"Command: `.venv/bin/python bench/documents.py --rounds {args.rounds} --subscriptions {args.subscriptions} "
+        f"--events {args.events}`. {machine}, {os.cpu_count()} "
         f"cores, load average {os.getloadavg()[0]:.1f} at the start. Best of {args.rounds} rounds, one process, "
         "one document at a time. On a shared machine compare the CPU times: wall times move with the load.",
         "",
