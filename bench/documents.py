@@ -18,7 +18,12 @@ real fixtures a fidelity check: how many of the extracted words are "run togethe
 not a web address or file name), the failure pypdf shows on the Hermosa Beach agenda. Results are also written as
 markdown to bench/results/documents.md.
 
-Matching extracted text against subscriptions is not measured yet: `matching_rows` is where it goes.
+Then what a document's text adds to matching (`--subscriptions`, default 1,000,000; `0` skips it): the percolator
+is loaded with that many filters from bench/match.py's workload (its vocabulary, query shapes and places), and
+events of 200 words are matched alone (the baseline, as before this text was read) and with a 20-page report's
+text (500 words a page from the same vocabulary) joined to them, as the matcher joins a `document.published`
+event's paper. For each: building the event's `Document`, matching it (p50 / p99), matches per event, and finding
+the page snippets of every matched term (`EventDocuments.snippets`).
 """
 
 from __future__ import annotations
@@ -43,11 +48,17 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import date  # noqa: E402
 
+import match as match_bench  # noqa: E402  # bench/match.py, beside this file
 import pypdf  # noqa: E402
 import pypdfium2 as pdfium  # noqa: E402
 
 from notifier.documents.child import extract_in_subprocess  # noqa: E402
 from notifier.documents.extract import ExtractedText, ExtractionError, extract  # noqa: E402
+from notifier.matching.documents import DocumentText, EventDocuments  # noqa: E402
+from notifier.matching.matcher import LOAD_CHUNK, FilterLoader  # noqa: E402
+from notifier.topics.evaluate import Document as TextDocument  # noqa: E402
+from notifier.topics.evaluate import EventFacts  # noqa: E402
+from notifier.topics.index import Percolator  # noqa: E402
 from tests.documents.makers import report_pdf  # noqa: E402
 
 REPORTS = ROOT / "tests" / "fixtures" / "reports"
@@ -179,10 +190,102 @@ def _cpu_with_children() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def matching_rows(workloads: dict[str, list[Document]]) -> list[Row]:
-    """Rows for matching the extracted text against subscriptions (to come: the cost of a document's pages against
-    1M stored filters). Return one `Row` per measured figure; they are printed and written with the others."""
-    return []
+REPORT_PAGES = 20
+WORDS_A_PAGE = 500
+EVENT_WORDS = 200
+
+
+def _percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def load_percolator(size: int, w: match_bench.Workload) -> tuple[Percolator, float]:
+    """A percolator over `size` filters of bench/match.py's workload, as the worker loads it; and the seconds."""
+    rows = []
+    for i in range(size):
+        spec = match_bench.make_spec(w)
+        rows.append({"id": i, "query": spec.query, "councils": list(spec.councils), "regions": list(spec.regions),
+                     "committees": list(spec.committees), "kinds": list(spec.kinds),
+                     "event_types": list(spec.event_types)})  # fmt: skip
+    started = time.perf_counter()
+    perc = Percolator()
+    for _ in range(500):
+        perc.observe(match_bench.make_event(w, EVENT_WORDS)[0])
+    loader = FilterLoader()
+    with perc.bulk():
+        for first in range(0, len(rows), LOAD_CHUNK):
+            for row in rows[first : first + LOAD_CHUNK]:
+                perc.add(row["id"], loader.filter(row))
+    return perc, time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class MatchFigures:
+    what: str
+    build_ms: float
+    match_p50_ms: float
+    match_p99_ms: float
+    matches: float
+    snippets_ms: float
+
+
+def measure_matching(perc: Percolator, w: match_bench.Workload, events: int, *, with_report: bool) -> MatchFigures:
+    builds, matches, counts, snippet_times = [], [], [], []
+    for _ in range(events):
+        ev, text = match_bench.make_event(w, EVENT_WORDS)
+        pages = tuple(w.text(WORDS_A_PAGE) for _ in range(REPORT_PAGES)) if with_report else ()
+        docs = EventDocuments([DocumentText("Report", pages)])
+        started = time.perf_counter()
+        doc = TextDocument.from_text(text + "\n" + docs.text if with_report else text)
+        builds.append(time.perf_counter() - started)
+        facts = EventFacts(ev.council, ev.event_type, ev.kind, doc, ev.region, ev.committee, ev.committee_id)
+        best = float("inf")
+        for _ in range(3):  # the best of three: the machine's noise, not the index's
+            started = time.perf_counter()
+            found = perc.match(facts)
+            best = min(best, time.perf_counter() - started)
+        matches.append(best)
+        counts.append(len(found))
+        started = time.perf_counter()
+        if with_report:
+            for m in found:
+                docs.snippets(m.terms)
+        snippet_times.append(time.perf_counter() - started)
+    what = f"{EVENT_WORDS}-word event" + (f" + {REPORT_PAGES}-page report ({REPORT_PAGES * WORDS_A_PAGE:,} words)"
+                                          if with_report else " alone (baseline)")  # fmt: skip
+    return MatchFigures(what, 1000 * sorted(builds)[len(builds) // 2], 1000 * sorted(matches)[len(matches) // 2],
+                        1000 * _percentile(matches, 0.99), sum(counts) / len(counts),
+                        1000 * sorted(snippet_times)[len(snippet_times) // 2])  # fmt: skip
+
+
+def matching_lines(size: int, events: int) -> list[str]:
+    """What a 20-page report's text adds to matching one event against `size` subscriptions, as markdown."""
+    if size <= 0:
+        return []
+    w = match_bench.make_workload(1)
+    perc, load_seconds = load_percolator(size, w)
+    print(f"... {size:,} subscriptions loaded in {load_seconds:.1f} s", flush=True)
+    figures = []
+    for flag in (False, True):
+        figures.append(measure_matching(perc, w, events, with_report=flag))
+        print(f"... {figures[-1]}", flush=True)
+    lines = [
+        f"### Matching a document's text against {size:,} subscriptions",
+        "",
+        f"Percolator loaded with {size:,} filters of bench/match.py's workload in {load_seconds:.1f} s. {events} "
+        "events each; medians, match time the best of 3 per event.",
+        "",
+        "| event | build Document ms | match p50 ms | match p99 ms | matches per event | snippets ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for f in figures:
+        lines.append(f"| {f.what} | {f.build_ms:.2f} | {f.match_p50_ms:.2f} | {f.match_p99_ms:.2f} | "
+                     f"{f.matches:,.0f} | {f.snippets_ms:.2f} |")  # fmt: skip
+    base, report = figures
+    added = report.build_ms + report.match_p50_ms + report.snippets_ms - base.build_ms - base.match_p50_ms
+    lines += ["", f"The report adds {added:.1f} ms to matching one event (build + match p50 + snippets).", ""]
+    return lines
 
 
 def workloads() -> dict[str, list[Document]]:
@@ -226,6 +329,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds per reader; the best is kept (default 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "documents.md")
+    parser.add_argument("--subscriptions", type=int, default=1_000_000,
+                        help="subscriptions to match a document's text against (0: skip)")
+    parser.add_argument("--events", type=int, default=50, help="events timed with and without a report")
     args = parser.parse_args()
     # pypdf logs every damaged cross-reference it works around; the figures are what matters here.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -236,14 +342,15 @@ def main() -> None:
         fidelity = workload.startswith("real")
         rows += [measure(workload, documents, reader, args.rounds, fidelity=fidelity) for reader in READERS]
     rows.append(measure_subprocess("real council PDFs", sets["real council PDFs"], args.rounds))
-    rows += matching_rows(sets)
+    matching = matching_lines(args.subscriptions, args.events)
 
     machine = f"{platform.machine()}, Python {platform.python_version()}, pypdfium2 {pdfium.version.PYPDFIUM_INFO}, " \
               f"PDFium {pdfium.version.PDFIUM_INFO}, pypdf {pypdf.__version__}"  # fmt: skip
     report = [
         f"## Documents: PDF text extraction, PDFium against pypdf ({date.today().isoformat()})",
         "",
-        f"Command: `.venv/bin/python bench/documents.py --rounds {args.rounds}`. {machine}, {os.cpu_count()} "
+        f"Command: `.venv/bin/python bench/documents.py --rounds {args.rounds} --subscriptions {args.subscriptions} "
+        f"--events {args.events}`. {machine}, {os.cpu_count()} "
         f"cores, load average {os.getloadavg()[0]:.1f} at the start. Best of {args.rounds} rounds, one process, "
         "one document at a time. On a shared machine compare the CPU times: wall times move with the load.",
         "",
@@ -251,6 +358,7 @@ def main() -> None:
         "",
         *speedups(rows),
         "",
+        *matching,
     ]
     print("\n".join(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)

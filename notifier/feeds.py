@@ -62,7 +62,10 @@ def render_events_feed(
             details.append(e["committee"])
         if e.get("starts_at"):
             details.append(e["starts_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))
-        entry.description(f"{e['title']} ({', '.join(details)})")
+        # where in its documents the feed's query was found ("p. 12: …the respite centre…")
+        found = "".join(f" {s['document'] + ', ' if s.get('document') and s['document'] != e['title'] else ''}"
+                        f"p. {s['page']}: {s['text']}" for s in e.get("snippets") or ())
+        entry.description(f"{e['title']} ({', '.join(details)}){found}")
     out: bytes = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
     return out
 

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     poll_concurrency: int = Field(default=20, ge=1)
     poll_per_host_concurrency: int = Field(default=2, ge=1)
 
+    # Documents (see notifier/ingest/documents.py)
+    document_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    document_timeout: float = Field(default=60.0, gt=0)  # seconds an extraction may take
+    document_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+    document_concurrency: int = Field(default=2, ge=1)  # extractions at once in one worker (each a process)
+    # a download claim's lease, renewed every third of it while the worker is alive
+    document_lease_seconds: int = Field(default=30, ge=3)
+    # how long the matcher holds an event whose documents' text is still coming
+    document_text_wait_seconds: int = Field(default=900, ge=0)
+
     # Email
     alert_batch_seconds: int = Field(default=120, ge=0)
     digest_hour: int = Field(default=7, ge=0, le=23)

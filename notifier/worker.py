@@ -28,9 +28,10 @@ from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.delivery.email.render import render_endpoint_disabled
 from notifier.delivery.webhooks import endpoints
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
-from notifier.ingest import fetch, poll
+from notifier.ingest import documents, fetch, poll
 from notifier.leases import Heartbeat, worker_id
 from notifier.logs import context_id
+from notifier.matching.documents import next_release
 from notifier.matching.matcher import CURSOR_NAME, SubscriptionIndex
 from notifier.matching.matcher import match_events as run_matcher
 from notifier.metrics import Metrics
@@ -119,7 +120,7 @@ async def match_events(ctx: WorkerContext) -> dict[str, Any]:
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
         await ctx["redis"].enqueue_job("send_emails", _job_id=f"send:{stamp}")
         await ctx["redis"].enqueue_job("deliver_webhooks", _job_id=f"webhooks:{stamp}")
-    return {"events": result.events, "deliveries": result.deliveries, "skipped": result.skipped}
+    return {"events": result.events, "deliveries": result.deliveries, "held": result.held, "skipped": result.skipped}
 
 
 async def send_emails(ctx: WorkerContext) -> int:
@@ -170,6 +171,30 @@ async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
         await redis.enqueue_job("deliver_webhooks", _job_id=f"webhooks:{due:%Y%m%dT%H%M%S}", _defer_until=due)
     return {"sent": result.sent, "retried": result.retried, "failed": result.failed,
             "disabled": len(result.disabled)}
+
+
+async def fetch_documents(ctx: WorkerContext) -> dict[str, int]:
+    """Download and extract the documents due; wake the matcher for the events that waited for their text."""
+    pool, redis = ctx["pool"], ctx["redis"]
+    result = await documents.fetch_due_documents(pool, ctx["fetcher"], ctx["settings"])
+    if result.item_ids and await next_release(pool) is not None:
+        await redis.enqueue_job("match_events", _job_id=f"match:documents:{datetime.now(UTC):%Y%m%dT%H%M%S.%f}")
+    return result.as_dict()
+
+
+async def sweep_documents(ctx: WorkerContext) -> dict[str, int]:
+    """Release the document claims of dead workers, start the downloads that fell due (new documents wait at most
+    this minute), and wake the matcher when a held event's wait has run out."""
+    pool, redis = ctx["pool"], ctx["redis"]
+    now = datetime.now(UTC)
+    released = await documents.release_expired_documents(pool, now=now)
+    due = await documents.next_document_due(pool)
+    if due is not None and due <= now:
+        await redis.enqueue_job("fetch_documents", _job_id=f"documents:{now:%Y%m%dT%H%M}")
+    until = await next_release(pool)
+    if until is not None and until <= now:
+        await redis.enqueue_job("match_events", _job_id=f"match:held:{now:%Y%m%dT%H%M}")
+    return {"released": released, "documents_due": int(due is not None and due <= now)}
 
 
 async def release_claims(ctx: WorkerContext) -> int:
@@ -223,6 +248,8 @@ POLL_TIMEOUT = 900
 MATCH_TIMEOUT = 300
 SEND_TIMEOUT = 1800
 SWEEP_TIMEOUT = 60
+# a documents pass ends before the next minute's starts (ingest.documents.PASS_SECONDS), its downloads in time
+DOCUMENTS_TIMEOUT = 300
 SCHEDULE_TIMEOUT = 60
 # When each minute's scheduled jobs fire: the sweeper several times a minute, so nothing a dead worker held waits
 # for it for long.
@@ -234,6 +261,8 @@ def worker_functions() -> list[Function]:
         func(_observed("poll_source", poll_source), name="poll_source", max_tries=3, timeout=POLL_TIMEOUT),
         func(_observed("match_events", match_events), name="match_events", max_tries=5, timeout=MATCH_TIMEOUT),
         func(_observed("send_emails", send_emails), name="send_emails", max_tries=3, timeout=SEND_TIMEOUT),
+        func(_observed("fetch_documents", fetch_documents), name="fetch_documents", max_tries=3,
+             timeout=DOCUMENTS_TIMEOUT),
         func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3,
              timeout=SEND_TIMEOUT),
         func(
@@ -268,6 +297,10 @@ def cron_jobs() -> list[Any]:
         ),
         cron(_observed("sweep", sweep), name="sweep", minute=minute, second=SWEEP_SECONDS, run_at_startup=True,
              unique=True, timeout=SWEEP_TIMEOUT),
+        cron(
+            _observed("sweep_documents", sweep_documents), name="sweep_documents", minute=minute, second=50,
+            run_at_startup=True, unique=True, timeout=SWEEP_TIMEOUT,
+        ),
     ]
 
 

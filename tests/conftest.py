@@ -187,6 +187,9 @@ def make_settings(database_url: str, redis_url: str, smtp_url: str, data_dir: Pa
         "poll_connect_timeout": 2.0,
         "poll_total_timeout": 5.0,
         "alert_batch_seconds": 0,
+        # No documents job runs in most tests: their document events are matched at once rather than held for
+        # text that never comes. The documents' own tests (tests/ingest/test_documents*.py) wait as a service does.
+        "document_text_wait_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -18,10 +18,11 @@ from notifier.councils import add_council, add_source
 from notifier.demo import DEMO_COUNCILS, DemoCouncils, start_demo_server
 from notifier.demo.data import LONDON, Council, Meeting
 from notifier.demo.timeline import SCRIPT, Change
+from notifier.ingest.documents import fetch_due_documents
 from notifier.ingest.fetch import Fetcher, client_session
 from notifier.ingest.poll import poll_source
-from notifier.matching.search import compile_query
-from notifier.models import EventType, SourceKind
+from notifier.matching.search import compile_query, preview_filter
+from notifier.models import EventType, FilterModel, SourceKind
 from notifier.settings import Settings
 from tests.demo.helpers import HWB_ITEMS, Clock
 
@@ -262,3 +263,24 @@ async def test_demo_flow_stored_meetings_follow_the_demo(pool: asyncpg.Pool, set
                 "confirmed"
             )
             assert stored[str(meeting.id)] == (meeting.starts_at.astimezone(UTC), status), (slug, meeting.id)
+
+
+async def test_demo_flow_papers_are_read_so_their_text_is_searched_with_its_page(
+    pool: asyncpg.Pool, settings: Settings, demo: Demo
+) -> None:
+    await demo.poll_all(pool, settings)
+    async with client_session(settings) as session:
+        result = await fetch_due_documents(pool, Fetcher(session, settings), settings)
+    assert (result.extracted, result.retried, result.failed) == (len(result.item_ids), 0, 0)
+    # The Board's dementia report says on its last page what no title says: a respite centre will close.
+    titles = await pool.fetch(
+        "select title from items where council = 'leicestershire' and search @@ $1::tsquery and kind = 'document'",
+        compile_query("respite"),
+    )
+    assert "Dementia Strategy progress report" in {r["title"] for r in titles}
+    preview = await preview_filter(pool, FilterModel(query="respite", councils=["leicestershire"]))
+    board = [e for e in preview["items"] if e["item_id"] is not None and e["title"] == "Health and Wellbeing Board"]
+    [agenda] = [e for e in board if e["type"] == "agenda.published"]
+    [snippet] = agenda["snippets"]  # the first of the agenda's papers that says it
+    assert snippet["page"] == 4 and snippet["document"] in {r["title"] for r in titles}
+    assert re.search(r"the respite centre at [\w ]+ will close on 31 March", snippet["text"])

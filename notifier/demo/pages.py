@@ -23,6 +23,7 @@ __all__ = [
     "render_meeting_page",
     "render_officer_decisions",
     "render_pdf",
+    "render_pdf_pages",
     "render_rss",
 ]
 
@@ -284,16 +285,30 @@ def _pdf_string(text: str) -> str:
 
 def render_pdf(lines: Sequence[str]) -> bytes:
     """A one-page PDF showing `lines`, with a correct cross-reference table."""
-    text = " ".join(f"{_pdf_string(line)} '" for line in lines)
-    stream = f"BT /F1 12 Tf 16 TL 56 800 Td {text} ET".encode("latin-1")
+    return render_pdf_pages([lines])
+
+
+def render_pdf_pages(pages: Sequence[Sequence[str]]) -> bytes:
+    """A PDF with one page per entry of `pages`, each showing its lines, with a correct cross-reference table.
+
+    Written by hand (the demo is data, and a PDF of text lines is a few objects): catalog, page tree and font, then
+    each page and its content stream.
+    """
+    count = len(pages)
+    kids = " ".join(f"{4 + 2 * n} 0 R" for n in range(count)).encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
-        b"/Contents 5 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
     ]
+    for n, lines in enumerate(pages):
+        text = " ".join(f"{_pdf_string(line)} '" for line in lines)
+        stream = f"BT /F1 12 Tf 16 TL 56 800 Td {text} ET".encode("latin-1")
+        objects += [
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents %d 0 R >>" % (5 + 2 * n),
+            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):

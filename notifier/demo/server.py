@@ -12,7 +12,7 @@ Under it the demo answers what the adapters ask a real ModernGov site, in the sh
   way ModernGov does it (`01&#47;04&#47;2025`). The register, like the real one, also links a forward plan issue,
   which is not a decision.
 - `ieListDocuments.aspx?CId=&MId=` (the meeting page), `mgConvert2PDF.aspx?ID=` and `documents/s{id}/{name}.pdf` (a
-  small valid PDF), `mgRss.aspx?XXR=0` (RSS 2.0 "what's new").
+  paper of a few pages, its text from `reports.py`), `mgRss.aspx?XXR=0` (RSS 2.0 "what's new").
 
 The answers are rendered by `webservice.py` (the web service's XML) and `pages.py` (pages, RSS, PDF); this module
 routes requests to them. Paths and parameter names are matched without regard to case, as ASP.NET does. Errors are
@@ -31,15 +31,16 @@ from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
-from notifier.demo.data import DEMO_COUNCILS, LONDON, Council
+from notifier.demo.data import DEMO_COUNCILS, FACTS, LONDON, Council
 from notifier.demo.pages import (
     render_decision,
     render_decisions,
     render_meeting_page,
     render_officer_decisions,
-    render_pdf,
+    render_pdf_pages,
     render_rss,
 )
+from notifier.demo.reports import report_pages
 from notifier.demo.timeline import DemoCouncils, DemoState
 from notifier.demo.webservice import render_committees, render_meeting, render_meetings
 
@@ -177,8 +178,8 @@ def _document_response(council: Council, document_id: int | None) -> web.Respons
     doc = council.document(document_id) if document_id is not None else None
     if doc is None:
         return _not_found(f"No document {document_id} at {council.name}.")
-    body = render_pdf([doc.title, council.name, f"Published {doc.published:%d/%m/%Y}",
-                       "A document of the notifier demo council system."])
+    places = FACTS[council.slug].places if council.slug in FACTS else ()
+    body = render_pdf_pages(report_pages(doc, council.name, places))
     return web.Response(body=body, content_type="application/pdf")
 
 

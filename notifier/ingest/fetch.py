@@ -57,7 +57,11 @@ class Fetcher:
     def for_source(self, etag: str | None, last_modified: str | None) -> SourceFetch:
         return SourceFetch(self, etag, last_modified)
 
-    async def get(self, url: str, headers: Mapping[str, str]) -> tuple[int, bytes, Mapping[str, str], str]:
+    async def get(
+        self, url: str, headers: Mapping[str, str], *, max_bytes: int | None = None
+    ) -> tuple[int, bytes, Mapping[str, str], str]:
+        """One GET within the limits; `max_bytes` overrides the size cap (documents have their own)."""
+        cap = self.max_bytes if max_bytes is None else max_bytes
         host = urlsplit(url).netloc
         async with self._overall, self._per_host[host]:
             try:
@@ -70,23 +74,23 @@ class Fetcher:
                             resp.status, f"HTTP {resp.status} {resp.reason} from {url}: {snippet.strip()[:120]!r}"
                         )
                     declared = resp.content_length
-                    if declared is not None and declared > self.max_bytes:
-                        raise SourceError(f"response from {url} is {declared} bytes, over the {self.max_bytes} cap")
-                    body = await self._read_capped(resp, url)
+                    if declared is not None and declared > cap:
+                        raise SourceError(f"response from {url} is {declared} bytes, over the {cap} cap")
+                    body = await self._read_capped(resp, url, cap)
                     return resp.status, body, resp.headers, str(resp.url)
             except TimeoutError as e:
                 raise SourceError(f"timed out after {self.total_timeout:.0f}s fetching {url}") from e
             except aiohttp.ClientError as e:
                 raise SourceError(f"could not fetch {url}: {type(e).__name__}: {e}") from e
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, url: str, cap: int) -> bytes:
         # Count decompressed bytes: a small gzip body can expand to gigabytes.
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
-            if size > self.max_bytes:
-                raise SourceError(f"response from {url} exceeds the {self.max_bytes}-byte cap")
+            if size > cap:
+                raise SourceError(f"response from {url} exceeds the {cap}-byte cap")
             chunks.append(chunk)
         return b"".join(chunks)
 

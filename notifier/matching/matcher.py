@@ -14,12 +14,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from notifier.delivery.schedule import next_send_time
+from notifier.matching import documents
+from notifier.matching.documents import EventDocuments
 from notifier.settings import Settings
 from notifier.topics.evaluate import Document, EventFacts, Filter
 from notifier.topics.index import Percolator
@@ -199,13 +201,14 @@ class SubscriptionIndex:
         return count
 
 
-def event_document(row: asyncpg.Record | dict[str, Any]) -> Document:
-    """The text an event is matched on: its item's title, committee and text, and the council's name."""
-    parts = [row["title"], row["committee"] or "", row["council_name"], row["body"] or ""]
+def event_document(row: asyncpg.Record | dict[str, Any], documents_text: str = "") -> Document:
+    """The text an event is matched on: its item's title, committee and text, the council's name, and the text of
+    its documents (see `notifier.matching.documents`)."""
+    parts = [row["title"], row["committee"] or "", row["council_name"], row["body"] or "", documents_text]
     return Document.from_text("\n".join(p for p in parts if p))
 
 
-def event_facts(row: asyncpg.Record | dict[str, Any]) -> EventFacts:
+def event_facts(row: asyncpg.Record | dict[str, Any], documents_text: str = "") -> EventFacts:
     return EventFacts(
         council=row["council"],
         region=row["region"],
@@ -213,31 +216,37 @@ def event_facts(row: asyncpg.Record | dict[str, Any]) -> EventFacts:
         committee_id=row["committee_id"],
         kind=row["kind"],
         event_type=row["type"],
-        doc=event_document(row),
+        doc=event_document(row, documents_text),
     )
 
 
 _EVENTS = """
-    select e.id, e.type, e.council, e.occurred_at, i.kind, i.title, i.body, i.committee, i.committee_id,
-           c.name as council_name, c.region
+    select e.id, e.type, e.council, e.occurred_at, e.item_id, e.changes, i.kind, i.title, i.body, i.committee,
+           i.committee_id, c.name as council_name, c.region
     from events e
     join items i on i.id = e.item_id
     join councils c on c.slug = e.council
 """
 _EVENTS_AFTER = _EVENTS + " where e.id > $1 order by e.id limit $2"
 _RECENT_EVENTS = _EVENTS + " order by e.id desc limit $1"
+_HELD_EVENTS = _EVENTS + " where e.id = any($1::bigint[]) order by e.id"
 
 
 @dataclass
 class MatchResult:
     events: int = 0
     deliveries: int = 0
+    held: int = 0  # events held back, waiting for their documents' text
     skipped: str | None = None
 
 
-async def match_events(pool: asyncpg.Pool, index: SubscriptionIndex, settings: Settings) -> MatchResult:
-    """Match every event after the cursor; write deliveries; move the cursor. One caller at a time does work."""
+async def match_events(
+    pool: asyncpg.Pool, index: SubscriptionIndex, settings: Settings, *, now: datetime | None = None
+) -> MatchResult:
+    """Match every event after the cursor, and the held events whose documents are now in (or whose wait ran out);
+    write deliveries; move the cursor. One caller at a time does work."""
     result = MatchResult()
+    wait = timedelta(seconds=settings.document_text_wait_seconds)
     async with pool.acquire() as conn:
         if not await conn.fetchval("select pg_try_advisory_lock($1)", MATCH_LOCK_KEY):
             result.skipped = "another matcher is running"
@@ -246,6 +255,11 @@ async def match_events(pool: asyncpg.Pool, index: SubscriptionIndex, settings: S
             await conn.execute(
                 "insert into cursors (name, position) values ($1, 0) on conflict (name) do nothing", CURSOR_NAME
             )
+            await index.refresh(conn)
+            async with conn.transaction():
+                held = await conn.fetch(_HELD_EVENTS, await documents.held_event_ids(conn))
+                result.deliveries += await _write_deliveries(conn, index, held, settings, now=now, wait=wait,
+                                                             were_held=True)
             while True:
                 await index.refresh(conn)
                 async with conn.transaction():
@@ -253,7 +267,7 @@ async def match_events(pool: asyncpg.Pool, index: SubscriptionIndex, settings: S
                     events = await conn.fetch(_EVENTS_AFTER, cursor, BATCH_SIZE)
                     if not events:
                         break
-                    result.deliveries += await _write_deliveries(conn, index, events, settings)
+                    result.deliveries += await _write_deliveries(conn, index, events, settings, now=now, wait=wait)
                     result.events += len(events)
                     await conn.execute(
                         "update cursors set position = $2, updated_at = now() where name = $1",
@@ -262,37 +276,57 @@ async def match_events(pool: asyncpg.Pool, index: SubscriptionIndex, settings: S
                     )
                 if len(events) < BATCH_SIZE:
                     break
+            result.held = await conn.fetchval("select count(*) from held_events")
         finally:
             await conn.execute("select pg_advisory_unlock($1)", MATCH_LOCK_KEY)
     return result
 
 
-# A match: subscription, event, the matched terms.
-_Pair = tuple[int, int, list[str]]
-# A delivery to write: subscription, event, status, when it is due, the matched terms.
-_DeliveryRow = tuple[int, int, str, datetime, list[str]]
+# A match: subscription, event, the matched terms, where in the event's documents they were found.
+_Pair = tuple[int, int, list[str], list[dict[str, Any]]]
+# A delivery to write: subscription, event, status, when it is due, the matched terms, the snippets.
+_DeliveryRow = tuple[int, int, str, datetime, list[str], list[dict[str, Any]]]
 
 
 async def _write_deliveries(
-    conn: asyncpg.Connection, index: SubscriptionIndex, events: Sequence[asyncpg.Record], settings: Settings
+    conn: asyncpg.Connection, index: SubscriptionIndex, events: Sequence[asyncpg.Record], settings: Settings, *,
+    now: datetime | None, wait: timedelta, were_held: bool = False,
 ) -> int:
-    """Match a batch of events and insert their deliveries; returns how many rows were new."""
-    pairs = _match_batch(index, events)
+    """Match a batch of events and insert their deliveries; returns how many rows were new.
+
+    An event whose documents' text is still coming is held back (`held_events`) rather than matched; events that
+    `were_held` and are matched now are released.
+    """
+    docs = await documents.event_documents(conn, events)
+    moment = now or datetime.now(UTC)
+    waiting = [ev for ev in events if documents.must_wait(ev["occurred_at"], docs.get(ev["id"]), now=moment,
+                                                          wait=wait)]  # fmt: skip
+    await documents.hold_events(conn, [(ev["id"], ev["occurred_at"] + wait) for ev in waiting])
+    held = {ev["id"] for ev in waiting}
+    ready = [ev for ev in events if ev["id"] not in held]
+    if were_held:
+        await documents.release_events(conn, [ev["id"] for ev in ready])
+    pairs = _match_batch(index, ready, docs)
     if not pairs:
         return 0
     recipients = await _recipients(conn, sorted({p[0] for p in pairs}))
-    rows = _delivery_rows(pairs, recipients, events, settings)
+    rows = _delivery_rows(pairs, recipients, ready, settings)
     if not rows:
         return 0
     return await _insert_deliveries(conn, rows)
 
 
-def _match_batch(index: SubscriptionIndex, events: Sequence[asyncpg.Record]) -> list[_Pair]:
-    """(subscription, event, matched terms) for every match in the batch."""
+def _match_batch(
+    index: SubscriptionIndex, events: Sequence[asyncpg.Record], docs: dict[int, EventDocuments]
+) -> list[_Pair]:
+    """(subscription, event, matched terms, snippets) for every match in the batch."""
     pairs: list[_Pair] = []
     for ev in events:
-        for m in index.percolator.match(event_facts(ev)):
-            pairs.append((m.sub_id, ev["id"], list(m.terms)))
+        found = docs.get(ev["id"])
+        facts = event_facts(ev, found.text if found is not None else "")
+        for m in index.percolator.match(facts):
+            snippets = found.snippets(m.terms) if found is not None and m.terms else []
+            pairs.append((m.sub_id, ev["id"], list(m.terms), snippets))
     return pairs
 
 
@@ -321,7 +355,7 @@ def _delivery_rows(
     """Who may hear of what: a live subscription made before the event, whose owner can receive it."""
     occurred = {ev["id"]: ev["occurred_at"] for ev in events}
     rows: list[_DeliveryRow] = []
-    for sub_id, event_id, terms in pairs:
+    for sub_id, event_id, terms, snippets in pairs:
         s = by_id.get(sub_id)
         when = occurred[event_id]
         if s is None or s["created_at"] > when:
@@ -329,7 +363,7 @@ def _delivery_rows(
         status = _eligibility(s, when)
         if status is None:
             continue
-        rows.append((sub_id, event_id, status, _due(s, when, settings), terms))
+        rows.append((sub_id, event_id, status, _due(s, when, settings), terms, snippets))
     return rows
 
 
@@ -350,11 +384,11 @@ def _due(s: asyncpg.Record, when: datetime, settings: Settings) -> datetime:
 async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_DeliveryRow]) -> int:
     inserted = await conn.fetch(
         """
-        insert into deliveries (subscription_id, event_id, status, next_attempt_at, matched_terms)
+        insert into deliveries (subscription_id, event_id, status, next_attempt_at, matched_terms, snippets)
         select t.sub, t.ev, t.status, t.due, coalesce(
-                   (select array_agg(x) from jsonb_array_elements_text(t.terms::jsonb) x), '{}')
-        from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[])
-             as t(sub, ev, status, due, terms)
+                   (select array_agg(x) from jsonb_array_elements_text(t.terms::jsonb) x), '{}'), t.snippets::jsonb
+        from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+             as t(sub, ev, status, due, terms, snippets)
         on conflict (subscription_id, event_id) do nothing
         returning id
         """,
@@ -363,6 +397,7 @@ async def _insert_deliveries(conn: asyncpg.Connection, rows: list[_DeliveryRow])
         [r[2] for r in rows],
         [r[3] for r in rows],
         [_json_list(r[4]) for r in rows],
+        [json.dumps(r[5]) for r in rows],
     )
     return len(inserted)
 

@@ -11,13 +11,24 @@ from typing import Any
 
 import asyncpg
 
+from notifier.matching.documents import query_snippets
 from notifier.models import FilterModel
 from notifier.subscriptions import FilterError
-from notifier.topics.parse import QueryError, parse
+from notifier.topics.parse import Query, QueryError, parse
 from notifier.topics.tsquery import to_tsquery
 
 PREVIEW_DAYS = 30
 PREVIEW_LIMIT = 50
+
+
+def parsed_query(query: str) -> Query | None:
+    """The parsed query, or None when it is empty (matches everything); raises `FilterError` like `compile_query`."""
+    if not query.strip():
+        return None
+    try:
+        return parse(query)
+    except QueryError as e:
+        raise FilterError("query", str(e), getattr(e, "position", None)) from e
 
 
 def compile_query(query: str) -> str | None:
@@ -39,7 +50,14 @@ FILTERED_EVENTS = """
     join items i on i.id = e.item_id
     join councils c on c.slug = e.council
     where e.occurred_at >= $7
-      and ($1::text is null or i.search @@ $1::tsquery)
+      and ($1::text is null or i.search @@ $1::tsquery or (e.changes ? 'documents' and exists (
+          -- a meeting's event that published documents is found by their text too (notifier.matching.documents)
+          select 1
+          from (select i.id union all select a.id from items a where a.parent_id = i.id) p
+          join items d on d.parent_id = p.id
+          where d.kind = 'document' and d.search @@ $1::tsquery
+            and d.url in (select x ->> 'url' from jsonb_array_elements(e.changes -> 'documents' -> 1) x)
+      )))
       and (cardinality($2::text[]) = 0 and cardinality($3::text[]) = 0
            or e.council = any($2) or c.region = any($3))
       and (cardinality($4::text[]) = 0 or i.committee = any($4) or i.committee_id = any($4))
@@ -68,8 +86,9 @@ async def preview_filter(pool: asyncpg.Pool, f: FilterModel, *, now: datetime | 
     total = await pool.fetchval(f"select count(*) from ({FILTERED_EVENTS}) m", *args)
     rows = await pool.fetch(f"{FILTERED_EVENTS} order by e.occurred_at desc, e.id desc limit {PREVIEW_LIMIT}", *args)
     weekly = round(total * 7 / PREVIEW_DAYS, 1)
+    snippets = await query_snippets(pool, rows, parsed_query(f.query))
     return {
-        "items": [dict(r) for r in rows],
+        "items": [{**dict(r), "snippets": snippets.get(r["id"], [])} for r in rows],
         "total": total,
         "days": PREVIEW_DAYS,
         "weekly_estimate": weekly,

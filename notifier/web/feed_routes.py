@@ -12,7 +12,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notifier.feeds import CONTENT_TYPES, render_calendar, render_events_feed
-from notifier.matching.search import FILTERED_EVENTS, filter_args
+from notifier.matching.documents import query_snippets
+from notifier.matching.search import FILTERED_EVENTS, filter_args, parsed_query
 from notifier.models import FilterModel
 from notifier.subscriptions import FilterError, describe_subscription
 from notifier.web.keys import POOL, SETTINGS
@@ -65,9 +66,10 @@ async def _render(request: web.Request, f: FilterModel, title: str) -> web.Respo
     else:
         rows = await pool.fetch(f"{FILTERED_EVENTS} order by e.id desc limit {FEED_LIMIT}", *args)
         last = max((r["occurred_at"] for r in rows), default=None)
+        snippets = await query_snippets(pool, rows, parsed_query(f.query))
         body = render_events_feed(
             fmt,
-            [dict(r) for r in rows],
+            [{**dict(r), "snippets": snippets.get(r["id"], [])} for r in rows],
             title=title,
             self_url=self_url,
             base_url=settings.base_url,

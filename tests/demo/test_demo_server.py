@@ -17,6 +17,7 @@ from notifier.demo import DEMO_COUNCILS, DemoCouncils, start_demo_server
 from notifier.demo.formats import word_html
 from notifier.demo.pages import render_pdf
 from notifier.demo.setup import demo_source_options
+from notifier.documents.extract import extract
 from notifier.sources.moderngov import DEFAULT_DAYS_BACK
 from tests.demo.helpers import HWB_SUBSTANTIVE_ITEMS, Clock, css, get_html, get_xml, meetings_listed, tags, text, words
 
@@ -254,13 +255,18 @@ async def test_document_pdf_valid(client: TestClient[Any, Any], path: str) -> No
     assert body.endswith(b"%%EOF\n")
     assert b"(Dementia Strategy progress report) '" in body
     assert_xref_consistent(body)
+    # A paper of four pages whose last one says what its title does not.
+    pages = extract(body).pages
+    assert len(pages) == 4
+    assert [("respite centre" in page) for page in pages] == [False, False, False, True]
 
 
 def assert_xref_consistent(pdf: bytes) -> None:
     startxref = int(re.findall(rb"startxref\n(\d+)\n", pdf)[-1])
-    assert pdf[startxref:].startswith(b"xref\n0 6\n")
+    header = re.match(rb"xref\n0 (\d+)\n", pdf[startxref:])
+    assert header is not None
     offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n \n", pdf[startxref:])]
-    assert len(offsets) == 5
+    assert len(offsets) == int(header.group(1)) - 1
     for number, offset in enumerate(offsets, start=1):
         assert pdf[offset:].startswith(b"%d 0 obj\n" % number)
     length = int(re.findall(rb"/Length (\d+) >>\nstream\n", pdf)[0])

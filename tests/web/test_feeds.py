@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import feedparser
 import icalendar
 from aiohttp.test_utils import TestClient
 
+from notifier.ingest.documents import fetch_due_documents
+from notifier.settings import Settings
 from tests.factories import Factory
+from tests.ingest.helpers import fetcher
+from tests.ingest.test_documents import REPORT
+from tests.servers import CouncilServer
 
 
 async def test_feeds_council_atom_and_rss_parse_in_a_reader(client: TestClient, factory: Factory) -> None:
@@ -83,3 +89,21 @@ async def test_feeds_subscription_feed_by_token(client: TestClient, factory: Fac
     resp = await client.get(f"/feeds/s/{token}.atom")
     assert [e.title for e in feedparser.parse(await resp.read()).entries] == ["Asthma in schools: meeting.scheduled"]
     assert (await client.get("/feeds/s/not-a-token.atom")).status == 404
+
+
+async def test_feeds_search_entry_says_where_in_the_paper_the_topic_is(
+    client: TestClient, factory: Factory, pool: asyncpg.Pool, council_server: CouncilServer, settings: Settings
+) -> None:
+    council_server.set("/paper.pdf", REPORT, content_type="application/pdf")
+    await factory.event(type="document.published", kind="document", title="Work programme",
+                        url=f"{council_server.url}/paper.pdf", summary="Work programme published")
+    async with fetcher(settings) as f:
+        assert (await fetch_due_documents(pool, f, settings)).extracted == 1
+    resp = await client.get("/feeds/search.atom", params={"q": "respite"})
+    [entry] = feedparser.parse(await resp.read()).entries
+    assert entry.title == "Work programme published"
+    assert "p. 3: 2. Background The programme was agreed with the chair. The respite centre at" in entry.summary
+    # a feed without a query has no terms to point at
+    resp = await client.get("/feeds/councils/leicestershire.atom")
+    [entry] = feedparser.parse(await resp.read()).entries
+    assert "p. 3" not in entry.summary

@@ -7,6 +7,7 @@ subscription. A delivery skipped for one of these reasons is marked so, with the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -114,12 +115,15 @@ async def render_batch(
     # an event that several of the subscriber's subscriptions matched is listed once, with all their terms
     first: dict[int, asyncpg.Record] = {}
     terms: dict[int, list[str]] = {}
+    snippets: dict[int, list[tuple[str, int, str]]] = {}
     for r in rows:
         first.setdefault(r["event_id"], r)
         seen = terms.setdefault(r["event_id"], [])
         seen += [t for t in r["matched_terms"] or () if t not in seen]
+        places = snippets.setdefault(r["event_id"], [])
+        places += [s for s in _snippets(r) if s not in places]
     events = list(first.values())[:MAX_ENTRIES]
-    entries = [entry_view(r, tz, terms[r["event_id"]]) for r in events]
+    entries = [entry_view(r, tz, terms[r["event_id"]], snippets[r["event_id"]]) for r in events]
     if work.batch.frequency == "weekly":
         councils = await _weekly(pool, events, entries, warnings, now)
         week_start = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=7)
@@ -132,9 +136,18 @@ async def render_batch(
     return render_alert(entries, links=links, following=following, warnings=warnings, timezone=tz, env=env)
 
 
-def entry_view(r: asyncpg.Record, tz: str, terms: list[str]) -> EntryView:
+def _snippets(r: asyncpg.Record) -> list[tuple[str, int, str]]:
+    """A delivery's snippets (`deliveries.snippets`: where in the event's documents its terms were found)."""
+    value = r["snippets"]
+    found = json.loads(value) if isinstance(value, str) else value or []
+    return [(str(s.get("document") or ""), int(s["page"]), str(s["text"])) for s in found]
+
+
+def entry_view(
+    r: asyncpg.Record, tz: str, terms: list[str], snippets: Sequence[tuple[str, int, str]] = ()
+) -> EntryView:
     """One matched event's row as an email shows it; `terms` are the query terms it matched, for highlighting and
-    the excerpt."""
+    the excerpt, and `snippets` where in its documents they were found."""
     return EntryView(
         event_type=r["type"],
         council=r["council_name"],
@@ -148,6 +161,7 @@ def entry_view(r: asyncpg.Record, tz: str, terms: list[str]) -> EntryView:
         documents=documents_from_changes(r["changes"]),
         matched_terms=terms,
         excerpt=make_excerpt(r["body"] or "", terms) if terms else "",
+        snippets=snippets,
     )
 
 
@@ -221,7 +235,8 @@ _ITEM_EVENT = {
 
 # What a claimed set of deliveries needs, in the order emails list them.
 _BATCH_ROWS = """
-    select d.id as delivery_id, d.subscription_id, d.matched_terms, e.id as event_id, e.type, e.changes, e.summary,
+    select d.id as delivery_id, d.subscription_id, d.matched_terms, d.snippets, e.id as event_id, e.type, e.changes,
+           e.summary,
            e.council, c.name as council_name, i.id as item_id, i.kind, i.title, i.body, i.committee, i.starts_at,
            i.url, i.data, s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types, s.confirmed_at,
            s.paused_until, b.id as subscriber_id, b.email, b.status as subscriber_status, b.timezone,

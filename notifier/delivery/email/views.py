@@ -57,6 +57,8 @@ class EntryView:
     documents: Sequence[tuple[str, str]] = ()
     matched_terms: Sequence[str] = ()
     excerpt: str = ""
+    # Where in the event's documents the terms were found: (document title, page number, excerpt).
+    snippets: Sequence[tuple[str, int, str]] = ()
 
     def __post_init__(self) -> None:
         check_aware(self.when, "EntryView.when")
@@ -64,6 +66,7 @@ class EntryView:
         object.__setattr__(self, "documents", tuple((str(t), str(u or "")) for t, u in self.documents))
         terms = (self.matched_terms,) if isinstance(self.matched_terms, str) else tuple(self.matched_terms)
         object.__setattr__(self, "matched_terms", terms)
+        object.__setattr__(self, "snippets", tuple((str(d), int(p), str(t)) for d, p, t in self.snippets))
 
     @property
     def label(self) -> str:

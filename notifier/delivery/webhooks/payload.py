@@ -3,8 +3,13 @@
 ```
 {"type": "meeting.rescheduled", "timestamp": "2025-12-01T09:30:00+00:00",
  "data": {"event": {...}, "item": {...}, "council": {...}, "subscription_id": 7, "endpoint_id": 3,
-          "matched_terms": ["dementia"], "links": {"item": ".../api/v1/items/42", "council_page": "https://..."}}}
+          "matched_terms": ["respite"],
+          "snippets": [{"document": "Dementia Strategy progress report", "page": 12, "text": "…the respite centre…"}],
+          "links": {"item": ".../api/v1/items/42", "council_page": "https://..."}}}
 ```
+
+`snippets` say where in the event's documents (a report's PDF, an agenda pack) the matched terms were found: the
+document's title, the page (from 1) and a short excerpt; empty when the terms were found in the title or text only.
 
 `timestamp` is when the change was seen, the same on every retry. A body stays under `MAX_BODY_BYTES`: the item's
 text is cut first (with `truncated` set and the links to read the whole), then the old and new values of a change.
@@ -71,6 +76,7 @@ def event_body(row: Mapping[str, Any], *, base_url: str) -> bytes:
     data["subscription_id"] = row["subscription_id"]
     data["endpoint_id"] = row["endpoint_id"]
     data["matched_terms"] = list(row["matched_terms"] or [])
+    data["snippets"] = _snippets(row.get("snippets"))
     payload = {"type": row["event_type"], "timestamp": _iso(row["occurred_at"]), "data": data}
     body = _dumps(payload)
     if len(body) > MAX_BODY_BYTES:
@@ -78,9 +84,14 @@ def event_body(row: Mapping[str, Any], *, base_url: str) -> bytes:
     return body
 
 
+def _snippets(value: Any) -> list[dict[str, Any]]:
+    found = json.loads(value) if isinstance(value, str) else value or []
+    return [{"document": s.get("document"), "page": s["page"], "text": s["text"]} for s in found]
+
+
 class EventBodies:
     """Bodies for the deliveries of a few events to many endpoints: each event's shared part is encoded once, and
-    a delivery adds only its own ids and matched terms. The same JSON as `event_body`, key order aside."""
+    a delivery adds only its own ids, matched terms and snippets. The same JSON as `event_body`, key order aside."""
 
     def __init__(self, base_url: str) -> None:
         self._base_url = base_url
@@ -96,8 +107,9 @@ class EventBodies:
             if len(self._parts) > 1000:
                 self._parts.clear()
             self._parts[row["event_id"]] = parts
-        own = b'"subscription_id":%d,"endpoint_id":%d,"matched_terms":%s,' % (
-            row["subscription_id"], row["endpoint_id"], _dumps(list(row["matched_terms"] or [])))
+        own = b'"subscription_id":%d,"endpoint_id":%d,"matched_terms":%s,"snippets":%s,' % (
+            row["subscription_id"], row["endpoint_id"], _dumps(list(row["matched_terms"] or [])),
+            _dumps(_snippets(row.get("snippets"))))
         body = parts[0] + own + parts[1]
         if len(body) > MAX_BODY_BYTES:
             return event_body(row, base_url=self._base_url)  # cut down to size, the careful way

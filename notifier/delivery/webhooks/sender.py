@@ -81,7 +81,7 @@ class PassResult:
 
 
 _LOAD = """
-    select d.id, d.attempts, d.payload, d.matched_terms, d.event_id, s.id as subscription_id, s.endpoint_id,
+    select d.id, d.attempts, d.payload, d.matched_terms, d.snippets, d.event_id, s.id as subscription_id, s.endpoint_id,
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at,
            e.type as event_type, e.occurred_at, e.summary, e.changes, e.council,
            i.id as item_id, i.kind as item_kind, i.external_id, i.title, i.committee, i.committee_id, i.starts_at,

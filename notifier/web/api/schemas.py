@@ -179,6 +179,14 @@ class Subscription(BaseModel):
     feed_url: str
 
 
+class Snippet(BaseModel):
+    """Where in an event's documents a matched term was found."""
+
+    document: str | None
+    page: int = Field(description="the page, numbered from 1")
+    text: str = Field(description="a short excerpt around the match")
+
+
 class PreviewItem(BaseModel):
     id: int
     type: EventType
@@ -194,6 +202,7 @@ class PreviewItem(BaseModel):
     starts_at: datetime | None
     status: str | None
     url: str | None
+    snippets: list[Snippet] = []
 
 
 class Preview(BaseModel):

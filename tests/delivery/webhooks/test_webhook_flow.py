@@ -16,13 +16,16 @@ from arq.connections import ArqRedis
 
 from notifier.delivery.webhooks.payload import MAX_BODY_BYTES
 from notifier.delivery.webhooks.sender import WebhookSender
+from notifier.ingest.documents import fetch_due_documents
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
 from notifier.web.app import create_app
 from tests.delivery.webhooks.resolver import TableResolver
 from tests.factories import Factory
-from tests.servers import SmtpServer, WebhookReceiver
+from tests.ingest.helpers import fetcher
+from tests.ingest.test_documents import REPORT
+from tests.servers import CouncilServer, SmtpServer, WebhookReceiver
 
 Send = Callable[..., Any]
 
@@ -109,12 +112,33 @@ async def test_webhook_delivers_a_matched_event_signed(
     assert body["data"]["item"]["title"] == "Dementia strategy progress report"
     assert body["data"]["council"]["slug"] == "leicestershire"
     assert body["data"]["matched_terms"] == ["dementia"]
+    assert body["data"]["snippets"] == []  # found in the title: no document text to point into
     assert body["data"]["endpoint_id"] == made["id"]
     assert got.webhook_id.startswith("msg_")
     assert await pool.fetchval("select status from deliveries") == "sent"
     # nothing left: a second pass sends nothing
     assert (await send()).sent == 0
     assert len(receiver.received) == 1
+
+
+async def test_webhook_payload_says_on_which_page_of_the_document_the_terms_are(
+    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
+    settings: Settings, send: Send, council_server: CouncilServer,
+) -> None:
+    council_server.set("/paper.pdf", REPORT, content_type="application/pdf")
+    await endpoint(client, key, receiver, query="respite")
+    await factory.event(title="Work programme", kind="document", type="document.published",
+                        url=f"{council_server.url}/paper.pdf")
+    async with fetcher(settings) as f:
+        assert (await fetch_due_documents(pool, f, settings)).extracted == 1
+    assert await match(pool, settings) == 1
+    assert (await send()).sent == 1
+    [got] = receiver.ok("a")
+    data = got.json()["data"]
+    assert data["matched_terms"] == ["respite"]
+    assert data["snippets"] == [{"document": "Work programme", "page": 3, "text": (
+        "2. Background The programme was agreed with the chair. The respite centre at Hastings Road will close on "
+        "31 March, and carers will be offered short breaks.")}]
 
 
 async def test_webhook_ping_is_signed_and_logged(
