@@ -131,7 +131,7 @@ async def event_documents(
     if not wanted:
         return {}
     found: dict[int, EventDocuments] = {}
-    for row in await conn.fetch(_DOCUMENTS, json.dumps(wanted)):
+    for row in await conn.fetch(_DOCUMENTS, wanted):
         docs = found.setdefault(row["event_id"], EventDocuments())
         if row["state"] in ("pending", "fetching"):
             docs.waiting = True

@@ -16,7 +16,7 @@ from notifier.db import create_pool
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
-from notifier.web import api, feed_routes, ops, pages
+from notifier.web import api, feed_routes, meetings, ops, pages
 from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS, RESOLVER, SETTINGS, TOKENS
 from notifier.web.middleware import observe
 
@@ -66,6 +66,7 @@ def create_app(
     )
     app.add_routes(ops.routes)
     app.add_routes(pages.routes)
+    app.add_routes(meetings.routes)
     app.add_routes(api.routes)
     app.add_routes(feed_routes.routes)
     return app
