@@ -28,7 +28,7 @@ from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.delivery.email.render import render_endpoint_disabled
 from notifier.delivery.webhooks import endpoints
 from notifier.delivery.webhooks.sender import WebhookSender, next_due
-from notifier.ingest import documents, fetch, poll
+from notifier.ingest import briefs, documents, fetch, poll
 from notifier.leases import Heartbeat, worker_id
 from notifier.logs import context_id
 from notifier.matching.documents import next_release
@@ -179,7 +179,14 @@ async def fetch_documents(ctx: WorkerContext) -> dict[str, int]:
     result = await documents.fetch_due_documents(pool, ctx["fetcher"], ctx["settings"])
     if result.item_ids and await next_release(pool) is not None:
         await redis.enqueue_job("match_events", _job_id=f"match:documents:{datetime.now(UTC):%Y%m%dT%H%M%S.%f}")
+    if result.item_ids:
+        await redis.enqueue_job("build_briefs", _job_id=f"briefs:{datetime.now(UTC):%Y%m%dT%H%M%S.%f}")
     return result.as_dict()
+
+
+async def build_briefs(ctx: WorkerContext) -> int:
+    """Build the briefs of documents whose text arrived or changed (cron every minute too, as a safety net)."""
+    return len(await briefs.build_due_briefs(ctx["pool"]))
 
 
 async def sweep_documents(ctx: WorkerContext) -> dict[str, int]:
@@ -265,6 +272,7 @@ def worker_functions() -> list[Function]:
              timeout=DOCUMENTS_TIMEOUT),
         func(_observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks", max_tries=3,
              timeout=SEND_TIMEOUT),
+        func(_observed("build_briefs", build_briefs), name="build_briefs", max_tries=3, timeout=SWEEP_TIMEOUT),
         func(
             _observed("notify_endpoint_disabled", notify_endpoint_disabled), name="notify_endpoint_disabled",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
@@ -301,6 +309,7 @@ def cron_jobs() -> list[Any]:
             _observed("sweep_documents", sweep_documents), name="sweep_documents", minute=minute, second=50,
             run_at_startup=True, unique=True, timeout=SWEEP_TIMEOUT,
         ),
+        cron(_observed("build_briefs", build_briefs), name="build_briefs_cron", minute=minute, second=55, unique=True),
     ]
 
 

@@ -16,7 +16,7 @@ from notifier.db import create_pool
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
-from notifier.web import admin, api, feed_routes, manage, ops, outbox, pages
+from notifier.web import admin, api, feed_routes, manage, meetings, ops, outbox, pages
 from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS, RESOLVER, SETTINGS, TOKENS
 from notifier.web.middleware import observe
 from notifier.web.security import protect
@@ -75,6 +75,7 @@ def create_app(
     app.add_routes(admin.routes)
     app.add_routes(outbox.routes)
     app.router.add_static("/static", STATIC)
+    app.add_routes(meetings.routes)
     app.add_routes(api.routes)
     app.add_routes(feed_routes.routes)
     return app

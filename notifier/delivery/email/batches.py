@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -21,6 +22,7 @@ from notifier.delivery import outbox
 from notifier.delivery.email.render import render_alert, render_digest, render_weekly
 from notifier.delivery.email.views import EntryView, Following, Links, Rendered, SourceWarning, WeeklyCouncil
 from notifier.delivery.email.words import describe_event, documents_from_changes
+from notifier.ingest.briefs import DocumentBrief, document_briefs, meeting_briefs
 from notifier.topics.highlight import make_excerpt
 
 # A council whose source has failed this many polls in a row is named in emails as possibly missing updates.
@@ -28,6 +30,7 @@ FAILING_SOURCE_STREAK = 3
 # Gmail clips messages over ~100 KB: an email lists at most this many entries.
 MAX_ENTRIES = 100
 WEEKLY_SECTION_LIMIT = 30
+BRIEF_LINES = 8  # quoted sentences under one entry; the meeting's page has them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def content_key(work: PreparedBatch, tz: str, subscription_ids: Sequence[int], n
 
 async def render_batch(
     pool: asyncpg.Pool, env: Environment, work: PreparedBatch, *, tz: str, subscription_ids: Sequence[int],
-    now: datetime, links: Links, stops: Sequence[str | None],
+    now: datetime, links: Links, stops: Sequence[str | None], base_url: str = "",
 ) -> Rendered:
     """The email for a prepared batch in the subscriber's zone `tz`: an alert, a digest or a weekly summary, by its
     frequency; `links` and `stops` (each subscription's stop link, or None) are the recipient's links."""
@@ -124,8 +127,9 @@ async def render_batch(
         places += [s for s in _snippets(r) if s not in places]
     events = list(first.values())[:MAX_ENTRIES]
     entries = [entry_view(r, tz, terms[r["event_id"]], snippets[r["event_id"]]) for r in events]
+    entries = await with_briefs(pool, events, entries, now=now, base_url=base_url)
     if work.batch.frequency == "weekly":
-        councils = await _weekly(pool, events, entries, warnings, now)
+        councils = await _weekly(pool, events, entries, warnings, now, base_url)
         week_start = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=7)
         return render_weekly(councils, week_start=week_start, links=links, following=following, timezone=tz,
                              env=env)
@@ -180,9 +184,46 @@ async def _failing(pool: asyncpg.Pool, councils: list[str]) -> dict[str, SourceW
     return {r["slug"]: SourceWarning(r["name"], r["since"], r["detail"] or "") for r in rows}
 
 
+async def with_briefs(
+    pool: asyncpg.Pool, rows: Sequence[Mapping[str, Any]], entries: list[EntryView], *, now: datetime,
+    base_url: str,
+) -> list[EntryView]:
+    """Entries with what their papers say: a coming meeting's purposes and recommendations, a held one's
+    resolutions, a report's own purpose and recommendations; meetings link to their page here."""
+    meetings = [r["item_id"] for r in rows if r["kind"] == "meeting"]
+    papers = [r["item_id"] for r in rows if r["kind"] == "document"]
+    if not meetings and not papers:
+        return entries
+    by_meeting = await meeting_briefs(pool, meetings, topics=False) if meetings else {}
+    by_paper = {d.document_id: d for d in await document_briefs(pool, papers)} if papers else {}
+    out = []
+    for r, entry in zip(rows, entries, strict=True):
+        if r["kind"] == "meeting":
+            held = r["starts_at"] is not None and r["starts_at"] < now
+            papers_of = by_meeting[r["item_id"]].documents
+            # the meeting's page here is worth a link once it has papers to show
+            page = f"{base_url}/meetings/{r['item_id']}" if base_url and papers_of else None
+            entry = replace(entry, brief=_lines(papers_of, resolutions=held), page_url=page)
+        elif r["item_id"] in by_paper:
+            entry = replace(entry, brief=_lines([by_paper[r["item_id"]]], resolutions=False))
+        out.append(entry)
+    return out
+
+
+def _lines(documents: Sequence[DocumentBrief], *, resolutions: bool) -> list[tuple[str, str, int, str]]:
+    lines: list[tuple[str, str, int, str]] = []
+    for d in documents:
+        if resolutions:
+            lines += [("Resolved", d.title, s["page"], s["text"]) for s in d.resolutions]
+        else:
+            lines += [("Purpose", d.title, s["page"], s["text"]) for s in d.purpose]
+            lines += [("Recommendation", d.title, s["page"], s["text"]) for s in d.recommendations]
+    return lines[:BRIEF_LINES]
+
+
 async def _weekly(
     pool: asyncpg.Pool, rows: Sequence[asyncpg.Record], entries: list[EntryView], warnings: list[SourceWarning],
-    now: datetime,
+    now: datetime, base_url: str = "",
 ) -> list[WeeklyCouncil]:
     """Each followed council's week: the matched events, and for whole-council subscriptions the council's
     meetings held and coming, decisions and documents from its items."""
@@ -195,19 +236,20 @@ async def _weekly(
     names = {r["council"]: r["council_name"] for r in rows}
     whole = sorted({c for r in rows if not r["query"] for c in (r["councils"] or [r["council"]])})
     if whole:
-        items = await pool.fetch(_WEEK_ITEMS, whole, now - timedelta(days=7), now + timedelta(days=7),
-                                 WEEKLY_SECTION_LIMIT, now)
-        for item in items:
-            if (item["id"], item["section"]) in seen:
-                continue
-            names.setdefault(item["council"], item["council_name"])
-            by_council.setdefault(item["council"], {}).setdefault(item["section"], []).append(
-                EntryView(
-                    event_type=_ITEM_EVENT[item["kind"]], council=item["council_name"], title=item["title"],
-                    what=item["status"] or "", committee=item["committee"], url=item["url"],
-                    when=item["starts_at"],
-                )
+        items = [i for i in await pool.fetch(_WEEK_ITEMS, whole, now - timedelta(days=7), now + timedelta(days=7),
+                                             WEEKLY_SECTION_LIMIT, now) if (i["id"], i["section"]) not in seen]
+        views = [
+            EntryView(
+                event_type=_ITEM_EVENT[item["kind"]], council=item["council_name"], title=item["title"],
+                what=item["status"] or "", committee=item["committee"], url=item["url"], when=item["starts_at"],
             )
+            for item in items
+        ]
+        rows_for_briefs = [{"kind": i["kind"], "item_id": i["id"], "starts_at": i["starts_at"]} for i in items]
+        views = await with_briefs(pool, rows_for_briefs, views, now=now, base_url=base_url)
+        for item, view in zip(items, views, strict=True):
+            names.setdefault(item["council"], item["council_name"])
+            by_council.setdefault(item["council"], {}).setdefault(item["section"], []).append(view)
     warning_for = {w.council: w for w in warnings}
     return [
         WeeklyCouncil(

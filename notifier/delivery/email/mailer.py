@@ -286,7 +286,7 @@ class Mailer:
         """The content of `work`'s email with placeholders for the recipient's own values, ready to merge."""
         links, stops = link_holes(self.url, self._holes, len(subscription_ids))
         rendered = await render_batch(self.pool, self.env, work, tz=tz, subscription_ids=subscription_ids, now=now,
-                                      links=links, stops=stops)
+                                      links=links, stops=stops, base_url=self.settings.base_url)
         message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
         return MergeTemplate.make(rendered, links, message, hole=self._holes.hole, split=self._holes.split)
 

@@ -59,6 +59,10 @@ class EntryView:
     excerpt: str = ""
     # Where in the event's documents the terms were found: (document title, page number, excerpt).
     snippets: Sequence[tuple[str, int, str]] = ()
+    # What the papers say, quoted: (heading such as "Recommendation", document title, page, sentence).
+    brief: Sequence[tuple[str, str, int, str]] = ()
+    # This service's page of the meeting (its papers and their briefs), beside the council's own `url`.
+    page_url: str | None = None
 
     def __post_init__(self) -> None:
         check_aware(self.when, "EntryView.when")
@@ -67,6 +71,7 @@ class EntryView:
         terms = (self.matched_terms,) if isinstance(self.matched_terms, str) else tuple(self.matched_terms)
         object.__setattr__(self, "matched_terms", terms)
         object.__setattr__(self, "snippets", tuple((str(d), int(p), str(t)) for d, p, t in self.snippets))
+        object.__setattr__(self, "brief", tuple((str(h), str(d), int(p), str(t)) for h, d, p, t in self.brief))
 
     @property
     def label(self) -> str:

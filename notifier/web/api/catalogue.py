@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier import subscriptions as subs
+from notifier.ingest.briefs import MeetingBrief, document_brief, meeting_briefs
 from notifier.matching.search import compile_query
 from notifier.models import ItemKind
 from notifier.web.api.plumbing import decode_cursor, operation, page_of, path_id, respond
@@ -17,6 +18,7 @@ from notifier.web.api.schemas import (
     Event,
     EventsQuery,
     Item,
+    ItemDetail,
     ItemsQuery,
     MeetingsQuery,
     Page,
@@ -120,12 +122,21 @@ async def list_meetings(request: web.Request, query: MeetingsQuery) -> web.Respo
     return await _items(request, query, ItemKind.MEETING)
 
 
-@operation("GET", "/api/v1/items/{id}", tag="items", summary="One item", response=Item)
+@operation("GET", "/api/v1/items/{id}", tag="items", summary="One item; a meeting or a document with its brief",
+           response=ItemDetail)
 async def get_item(request: web.Request) -> web.Response:
-    row = await request.app[POOL].fetchrow(f"select {ITEM_FIELDS} from items i where i.id = $1", path_id(request))
+    pool = request.app[POOL]
+    row = await pool.fetchrow(f"select {ITEM_FIELDS} from items i where i.id = $1", path_id(request))
     if row is None:
         raise Problem(404, "Not Found", "no such item")
-    return respond(Item(**dict(row)))
+    brief: dict[str, Any] | None = None
+    if row["kind"] == "meeting":
+        brief = (await meeting_briefs(pool, [row["id"]]))[row["id"]].as_api()
+    elif row["kind"] == "document":
+        found = await document_brief(pool, row["id"])
+        if found is not None and found.read:
+            brief = MeetingBrief([found], []).as_api()
+    return respond(ItemDetail(**dict(row), brief=brief))
 
 
 @operation("GET", "/api/v1/events", tag="events", summary="The change log after an event id, oldest first",

@@ -127,6 +127,27 @@ class Item(BaseModel):
     updated_at: datetime
 
 
+class BriefLine(BaseModel):
+    """A sentence quoted from a council document, where it came from."""
+
+    text: str
+    page: int = Field(description="1-based page of the document")
+    document_id: int
+
+
+class ItemBrief(BaseModel):
+    """What a meeting (or one document) is about and will decide, in the council's own sentences."""
+
+    purpose: list[BriefLine]
+    recommendations: list[BriefLine]
+    resolutions: list[BriefLine]
+    topics: list[str] = Field(description="the meeting's key phrases; empty for a document")
+
+
+class ItemDetail(Item):
+    brief: ItemBrief | None = Field(description="for a meeting or a document whose text has been read; else null")
+
+
 class EventItem(BaseModel):
     id: int
     kind: ItemKind

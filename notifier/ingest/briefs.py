@@ -1,0 +1,188 @@
+"""Meeting briefs: building each document's brief once its text is ready, and reading a meeting's brief back.
+
+A brief is made only of the council's own sentences (`notifier.documents.briefs`): each report's purpose and
+recommendations and each resolution, with its page. It is built by `build_due_briefs` after extraction, stored with
+the hash of the text it came from, and built again when that text changes; it never holds up an alert (matching does
+not wait for it). Claims are row locks inside the building transaction: a worker that dies mid-way leaves nothing
+claimed, and the next pass builds what it did not.
+
+A meeting's topics are the few phrases of its papers that are rare across every council's documents
+(`phrase_counts`, kept as briefs are built).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from notifier.documents.briefs import build_brief
+from notifier.documents.phrases import key_phrases, phrase_candidates
+
+BATCH = 50
+PHRASE_PAGES = 5  # the pages a document's phrases are counted from: a report says what it is about early
+TOPICS = 5
+
+
+async def build_due_briefs(pool: asyncpg.Pool, *, batch: int = BATCH) -> list[int]:
+    """Build the brief of every document whose text is ready and has no brief of that text; returns the documents."""
+    built: list[int] = []
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """
+                select t.item_id, t.content_hash, t.pages, i.title, b.phrases as old_phrases
+                from document_texts t
+                join items i on i.id = t.item_id
+                left join document_briefs b on b.item_id = t.item_id
+                where t.state = 'ready' and t.content_hash is not null
+                  and (b.item_id is null or b.text_hash <> t.content_hash)
+                order by t.item_id
+                limit $1
+                for update of t skip locked
+                """,
+                batch,
+            )
+            for row in rows:
+                await _store(conn, row)
+        built += [r["item_id"] for r in rows]
+        if len(rows) < batch:
+            return built
+
+
+async def _store(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    pages = list(row["pages"])
+    brief = build_brief(pages, title=row["title"])
+    phrases = sorted(set().union(*(phrase_candidates(p) for p in pages[:PHRASE_PAGES])))
+    await conn.execute(
+        """
+        insert into document_briefs (item_id, text_hash, brief, phrases) values ($1, $2, $3, $4)
+        on conflict (item_id) do update
+        set text_hash = excluded.text_hash, brief = excluded.brief, phrases = excluded.phrases, built_at = now()
+        """,
+        row["item_id"], row["content_hash"], brief.to_dict(), phrases,
+    )
+    old = set(row["old_phrases"] or ())
+    new = set(phrases)
+    await conn.execute(
+        """
+        insert into phrase_counts (phrase, documents)
+        select p, 1 from unnest($1::text[]) p
+        on conflict (phrase) do update set documents = phrase_counts.documents + 1
+        """,
+        sorted(new - old),
+    )
+    await conn.execute(
+        "update phrase_counts set documents = greatest(documents - 1, 0) where phrase = any($1::text[])",
+        sorted(old - new),
+    )
+
+
+@dataclass
+class DocumentBrief:
+    """One document of a meeting with its brief (empty lists where it has no such sections)."""
+
+    document_id: int
+    title: str
+    url: str | None
+    purpose: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
+    resolutions: list[dict[str, Any]] = field(default_factory=list)
+    first_paragraph: dict[str, Any] | None = None
+    read: bool = False  # its text has been read and briefed
+
+    @property
+    def empty(self) -> bool:
+        return not (self.purpose or self.recommendations or self.resolutions)
+
+
+@dataclass
+class MeetingBrief:
+    """A meeting's papers, each with its brief, and the meeting's topics."""
+
+    documents: list[DocumentBrief]
+    topics: list[str]
+
+    def as_api(self) -> dict[str, Any]:
+        """`{"purpose", "recommendations", "resolutions"}` as lists of {text, page, document_id}, and `topics`."""
+        out: dict[str, Any] = {"purpose": [], "recommendations": [], "resolutions": [], "topics": self.topics}
+        for d in self.documents:
+            for name in ("purpose", "recommendations", "resolutions"):
+                out[name] += [{**s, "document_id": d.document_id} for s in getattr(d, name)]
+        return out
+
+
+# The documents of one or more meetings: filed under the meeting or under one of its agenda items.
+_PAPERS = """
+    select m.id as meeting_id, d.id, d.title, d.url, b.brief
+    from items m
+    join items d on d.kind = 'document'
+         and (d.parent_id = m.id or d.parent_id in (select a.id from items a where a.parent_id = m.id))
+    left join document_briefs b on b.item_id = d.id
+    where m.id = any($1::bigint[])
+    order by m.id, d.id
+"""
+
+
+def _document(row: asyncpg.Record) -> DocumentBrief:
+    brief = row["brief"] or {}
+    return DocumentBrief(
+        document_id=row["id"], title=row["title"], url=row["url"], purpose=list(brief.get("purpose", [])),
+        recommendations=list(brief.get("recommendations", [])), resolutions=list(brief.get("resolutions", [])),
+        first_paragraph=brief.get("first_paragraph"), read=row["brief"] is not None,
+    )
+
+
+async def meeting_briefs(pool: asyncpg.Pool, meeting_ids: Sequence[int], *, topics: bool = True) -> dict[
+        int, MeetingBrief]:
+    """Each meeting's papers with their briefs, and (unless `topics` is false) its key phrases."""
+    found: dict[int, MeetingBrief] = {m: MeetingBrief([], []) for m in meeting_ids}
+    for row in await pool.fetch(_PAPERS, list(meeting_ids)):
+        found[row["meeting_id"]].documents.append(_document(row))
+    if topics:
+        for meeting_id, brief in found.items():
+            brief.topics = await _topics(pool, meeting_id)
+    return found
+
+
+async def document_briefs(pool: asyncpg.Pool, document_ids: Sequence[int]) -> list[DocumentBrief]:
+    rows = await pool.fetch(
+        """
+        select d.id, d.title, d.url, b.brief from items d left join document_briefs b on b.item_id = d.id
+        where d.id = any($1::bigint[]) and d.kind = 'document'
+        """,
+        list(document_ids),
+    )
+    return [_document(r) for r in rows]
+
+
+async def document_brief(pool: asyncpg.Pool, document_id: int) -> DocumentBrief | None:
+    found = await document_briefs(pool, [document_id])
+    return found[0] if found else None
+
+
+async def _topics(pool: asyncpg.Pool, meeting_id: int) -> list[str]:
+    """The meeting's key phrases: from its agenda and its papers' first pages, ranked against every council's
+    documents."""
+    texts: list[str] = [
+        r["text"] for r in await pool.fetch(
+            """
+            select i.title || E'\n\n' || i.body as text from items i where i.parent_id = $1 and i.kind = 'agenda_item'
+            union all
+            select array_to_string(t.pages[1:$2], E'\n\n') from items d join document_texts t on t.item_id = d.id
+            where d.kind = 'document' and t.state = 'ready'
+              and (d.parent_id = $1 or d.parent_id in (select a.id from items a where a.parent_id = $1))
+            """,
+            meeting_id, PHRASE_PAGES,
+        ) if r["text"]
+    ]
+    if not texts:
+        return []
+    candidates = sorted(set().union(*(phrase_candidates(t) for t in texts)))
+    counts = Counter({r["phrase"]: r["documents"] for r in await pool.fetch(
+        "select phrase, documents from phrase_counts where phrase = any($1::text[])", candidates)})
+    total = await pool.fetchval("select count(*) from document_briefs")
+    return key_phrases(texts, counts, max(int(total), 1), limit=TOPICS)
