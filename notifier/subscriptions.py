@@ -190,6 +190,37 @@ async def create_subscription(
     return dict(row)
 
 
+async def rotate_feed_token(conn: asyncpg.Pool | asyncpg.Connection, subscription_id: int) -> str | None:
+    """A new private feed token for a subscription; the old feed URL answers 404 from now on, and WebSub
+    subscriptions to it end. None when there is no such subscription."""
+    token = secrets.token_urlsafe(24)
+    # one statement, so one transaction: the token and the WebSub subscriptions to the old one change together
+    found: bool | None = await conn.fetchval(
+        r"""
+        with old as (
+            select feed_token from subscriptions where id = $1
+        ),
+        rotated as (
+            update subscriptions set feed_token = $2, updated_at = now() where id = $1 returning id
+        ),
+        pushed as (
+            select w.id from webhook_endpoints w, old
+            where w.channel = 'websub'
+              and split_part(w.topic, '?', 1) ~ ('/feeds/s/' || old.feed_token || '\.(atom|rss|json|ics)$')
+        ),
+        ended as (
+            delete from subscriptions where channel = 'websub' and endpoint_id in (select id from pushed)
+        ),
+        gone as (
+            delete from webhook_endpoints where id in (select id from pushed)
+        )
+        select exists (select 1 from rotated)
+        """,
+        subscription_id, token,
+    )
+    return token if found else None
+
+
 async def confirm(conn: asyncpg.Pool | asyncpg.Connection, subscriber_id: int, subscription_id: int | None) -> bool:
     """The address owner clicked a confirmation link. False when there is nothing (left) to confirm."""
     row = await conn.fetchrow("select status from subscribers where id = $1", subscriber_id)

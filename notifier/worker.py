@@ -23,7 +23,7 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
 from notifier.db import create_pool
-from notifier.delivery import outbox
+from notifier.delivery import outbox, websub
 from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.delivery.email.render import render_endpoint_disabled
 from notifier.delivery.webhooks import endpoints
@@ -170,6 +170,22 @@ async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
             "disabled": len(result.disabled)}
 
 
+async def verify_websub(ctx: WorkerContext, request_id: int) -> str:
+    """Verify a WebSub subscriber's intent (the GET challenge) and apply its request, through the webhook sender's
+    HTTP client, whose connections go only where the target checks allow."""
+    settings = ctx["settings"]
+    verified = await websub.verify(
+        ctx["pool"], ctx["webhooks"].http, request_id, allow_private=settings.webhook_allow_private_targets,
+        timeout=settings.webhook_timeout,
+    )
+    return verified.outcome
+
+
+async def expire_websub(ctx: WorkerContext) -> int:
+    """Drop WebSub subscriptions whose lease ended, or whose callback has failed every push for days."""
+    return await websub.expire(ctx["pool"], now=datetime.now(UTC))
+
+
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     """Recover from lost jobs and dead workers: expired send leases, events the matcher has not reached."""
     pool = ctx["pool"]
@@ -211,6 +227,8 @@ def worker_functions() -> list[Function]:
             _observed("send_confirmation", send_confirmation), name="send_confirmation",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
         ),
+        func(_observed("verify_websub", verify_websub), name="verify_websub", max_tries=3),
+        func(_observed("expire_websub", expire_websub), name="expire_websub", max_tries=3),
     ]
 
 
@@ -231,6 +249,8 @@ def cron_jobs() -> list[Any]:
             unique=True,
         ),
         cron(_observed("sweep", sweep), name="sweep", minute=minute, second=40, run_at_startup=True, unique=True),
+        cron(_observed("expire_websub", expire_websub), name="expire_websub_cron", minute=set(range(0, 60, 10)),
+             second=50, unique=True),
     ]
 
 

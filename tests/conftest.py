@@ -47,6 +47,7 @@ TABLES = [
     "councils",
     "cursors",
     "subscription_changes",
+    "websub_requests",
 ]
 
 
