@@ -50,7 +50,7 @@ COMMITTEES = ["Cabinet", "Health and Wellbeing Board", "Scrutiny Commission", "P
 def settings(database_url: str) -> Settings:
     return Settings(_env_file=None, database_url=database_url, redis_url=REDIS_URL,  # type: ignore[call-arg]
                     smtp_url="smtp://127.0.0.1:1", base_url="http://127.0.0.1:8000",
-                    secret_key="bench-secret-key-" + "x" * 32, db_pool_max=4)
+                    secret_key="bench-secret-key-" + "x" * 32)
 
 
 def serve_app(database_url: str, port: int) -> None:

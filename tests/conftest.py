@@ -187,6 +187,7 @@ def make_settings(database_url: str, redis_url: str, smtp_url: str, data_dir: Pa
         "poll_connect_timeout": 2.0,
         "poll_total_timeout": 5.0,
         "alert_batch_seconds": 0,
+        "feed_fresh_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

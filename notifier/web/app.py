@@ -68,6 +68,6 @@ def create_app(
     app.add_routes(pages.routes)
     app.add_routes(api.routes)
     app.add_routes(feed_routes.routes)
-    app[feed_routes.FEED_CACHE] = feed_cache.FeedCache()
+    app[feed_routes.FEED_CACHE] = feed_cache.FeedCache(fresh=settings.feed_fresh_seconds)
     app.add_routes(websub_hub.routes)
     return app

@@ -2,7 +2,8 @@
 
 A key names everything a rendering depends on: the feed's path and search parameters, the page (limit, before),
 the newest event id when it was rendered and, for calendars, the day (their window moves with the date). A new
-event changes the newest id, so the next request renders again; old keys simply expire. Redis is shared by every
+event changes the newest id, so the next request renders again (in a web process that read the newest id less than
+`NOTIFIER_FEED_FRESH_SECONDS` ago, the one after that); old keys simply expire. Redis is shared by every
 web process; each also keeps the few hundred renderings it served last in memory, which saves the Redis round trip
 for the popular ones (safe, since a key's rendering never changes). Redis being unreachable costs a rendering,
 never an answer.
@@ -14,6 +15,7 @@ import gzip
 import hashlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +23,14 @@ from datetime import datetime
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from notifier.web.feed_specs import FeedSpec
+
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 6 * 3600
 PREFIX = "feed:"
 LOCAL_ENTRIES = 256
+SPEC_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,28 @@ def cache_key(*parts: object) -> str:
 
 
 class FeedCache:
-    """One web process's view of the cache: its recent renderings, then Redis."""
+    """One web process's view of the cache: its recent renderings, then Redis; and what it last read about each feed
+    URL (its `FeedSpec`, with the newest event id), trusted for `fresh` seconds."""
 
-    def __init__(self, local_entries: int = LOCAL_ENTRIES) -> None:
+    def __init__(self, local_entries: int = LOCAL_ENTRIES, *, fresh: float = 0.0) -> None:
         self._local: OrderedDict[str, Rendered] = OrderedDict()
         self._local_entries = local_entries
+        self._fresh = fresh
+        self._specs: OrderedDict[str, tuple[float, FeedSpec]] = OrderedDict()
+
+    def recent_spec(self, url: str) -> FeedSpec | None:
+        found = self._specs.get(url)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def remember_spec(self, url: str, spec: FeedSpec) -> None:
+        if self._fresh <= 0:
+            return
+        self._specs[url] = (time.monotonic() + self._fresh, spec)
+        self._specs.move_to_end(url)
+        while len(self._specs) > SPEC_ENTRIES:
+            self._specs.popitem(last=False)
 
     def _remember(self, key: str, rendered: Rendered) -> None:
         self._local[key] = rendered

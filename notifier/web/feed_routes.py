@@ -3,7 +3,8 @@
 HTTP as feed readers and calendars expect it: a strong ETag and Last-Modified with 304s, Cache-Control, gzip when
 asked for (with Vary), CORS on public feeds, HEAD, RFC 5005 paging (`?limit=`, `?before=` an event id, reached by
 the `next` link), WebSub discovery in Link headers, and problems (RFC 9457) for unknown feeds and bad queries.
-A feed costs one query to resolve it (and read the newest event id) and, when it is not in the cache, one to read it.
+A feed costs one query to resolve it (and read the newest event id; a web process trusts that answer for
+NOTIFIER_FEED_FRESH_SECONDS) and, when it is not in the cache, one to read it.
 """
 
 from __future__ import annotations
@@ -59,12 +60,16 @@ def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:
 
 
 async def _feed(request: web.Request) -> web.StreamResponse:
-    try:
-        spec = await resolve(request.app[POOL], request.path, request.query)
-    except FeedNotFound as e:
-        raise Problem(404, "Not Found", str(e)) from e
-    except FeedQueryError as e:
-        raise Problem(400, "Bad Request", str(e), position=e.position) from e
+    cache = request.app[FEED_CACHE]
+    spec = cache.recent_spec(request.path_qs)
+    if spec is None:
+        try:
+            spec = await resolve(request.app[POOL], request.path, request.query)
+        except FeedNotFound as e:
+            raise Problem(404, "Not Found", str(e)) from e
+        except FeedQueryError as e:
+            raise Problem(400, "Bad Request", str(e), position=e.position) from e
+        cache.remember_spec(request.path_qs, spec)
     limit, before = _paging(request)
     settings = request.app[SETTINGS]
     search = list(spec.params)
@@ -72,7 +77,7 @@ async def _feed(request: web.Request) -> web.StreamResponse:
     self_url = _url(settings.base_url, spec.path, page_params + ([("before", str(before))] if before else []))
     today = datetime.now(UTC).date() if spec.fmt == "ics" else None
     key = cache_key(spec.path, spec.params, limit, before, spec.latest, today, settings.base_url)
-    redis, cache = request.app[REDIS], request.app[FEED_CACHE]
+    redis = request.app[REDIS]
     rendered = await cache.get(redis, key)
     if rendered is None:
         rendered = await _render(request, spec, limit=limit, before=before, self_url=self_url,

@@ -10,9 +10,12 @@ from typing import Any
 import feedparser
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
+from multidict import MultiDict
 
 from notifier.settings import Settings
 from notifier.web.app import create_app
+from notifier.web.feed_cache import FeedCache
+from notifier.web.feed_specs import resolve
 from tests.factories import Factory
 
 FEED = "/feeds/councils/leicestershire.atom"
@@ -79,3 +82,15 @@ async def test_feed_http_cache_serves_until_a_new_event(
         assert [e.title for e in entries] == ["Budget", "Old business"]
     await factory.event(title="Scrutiny", summary="Scrutiny")
     assert await titles() == ["Scrutiny", "Budget"]
+
+
+async def test_feed_http_a_process_trusts_what_it_read_only_while_fresh(factory: Factory) -> None:
+    await factory.council()
+    spec = await resolve(factory.pool, FEED, MultiDict())
+    never = FeedCache(fresh=0)
+    never.remember_spec(FEED, spec)
+    assert never.recent_spec(FEED) is None
+    trusting = FeedCache(fresh=60)
+    trusting.remember_spec(FEED, spec)
+    assert trusting.recent_spec(FEED) == spec
+    assert trusting.recent_spec(FEED + "?limit=5") is None
