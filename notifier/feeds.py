@@ -93,10 +93,10 @@ def entry_text(e: Mapping[str, Any]) -> str:
     return f"{e['title']} ({', '.join(details)})"
 
 
-def entry_html(e: Mapping[str, Any]) -> str:
-    """The entry's content: the human summary, the item, links to the council's page and every document, and the
-    matched terms."""
-    parts = [f"<p>{html.escape(e['summary'])}</p>", f"<p>{html.escape(entry_text(e))}</p>"]
+def entry_html(e: Mapping[str, Any], text: str | None = None) -> str:
+    """The entry's content: the human summary, the item (`entry_text`), links to the council's page and every
+    document, and the matched terms."""
+    parts = [f"<p>{html.escape(e['summary'])}</p>", f"<p>{html.escape(text or entry_text(e))}</p>"]
     link = safe_url(e.get("url"))
     links = [f'<li><a href="{html.escape(link)}">On the council\'s website</a></li>'] if link else []
     links += [f'<li><a href="{html.escape(d["url"])}">{html.escape(d["title"])}</a></li>' for d in _documents(e)]
@@ -138,8 +138,8 @@ def render_events_feed(fmt: str, events: Sequence[Mapping[str, Any]], page: Feed
     for e in reversed(events):
         _add_entry(fg, e, page.base_url)
     if fmt == "atom":
-        return _atom_with_documents(fg.atom_str(pretty=True), events)
-    return _rss_with_links(fg.rss_str(pretty=True), page)
+        return _atom_with_documents(fg.atom_str(pretty=False), events)
+    return _rss_with_links(fg.rss_str(pretty=False), page)
 
 
 def _add_entry(fg: FeedGenerator, e: Mapping[str, Any], base_url: str) -> None:
@@ -156,8 +156,9 @@ def _add_entry(fg: FeedGenerator, e: Mapping[str, Any], base_url: str) -> None:
     entry.author({"name": e["council_name"]})
     for term in categories(e):
         entry.category(term=term)
-    entry.summary(entry_text(e))
-    entry.content(entry_html(e), type="html")
+    text = entry_text(e)
+    entry.summary(text)
+    entry.content(entry_html(e, text), type="html")
 
 
 def _atom_with_documents(body: bytes, events: Sequence[Mapping[str, Any]]) -> bytes:
@@ -165,9 +166,7 @@ def _atom_with_documents(body: bytes, events: Sequence[Mapping[str, Any]]) -> by
     root = etree.fromstring(body)
     for element, e in zip(root.iterfind(f"{{{ATOM_NS}}}entry"), events, strict=True):
         for d in _documents(e):
-            element[-1].tail = "\n    "
-            link = etree.SubElement(element, f"{{{ATOM_NS}}}link", href=d["url"], rel="related", title=d["title"])
-            link.tail = "\n  "
+            etree.SubElement(element, f"{{{ATOM_NS}}}link", href=d["url"], rel="related", title=d["title"])
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return out
 
@@ -181,9 +180,7 @@ def _rss_with_links(body: bytes, page: FeedPage) -> bytes:
     at = list(channel).index(self_link) + 1 if self_link is not None else len(channel)
     extra = [("hub", page.hub_url)] + ([("next", page.next_url)] if page.next_url else [])
     for offset, (rel, href) in enumerate(extra):
-        link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
-        link.tail = "\n    "
-        channel.insert(at + offset, link)
+        channel.insert(at + offset, etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel))
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return out
 
@@ -202,15 +199,16 @@ def render_json_feed(events: Sequence[Mapping[str, Any]], page: FeedPage) -> byt
     }
     if page.next_url:
         feed["next_url"] = page.next_url
-    return json.dumps(feed, ensure_ascii=False, indent=1).encode()
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _json_item(e: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    text = entry_text(e)
     item: dict[str, Any] = {
         "id": tag(base_url, "event", e["id"]),
         "title": e["summary"],
-        "summary": entry_text(e),
-        "content_html": entry_html(e),
+        "summary": text,
+        "content_html": entry_html(e, text),
         "date_published": e["occurred_at"].isoformat(),
         "date_modified": entry_updated(e).isoformat(),
         "authors": [{"name": e["council_name"]}],
