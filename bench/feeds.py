@@ -31,7 +31,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 import asyncpg
-from email_send import drop_database, make_database
+from email_send import _cpu_seconds, drop_database, make_database
 
 from notifier.db import create_pool
 from notifier.settings import Settings
@@ -229,31 +229,37 @@ async def run(args: argparse.Namespace, binary: str, url: str, children: list[su
                           "8632"))
     ceiling_url = f"http://127.0.0.1:8632{FEED}"
     await wait_for(ceiling_url)
-    figures: dict[str, list[tuple[float, float]]] = {}
+    figures: dict[str, list[tuple[float, float, float]]] = {}
     plain = {"Accept-Encoding": "identity"}
     not_modified = {**plain, "If-None-Match": headers["ETag"]}
+    pids = {"app": children[0].pid, "ceiling": children[1].pid}
     for r in range(args.rounds):
         order = [("app", app_url), ("ceiling", ceiling_url)]
         for who, target in order if r % 2 == 0 else order[::-1]:
             for kind, hdrs in (("200", plain), ("304", not_modified)):
-                figures.setdefault(f"{who} {kind}", []).append(
-                    wrk(binary, target, args.seconds, args.connections, hdrs))
+                before = _cpu_seconds(pids[who])
+                rate, p99 = wrk(binary, target, args.seconds, args.connections, hdrs)
+                # the server's own CPU a request: what the machine's other work does not change much
+                cpu_ms = (_cpu_seconds(pids[who]) - before) * 1000 / (rate * args.seconds)
+                figures.setdefault(f"{who} {kind}", []).append((rate, p99, cpu_ms))
     report(figures, cold, len(body))
     for suffix in (".body", ".headers"):
         tmp.with_suffix(suffix).unlink()
 
 
-def report(figures: dict[str, list[tuple[float, float]]], cold: dict[str, list[float]], size: int) -> None:
+def report(figures: dict[str, list[tuple[float, float, float]]], cold: dict[str, list[float]], size: int) -> None:
     print(f"\nfeed: {FEED}, 50 entries, {size:,} bytes; wrk -t1, medians of the rounds")
-    print(f"{'':14} {'req/s':>10} {'p99 ms':>8}")
-    med = {k: (statistics.median(r for r, _ in v), statistics.median(q for _, q in v)) for k, v in figures.items()}
-    for k, (rate, p99) in med.items():
-        print(f"{k:14} {rate:>10,.0f} {p99:>8.2f}")
+    print(f"{'':14} {'req/s':>10} {'p99 ms':>8} {'server CPU ms/req':>18}")
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in figures.items()}
+    for k, (rate, p99, cpu) in med.items():
+        print(f"{k:14} {rate:>10,.0f} {p99:>8.2f} {cpu:>18.3f}")
     for kind in ("200", "304"):
-        ratio = med[f"app {kind}"][0] / med[f"ceiling {kind}"][0]
-        ok = ratio >= TARGET_RATIO and med[f"app {kind}"][1] < TARGET_P99_MS
-        print(f"cached {kind}: {ratio:.0%} of the ceiling, p99 {med[f'app {kind}'][1]:.2f} ms "
-              f"(target >= {TARGET_RATIO:.0%}, p99 < {TARGET_P99_MS:g} ms): {'met' if ok else 'NOT met'}")
+        app, ceiling = med[f"app {kind}"], med[f"ceiling {kind}"]
+        ratio = app[0] / ceiling[0]
+        ok = ratio >= TARGET_RATIO and app[1] < TARGET_P99_MS
+        print(f"cached {kind}: {ratio:.0%} of the ceiling (by server CPU a request: {ceiling[2] / app[2]:.0%}), "
+              f"p99 {app[1]:.2f} ms (target >= {TARGET_RATIO:.0%}, p99 < {TARGET_P99_MS:g} ms): "
+              f"{'met' if ok else 'NOT met'}")
     print("\ncold render (resolve + one query + render), ms:")
     for fmt, times in cold.items():
         print(f"  {fmt:5} p50 {p(times, 0.5):6.2f}  p99 {p(times, 0.99):6.2f}")
