@@ -37,6 +37,7 @@ MIN_LEASE = timedelta(hours=1)
 MAX_LEASE = timedelta(days=30)
 CHALLENGE_BYTES = 24
 MAX_SECRET_BYTES = 200  # the spec's limit on hub.secret
+KEEP_SETTLED_REQUESTS = timedelta(days=7)  # settled requests are kept this long, to tell what became of one
 
 
 def topic_format(topic: str) -> str:
@@ -192,7 +193,7 @@ async def _unsubscribe(conn: asyncpg.Connection | asyncpg.Pool, topic: str, call
 
 async def expire(pool: asyncpg.Pool, *, now: datetime) -> int:
     """Drop the subscriptions whose lease has run out, and those whose callback was disabled for failing every
-    push for days. Returns how many went."""
+    push for days (and requests settled a week ago). Returns how many subscriptions went."""
     async with pool.acquire() as conn, conn.transaction():
         ids = [r["id"] for r in await conn.fetch(
             """
@@ -205,6 +206,7 @@ async def expire(pool: asyncpg.Pool, *, now: datetime) -> int:
         if ids:
             await conn.execute("delete from subscriptions where endpoint_id = any($1::bigint[])", ids)
             await conn.execute("delete from webhook_endpoints where id = any($1::bigint[])", ids)
+        await conn.execute("delete from websub_requests where done_at < $1", now - KEEP_SETTLED_REQUESTS)
     if ids:
         log.info("dropped %d WebSub subscriptions (lease ended or callback failing)", len(ids))
     return len(ids)

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -196,6 +196,9 @@ async def test_websub_a_callback_failing_for_days_is_retried_then_dropped(
     assert result.disabled and await pool.fetchval("select status from webhook_endpoints") == "disabled"
     assert await websub.expire(pool, now=datetime.now(UTC)) == 1
     assert await pool.fetchval("select count(*) from webhook_endpoints") == 0
+    assert await pool.fetchval("select count(*) from websub_requests") == 1  # settled today: kept a while
+    await websub.expire(pool, now=datetime.now(UTC) + websub.KEEP_SETTLED_REQUESTS + timedelta(minutes=1))
+    assert await pool.fetchval("select count(*) from websub_requests") == 0
 
 
 async def test_websub_a_callback_that_does_not_confirm_is_not_subscribed(
