@@ -182,7 +182,9 @@ async def verify_websub(ctx: WorkerContext, request_id: int) -> str:
 
 
 async def expire_websub(ctx: WorkerContext) -> int:
-    """Drop WebSub subscriptions whose lease ended, or whose callback has failed every push for days."""
+    """Drop WebSub subscriptions whose lease ended, or whose callback has failed every push for days; keep those to
+    private feeds in step with the subscription behind the feed."""
+    await websub.follow_private_feeds(ctx["pool"])
     return await websub.expire(ctx["pool"], now=datetime.now(UTC))
 
 

@@ -99,9 +99,9 @@ async def claim_webhook_deliveries(
     pool: asyncpg.Pool, *, now: datetime, lease: timedelta, limit: int, per_endpoint: int
 ) -> list[asyncpg.Record]:
     """Claim up to `limit` due push deliveries (webhooks and WebSub: both go to an endpoint), the longest due
-    first, and no more for one endpoint than bring
-    its claimed-but-unfinished deliveries (across every worker) to `per_endpoint`: a slow partner's backlog waits in
-    the table, not in a worker's memory, and cannot crowd out the others.
+    first, and no more for one endpoint than bring its claimed-but-unfinished deliveries (across every worker) to
+    `per_endpoint`: a slow partner's backlog waits in the table, not in a worker's memory, and cannot crowd out the
+    others.
 
     Window functions and row locks do not mix, so the candidates are read unlocked and the UPDATE re-checks each
     row's status: of two workers picking the same row, the second finds it no longer pending and passes it by.

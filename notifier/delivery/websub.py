@@ -191,6 +191,45 @@ async def _unsubscribe(conn: asyncpg.Connection | asyncpg.Pool, topic: str, call
                        topic, callback)
 
 
+# WebSub subscriptions to private subscription feeds (/feeds/s/{token}), with the subscription each follows (null
+# when it is gone) and whether the copy of its filter differs.
+_PRIVATE_TOPICS = r"""
+    select w.id as endpoint_id, s.id as source_id,
+           (c.query, c.councils, c.regions, c.committees, c.kinds, c.event_types)
+               is distinct from (s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types) as changed
+    from webhook_endpoints w
+    join subscriptions c on c.endpoint_id = w.id
+    left join subscriptions s
+      on s.channel <> 'websub'
+     and s.feed_token = substring(split_part(w.topic, '?', 1) from '/feeds/s/([A-Za-z0-9_-]+)\.[a-z]+$')
+    where w.channel = 'websub' and w.topic like '%/feeds/s/%'
+"""
+
+
+async def follow_private_feeds(pool: asyncpg.Pool) -> int:
+    """Keep WebSub subscriptions to private feeds in step with the subscription behind each feed: its filter
+    copied again when it changed, the WebSub subscription dropped when it is gone. Returns how many changed."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(_PRIVATE_TOPICS)
+        gone = [r["endpoint_id"] for r in rows if r["source_id"] is None]
+        changed = [(r["endpoint_id"], r["source_id"]) for r in rows if r["source_id"] is not None and r["changed"]]
+        if gone:
+            await conn.execute("delete from subscriptions where endpoint_id = any($1::bigint[])", gone)
+            await conn.execute("delete from webhook_endpoints where id = any($1::bigint[])", gone)
+        if changed:
+            await conn.execute(
+                """
+                update subscriptions c
+                set query = s.query, councils = s.councils, regions = s.regions, committees = s.committees,
+                    kinds = s.kinds, event_types = s.event_types, updated_at = now()
+                from unnest($1::bigint[], $2::bigint[]) as m(endpoint_id, source_id), subscriptions s
+                where c.endpoint_id = m.endpoint_id and s.id = m.source_id
+                """,
+                [e for e, _ in changed], [s for _, s in changed],
+            )
+    return len(gone) + len(changed)
+
+
 async def expire(pool: asyncpg.Pool, *, now: datetime) -> int:
     """Drop the subscriptions whose lease has run out, and those whose callback was disabled for failing every
     push for days (and requests settled a week ago). Returns how many subscriptions went."""

@@ -1,5 +1,6 @@
 """Private subscription feeds: rotating the token (through the API, and the function the manage page calls) makes
-the old URL answer 404 and ends WebSub subscriptions to it."""
+the old URL answer 404 and ends WebSub subscriptions to it; WebSub subscriptions follow the subscription behind the
+feed when it changes or goes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from notifier.delivery import websub
 from notifier.partners import create_partner
 from notifier.subscriptions import rotate_feed_token
 from tests.factories import Factory
@@ -67,3 +69,30 @@ async def test_feed_token_rotation_ends_websub_subscriptions_to_the_old_url(
     assert topics == [f"http://notifier.test/feeds/s/{other_token}.atom"]
     assert await pool.fetchval("select count(*) from subscriptions where channel = 'websub'") == 1
     assert await rotate_feed_token(pool, 424242) is None
+
+
+async def test_feed_token_websub_copies_follow_the_subscription_behind_the_feed(
+    pool: asyncpg.Pool, factory: Factory
+) -> None:
+    sub = await factory.subscription(await factory.subscriber(), query="asthma")
+    token = await pool.fetchval("select feed_token from subscriptions where id = $1", sub)
+    endpoint = await pool.fetchval(
+        """
+        insert into webhook_endpoints (url, secret, channel, topic, lease_expires_at)
+        values ('https://reader.example/cb', '', 'websub', $1, now() + interval '1 day') returning id
+        """,
+        f"http://notifier.test/feeds/s/{token}.json",
+    )
+    await pool.execute(
+        "insert into subscriptions (endpoint_id, query, channel, feed_token) values ($1, 'asthma', 'websub', 'w')",
+        endpoint,
+    )
+    assert await websub.follow_private_feeds(pool) == 0  # in step already
+    await pool.execute("update subscriptions set query = 'asthma OR copd', councils = '{rutland}' where id = $1", sub)
+    assert await websub.follow_private_feeds(pool) == 1
+    copy = await pool.fetchrow("select query, councils from subscriptions where channel = 'websub'")
+    assert (copy["query"], copy["councils"]) == ("asthma OR copd", ["rutland"])
+    await pool.execute("delete from subscriptions where id = $1", sub)
+    assert await websub.follow_private_feeds(pool) == 1
+    assert await pool.fetchval("select count(*) from webhook_endpoints") == 0
+    assert await pool.fetchval("select count(*) from subscriptions") == 0
