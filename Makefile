@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/email_send.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/feeds.py
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/briefs.py
 	$(BIN)/python bench/freshness.py

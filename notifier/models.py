@@ -56,11 +56,13 @@ class SubscriberStatus(StrEnum):
 
 
 class Channel(StrEnum):
-    """Should match the CHECK on subscriptions.channel."""
+    """Should match the CHECKs on subscriptions.channel and webhook_endpoints.channel
+    (migrations/0004_feeds_websub.sql)."""
 
     EMAIL = "email"
     WEBHOOK = "webhook"
     FEED = "feed"
+    WEBSUB = "websub"
 
 
 class Frequency(StrEnum):

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     webhook_secret_grace_hours: int = Field(default=24, ge=0)  # a rotated secret keeps signing this long
     api_key_grace_hours: int = Field(default=24, ge=0)  # a rotated API key keeps working this long
 
+    # Feeds: a web process trusts what it last read about a feed URL (that it exists, its filter, the newest
+    # event id) for this long before asking PostgreSQL again, so a popular feed costs no query at all
+    feed_fresh_seconds: float = Field(default=1.0, ge=0)
+
     # API
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     subscribe_rate_limit_per_hour: int = Field(default=20, ge=1)

@@ -213,17 +213,34 @@ async def change_subscription(
 
 
 async def rotate_feed_token(conn: asyncpg.Pool | asyncpg.Connection, subscription_id: int) -> str:
-    """Give a subscription new private feed links (Atom, RSS, iCal share the token); the old ones stop at once.
-
-    Raises LookupError when there is no such subscription.
-    """
+    """Give a subscription new private feed links (Atom, RSS, iCal and JSON share the token): the old ones answer
+    404 from now on, and WebSub subscriptions to them end. Raises LookupError when there is no such subscription."""
     token = secrets.token_urlsafe(24)
-    updated = await conn.fetchval(
-        "update subscriptions set feed_token = $2, updated_at = now() where id = $1 returning id",
-        subscription_id,
-        token,
+    # one statement, so one transaction: the token and the WebSub subscriptions to the old one change together
+    found: bool | None = await conn.fetchval(
+        r"""
+        with old as (
+            select feed_token from subscriptions where id = $1
+        ),
+        rotated as (
+            update subscriptions set feed_token = $2, updated_at = now() where id = $1 returning id
+        ),
+        pushed as (
+            select w.id from webhook_endpoints w, old
+            where w.channel = 'websub'
+              and split_part(w.topic, '?', 1) ~ ('/feeds/s/' || old.feed_token || '\.(atom|rss|json|ics)$')
+        ),
+        ended as (
+            delete from subscriptions where channel = 'websub' and endpoint_id in (select id from pushed)
+        ),
+        gone as (
+            delete from webhook_endpoints where id in (select id from pushed)
+        )
+        select exists (select 1 from rotated)
+        """,
+        subscription_id, token,
     )
-    if updated is None:
+    if not found:
         raise LookupError(f"no subscription {subscription_id}")
     return token
 

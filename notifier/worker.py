@@ -23,7 +23,7 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 
 from notifier.db import create_pool
-from notifier.delivery import outbox
+from notifier.delivery import outbox, websub
 from notifier.delivery.email.mailer import Mailer, TemporaryFailure
 from notifier.delivery.email.render import render_endpoint_disabled
 from notifier.delivery.webhooks import endpoints
@@ -173,6 +173,24 @@ async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
             "disabled": len(result.disabled)}
 
 
+async def verify_websub(ctx: WorkerContext, request_id: int) -> str:
+    """Verify a WebSub subscriber's intent (the GET challenge) and apply its request, through the webhook sender's
+    HTTP client, whose connections go only where the target checks allow."""
+    settings = ctx["settings"]
+    verified = await websub.verify(
+        ctx["pool"], ctx["webhooks"].http, request_id, allow_private=settings.webhook_allow_private_targets,
+        timeout=settings.webhook_timeout,
+    )
+    return verified.outcome
+
+
+async def expire_websub(ctx: WorkerContext) -> int:
+    """Drop WebSub subscriptions whose lease ended, or whose callback has failed every push for days; keep those to
+    private feeds in step with the subscription behind the feed."""
+    await websub.follow_private_feeds(ctx["pool"])
+    return await websub.expire(ctx["pool"], now=datetime.now(UTC))
+
+
 async def fetch_documents(ctx: WorkerContext) -> dict[str, int]:
     """Download and extract the documents due; wake the matcher for the events that waited for their text."""
     pool, redis = ctx["pool"], ctx["redis"]
@@ -281,6 +299,8 @@ def worker_functions() -> list[Function]:
             _observed("send_confirmation", send_confirmation), name="send_confirmation",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
         ),
+        func(_observed("verify_websub", verify_websub), name="verify_websub", max_tries=3, timeout=SWEEP_TIMEOUT),
+        func(_observed("expire_websub", expire_websub), name="expire_websub", max_tries=3, timeout=SWEEP_TIMEOUT),
     ]
 
 
@@ -310,6 +330,8 @@ def cron_jobs() -> list[Any]:
             run_at_startup=True, unique=True, timeout=SWEEP_TIMEOUT,
         ),
         cron(_observed("build_briefs", build_briefs), name="build_briefs_cron", minute=minute, second=55, unique=True),
+        cron(_observed("expire_websub", expire_websub), name="expire_websub_cron", minute=set(range(0, 60, 10)),
+             second=50, unique=True, timeout=SWEEP_TIMEOUT),
     ]
 
 

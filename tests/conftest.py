@@ -48,6 +48,7 @@ TABLES = [
     "cursors",
     "subscription_changes",
     "worker_heartbeats",
+    "websub_requests",
 ]
 
 
@@ -190,6 +191,7 @@ def make_settings(database_url: str, redis_url: str, smtp_url: str, data_dir: Pa
         # No documents job runs in most tests: their document events are matched at once rather than held for
         # text that never comes. The documents' own tests (tests/ingest/test_documents*.py) wait as a service does.
         "document_text_wait_seconds": 0,
+        "feed_fresh_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -104,9 +104,10 @@ async def claim_email_batches(
 async def claim_webhook_deliveries(
     pool: asyncpg.Pool, *, now: datetime, lease: timedelta, limit: int, per_endpoint: int
 ) -> list[asyncpg.Record]:
-    """Claim up to `limit` due webhook deliveries, the longest due first, and no more for one endpoint than bring
-    its claimed-but-unfinished deliveries (across every worker) to `per_endpoint`: a slow partner's backlog waits in
-    the table, not in a worker's memory, and cannot crowd out the others.
+    """Claim up to `limit` due push deliveries (webhooks and WebSub: both go to an endpoint), the longest due
+    first, and no more for one endpoint than bring its claimed-but-unfinished deliveries (across every worker) to
+    `per_endpoint`: a slow partner's backlog waits in the table, not in a worker's memory, and cannot crowd out the
+    others.
 
     Window functions and row locks do not mix, so the candidates are read unlocked and the UPDATE re-checks each
     row's status: of two workers picking the same row, the second finds it no longer pending and passes it by.
@@ -117,7 +118,7 @@ async def claim_webhook_deliveries(
             select d.id, s.endpoint_id, d.next_attempt_at
             from deliveries d
             join subscriptions s on s.id = d.subscription_id
-            where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel = 'webhook'
+            where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel in ('webhook', 'websub')
             order by d.next_attempt_at
             limit $3 * 4
         ),
@@ -134,6 +135,7 @@ async def claim_webhook_deliveries(
                        + coalesce(busy.n, 0) as place
             from due
             join webhook_endpoints w on w.id = due.endpoint_id and w.status = 'active'
+                 and (w.lease_expires_at is null or w.lease_expires_at > $1)
             left join busy on busy.endpoint_id = due.endpoint_id
         ),
         chosen as (

@@ -152,7 +152,7 @@ class SubscriptionIndex:
         rows = await conn.fetch(
             f"""
             select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions
-            where id = any($1::bigint[]) and channel in ('email', 'webhook')
+            where id = any($1::bigint[]) and channel in ('email', 'webhook', 'websub')
             """,
             ids,
         )
@@ -186,7 +186,10 @@ class SubscriptionIndex:
                 timedelta(seconds=LATE_COMMIT),
             )
             cursor = await conn.cursor(
-                f"select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions where channel in ('email', 'webhook')"
+                f"""
+                select {_SUBSCRIPTION_FILTER_COLUMNS} from subscriptions
+                where channel in ('email', 'webhook', 'websub')
+                """
             )
             # The collector stays paused for the whole load, other tasks of the process included (up to half a
             # minute for a million subscriptions, once at start): its collections would walk the growing index
@@ -335,7 +338,7 @@ async def _recipients(conn: asyncpg.Connection, sub_ids: list[int]) -> dict[int,
     subs = await conn.fetch(
         """
         select s.id, s.channel, s.frequency, s.hour, s.weekday, s.created_at, s.paused_until, s.confirmed_at,
-               b.status as subscriber_status, b.timezone, w.status as endpoint_status
+               b.status as subscriber_status, b.timezone, w.status as endpoint_status, w.lease_expires_at
         from subscriptions s
         left join subscribers b on b.id = s.subscriber_id
         left join webhook_endpoints w on w.id = s.endpoint_id
@@ -413,6 +416,9 @@ def _eligibility(s: asyncpg.Record, when: datetime) -> str | None:
             return None
     elif s["channel"] == "webhook":
         if s["endpoint_status"] != "active":
+            return None
+    elif s["channel"] == "websub":
+        if s["endpoint_status"] != "active" or s["lease_expires_at"] <= when:
             return None
     else:
         return None

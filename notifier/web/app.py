@@ -16,7 +16,7 @@ from notifier.db import create_pool
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.tokens import Tokens
-from notifier.web import admin, api, feed_routes, manage, meetings, ops, outbox, pages
+from notifier.web import admin, api, feed_cache, feed_routes, manage, meetings, ops, outbox, pages, websub_hub
 from notifier.web.keys import METRICS, OUTBOX_DIR, POOL, REDIS, RESOLVER, SETTINGS, TOKENS
 from notifier.web.middleware import observe
 from notifier.web.security import protect
@@ -78,4 +78,6 @@ def create_app(
     app.add_routes(meetings.routes)
     app.add_routes(api.routes)
     app.add_routes(feed_routes.routes)
+    app[feed_routes.FEED_CACHE] = feed_cache.FeedCache(fresh=settings.feed_fresh_seconds)
+    app.add_routes(websub_hub.routes)
     return app

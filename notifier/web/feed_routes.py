@@ -1,153 +1,178 @@
-"""Feed URLs: per council, per committee, by search, and per subscription, as Atom, RSS or iCal, with ETag and
-Last-Modified so feed readers and calendars that ask again get a 304."""
+"""Feed URLs: per council, per committee, by search, and per subscription, as Atom, RSS, JSON Feed or iCal.
+
+HTTP as feed readers and calendars expect it: a strong ETag and Last-Modified with 304s, Cache-Control, gzip when
+asked for (with Vary), CORS on public feeds, HEAD, RFC 5005 paging (`?limit=`, `?before=` an event id, reached by
+the `next` link), WebSub discovery in Link headers, and problems (RFC 9457) for unknown feeds and bad queries.
+A feed costs one query to resolve it (and read the newest event id; a web process trusts that answer for
+NOTIFIER_FEED_FRESH_SECONDS) and, when it is not in the cache, one to read it.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from notifier.feeds import CONTENT_TYPES, render_calendar, render_events_feed
-from notifier.matching.documents import query_snippets
-from notifier.matching.search import FILTERED_EVENTS, filter_args, parsed_query
-from notifier.models import FilterModel
-from notifier.subscriptions import FilterError, describe_subscription
-from notifier.web.keys import POOL, SETTINGS
+from notifier.delivery.websub import HUB_PATH
+from notifier.feed_calendar import render_calendar
+from notifier.feeds import CONTENT_TYPES, FeedPage, entry_updated, render_events_feed
+from notifier.web.feed_cache import FeedCache, Rendered, cache_key
+from notifier.web.feed_specs import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    FeedNotFound,
+    FeedQueryError,
+    FeedSpec,
+    load_events,
+    load_meetings,
+    resolve,
+)
+from notifier.web.keys import POOL, REDIS, SETTINGS
+from notifier.web.problems import Problem
 
 routes = web.RouteTableDef()
+FEED_CACHE = web.AppKey("feed_cache", FeedCache)
 
-FEED_DAYS = 90
-FEED_LIMIT = 100
-CALENDAR_BACK = timedelta(days=60)
-CALENDAR_AHEAD = timedelta(days=365)
-
-# Meetings restricted by a filter, for calendars: $1 tsquery (or null), $2 councils, $3 regions, $4 committees,
-# $5 from, $6 to.
-_FILTERED_MEETINGS = """
-    select i.id, i.title, i.committee, i.starts_at, i.status, i.url, i.data, i.updated_at, c.name as council_name
-    from items i join councils c on c.slug = i.council
-    where i.kind = 'meeting' and i.starts_at >= $5 and i.starts_at < $6
-      and ($1::text is null or i.search @@ $1::tsquery)
-      and (cardinality($2::text[]) = 0 and cardinality($3::text[]) = 0
-           or i.council = any($2) or c.region = any($3))
-      and (cardinality($4::text[]) = 0 or i.committee = any($4) or i.committee_id = any($4))
-    order by i.starts_at
-    limit 2000
-"""
+MAX_AGE = 300
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Last-Modified, Link",
+}
 
 
-def _format(request: web.Request) -> str:
-    fmt = request.match_info["fmt"]
-    if fmt not in CONTENT_TYPES:
-        raise web.HTTPNotFound(text="feeds are .atom, .rss or .ics")
-    return fmt
-
-
-async def _render(request: web.Request, f: FilterModel, title: str) -> web.Response:
-    fmt = _format(request)
-    pool = request.app[POOL]
-    settings = request.app[SETTINGS]
-    now = datetime.now(UTC)
+def _paging(request: web.Request) -> tuple[int, int | None]:
     try:
-        args = filter_args(f, now - timedelta(days=FEED_DAYS))
-    except FilterError as e:
-        raise web.HTTPBadRequest(text=f"bad query: {e}") from e
-    self_url = f"{settings.base_url}{request.path_qs}"
-    if fmt == "ics":
-        rows = await pool.fetch(
-            _FILTERED_MEETINGS, args[0], args[1], args[2], args[3], now - CALENDAR_BACK, now + CALENDAR_AHEAD
-        )
-        last = max((r["updated_at"] for r in rows), default=None)
-        body = render_calendar([dict(r) for r in rows], title=title, base_url=settings.base_url, now=last or now)
-    else:
-        rows = await pool.fetch(f"{FILTERED_EVENTS} order by e.id desc limit {FEED_LIMIT}", *args)
-        last = max((r["occurred_at"] for r in rows), default=None)
-        snippets = await query_snippets(pool, rows, parsed_query(f.query))
-        body = render_events_feed(
-            fmt,
-            [{**dict(r), "snippets": snippets.get(r["id"], [])} for r in rows],
-            title=title,
-            self_url=self_url,
-            base_url=settings.base_url,
-            subtitle=f"Council alerts: {describe_subscription(f)}",
-        )
-    return _conditional(request, body, fmt, last)
+        limit = int(request.query.get("limit", DEFAULT_LIMIT))
+        before = int(request.query["before"]) if "before" in request.query else None
+    except ValueError as e:
+        raise Problem(400, "Bad Request", "limit and before are whole numbers") from e
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Problem(400, "Bad Request", f"limit is between 1 and {MAX_LIMIT}")
+    if before is not None and before < 1:
+        raise Problem(400, "Bad Request", "before is an event id")
+    return limit, before
 
 
-def _conditional(request: web.Request, body: bytes, fmt: str, last: datetime | None) -> web.Response:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=300"}
-    if last is not None:
-        headers["Last-Modified"] = format_datetime(last.astimezone(UTC).replace(microsecond=0), usegmt=True)
+def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:
+    return f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
+
+
+async def _feed(request: web.Request) -> web.StreamResponse:
+    cache = request.app[FEED_CACHE]
+    spec = cache.recent_spec(request.path_qs)
+    if spec is None:
+        try:
+            spec = await resolve(request.app[POOL], request.path, request.query)
+        except FeedNotFound as e:
+            raise Problem(404, "Not Found", str(e)) from e
+        except FeedQueryError as e:
+            raise Problem(400, "Bad Request", str(e), position=e.position) from e
+        cache.remember_spec(request.path_qs, spec)
+    limit, before = _paging(request)
+    settings = request.app[SETTINGS]
+    search = list(spec.params)
+    page_params = search + ([("limit", str(limit))] if limit != DEFAULT_LIMIT else [])
+    self_url = _url(settings.base_url, spec.path, page_params + ([("before", str(before))] if before else []))
+    today = datetime.now(UTC).date() if spec.fmt == "ics" else None
+    key = cache_key(spec.path, spec.params, limit, before, spec.latest, today, settings.base_url)
+    redis = request.app[REDIS]
+    rendered = await cache.get(redis, key)
+    if rendered is None:
+        rendered = await _render(request, spec, limit=limit, before=before, self_url=self_url,
+                                 page_params=page_params)
+        await cache.put(redis, key, rendered)
+    topic = _url(settings.base_url, spec.path, search)  # the feed itself, whichever page this is
+    return _respond(request, spec, rendered, gzipped=_accepts_gzip(request), topic=topic)
+
+
+async def _render(
+    request: web.Request, spec: FeedSpec, *, limit: int, before: int | None, self_url: str,
+    page_params: list[tuple[str, str]],
+) -> Rendered:
+    pool = request.app[POOL]
+    base = request.app[SETTINGS].base_url
+    if spec.fmt == "ics":
+        meetings = await load_meetings(pool, spec, datetime.now(UTC))
+        last = max((m["updated_at"] for m in meetings), default=None)
+        return Rendered.of(render_calendar(meetings, title=spec.title, base_url=base, self_url=self_url), last)
+    events, next_before = await load_events(pool, spec, limit=limit, before=before)
+    next_url = _url(base, spec.path, [*page_params, ("before", str(next_before))]) if next_before else None
+    page = FeedPage(spec.title, spec.subtitle, self_url, base, f"{base}{HUB_PATH}", next_url)
+    last = max((entry_updated(e) for e in events), default=None)
+    return Rendered.of(render_events_feed(spec.fmt, events, page), last)
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, q = part.strip().partition(";")
+        if coding.strip().lower() == "gzip":
+            return q.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _respond(request: web.Request, spec: FeedSpec, r: Rendered, *, gzipped: bool, topic: str) -> web.Response:
+    base = request.app[SETTINGS].base_url
+    etag = r.gzip_etag if gzipped else r.etag
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"{'public' if spec.public else 'private'}, max-age={MAX_AGE}",
+        "Vary": "Accept-Encoding",
+        "Link": f'<{base}{HUB_PATH}>; rel="hub", <{topic}>; rel="self"',
+    }
+    if spec.public:
+        headers.update(CORS)
+    if r.last_modified is not None:
+        headers["Last-Modified"] = format_datetime(r.last_modified.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    if _not_modified(request, (r.etag, r.gzip_etag), r.last_modified):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = CONTENT_TYPES[spec.fmt]
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=r.gzipped if gzipped else r.body, headers=headers)
+
+
+def _not_modified(request: web.Request, etags: tuple[str, str], last: datetime | None) -> bool:
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
-        if etag in [t.strip() for t in if_none_match.split(",")] or if_none_match.strip() == "*":
-            return web.Response(status=304, headers=headers)
-    elif last is not None and (since := request.headers.get("If-Modified-Since")):
-        try:
-            if last.replace(microsecond=0) <= parsedate_to_datetime(since):
-                return web.Response(status=304, headers=headers)
-        except (TypeError, ValueError):
-            pass
-    resp = web.Response(body=body, headers=headers)
-    resp.headers["Content-Type"] = CONTENT_TYPES[fmt]
-    return resp
-
-
-async def _council(request: web.Request, slug: str) -> Any:
-    row = await request.app[POOL].fetchrow("select slug, name from councils where slug = $1", slug)
-    if row is None:
-        raise web.HTTPNotFound(text="no such council")
-    return row
-
-
-@routes.get(r"/feeds/councils/{slug:[a-z0-9-]+}.{fmt:atom|rss|ics}")
-async def council_feed(request: web.Request) -> web.Response:
-    council = await _council(request, request.match_info["slug"])
-    return await _render(request, FilterModel(councils=[council["slug"]]), council["name"])
-
-
-@routes.get(r"/feeds/councils/{slug:[a-z0-9-]+}/committees/{committee:[^/.]+}.{fmt:atom|rss|ics}")
-async def committee_feed(request: web.Request) -> web.Response:
-    council = await _council(request, request.match_info["slug"])
-    committee = request.match_info["committee"]
-    name = await request.app[POOL].fetchval(
-        "select committee from items where council = $1 and committee_id = $2 limit 1", council["slug"], committee
-    )
-    if name is None:
-        raise web.HTTPNotFound(text="no such committee")
-    return await _render(
-        request, FilterModel(councils=[council["slug"]], committees=[committee]), f"{name}, {council['name']}"
-    )
-
-
-@routes.get(r"/feeds/search.{fmt:atom|rss|ics}")
-async def search_feed(request: web.Request) -> web.Response:
-    q = request.query
+        given = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in given or any(t in given for t in etags)
+    since = request.headers.get("If-Modified-Since")
+    if last is None or not since:
+        return False
     try:
-        f = FilterModel(
-            query=q.get("q", ""),
-            councils=q.getall("council", []),
-            regions=q.getall("region", []),
-            committees=q.getall("committee", []),
-        )
-    except ValidationError as e:
-        raise web.HTTPBadRequest(text=f"bad filter: {e.errors()[0]['msg']}") from e
-    title = f"Search: {f.query}" if f.query else "Council alerts"
-    return await _render(request, f, title)
+        return last.replace(microsecond=0) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
 
 
-@routes.get(r"/feeds/s/{token:[A-Za-z0-9_-]+}.{fmt:atom|rss|ics}")
-async def subscription_feed(request: web.Request) -> web.Response:
-    row = await request.app[POOL].fetchrow(
-        "select query, councils, regions, committees, kinds, event_types from subscriptions where feed_token = $1",
-        request.match_info["token"],
-    )
-    if row is None:
-        raise web.HTTPNotFound(text="no such feed")
-    f = FilterModel(**dict(row))
-    return await _render(request, f, f"Council alerts: {describe_subscription(f)}")
+@routes.get(r"/feeds/councils/{slug:[a-z0-9-]+}.{fmt:atom|rss|json|ics}")
+async def council_feed(request: web.Request) -> web.StreamResponse:
+    return await _feed(request)
+
+
+@routes.get(r"/feeds/councils/{slug:[a-z0-9-]+}/committees/{committee:[^/.]+}.{fmt:atom|rss|json|ics}")
+async def committee_feed(request: web.Request) -> web.StreamResponse:
+    return await _feed(request)
+
+
+@routes.get(r"/feeds/search.{fmt:atom|rss|json|ics}")
+async def search_feed(request: web.Request) -> web.StreamResponse:
+    return await _feed(request)
+
+
+@routes.get(r"/feeds/s/{token:[A-Za-z0-9_-]+}.{fmt:atom|rss|json|ics}")
+async def subscription_feed(request: web.Request) -> web.StreamResponse:
+    return await _feed(request)
+
+
+@routes.route("OPTIONS", r"/feeds/{tail:.+\.(?:atom|rss|json|ics)}")
+async def feed_preflight(request: web.Request) -> web.StreamResponse:
+    """CORS preflight: a page's script may send If-None-Match and If-Modified-Since."""
+    return web.Response(status=204, headers={
+        **CORS,
+        "Access-Control-Allow-Methods": "GET, HEAD",
+        "Access-Control-Allow-Headers": "If-None-Match, If-Modified-Since",
+        "Access-Control-Max-Age": "86400",
+    })

@@ -1,4 +1,6 @@
-"""Sending webhook deliveries: claim from the outbox, sign, POST, log the attempt, mark.
+"""Sending push deliveries, for both push channels: partners' webhooks and WebSub subscribers' callbacks. Claim from
+the outbox, sign, POST, log the attempt, mark; only the body and its signature differ by channel (Standard Webhooks
+JSON here, the topic feed's own format from `delivery.websub`).
 
 A pass claims due deliveries in chunks (`outbox.claim_webhook_deliveries`, at most a few dozen waiting per endpoint
 across every worker), holds their short leases with a `LeaseKeeper`, and sends them concurrently: at most
@@ -26,13 +28,14 @@ import aiohttp
 import asyncpg
 from aiohttp.abc import AbstractResolver
 
-from notifier.delivery import outbox
+from notifier.delivery import outbox, websub
 from notifier.delivery.webhooks import signing
 from notifier.delivery.webhooks.outcomes import Outcome, OutcomeWriter
 from notifier.delivery.webhooks.payload import EventBodies, stored_body
 from notifier.delivery.webhooks.targets import CheckingResolver, Target, TargetRefused, check_url
 from notifier.leases import LeaseKeeper
 from notifier.metrics import Metrics
+from notifier.models import Channel
 from notifier.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,8 +84,9 @@ class PassResult:
 
 
 _LOAD = """
-    select d.id, d.attempts, d.payload, d.matched_terms, d.snippets, d.event_id, s.id as subscription_id, s.endpoint_id,
-           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at,
+    select d.id, d.attempts, d.payload, d.matched_terms, d.snippets, d.event_id, s.id as subscription_id,
+           s.endpoint_id,
+           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.channel, w.topic, c.timezone,
            e.type as event_type, e.occurred_at, e.summary, e.changes, e.council,
            i.id as item_id, i.kind as item_kind, i.external_id, i.title, i.committee, i.committee_id, i.starts_at,
            i.published_at, i.status as item_status, i.url as item_url, i.parent_id, i.body,
@@ -217,15 +221,12 @@ class WebhookSender:
         writer.add(outcome)
 
     async def _post(self, row: Mapping[str, Any]) -> Outcome:
-        webhook_id = signing.webhook_id(row["id"])
-        body = self._body(row)
-        keys = self._keys(row)
         start = time.perf_counter()
         status: int | None = None
         retry_after: float | None = None
         try:
             target = self._target(row["url"])
-            hdrs = signing.headers(keys, webhook_id, int(time.time()), body)
+            body, hdrs = self._request(row)
             async with self.http.post(
                 target.url, data=body, headers=hdrs, allow_redirects=False, timeout=self.timeout
             ) as resp:
@@ -274,10 +275,12 @@ class WebhookSender:
             target = self._targets[url] = check_url(url, allow_private=self.settings.webhook_allow_private_targets)
         return target
 
-    def _body(self, row: Mapping[str, Any]) -> bytes:
-        if row["event_id"] is None:
-            return stored_body(row["payload"])
-        return self._bodies.body(row)
+    def _request(self, row: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of one delivery, as its channel signs it."""
+        if row["channel"] == Channel.WEBSUB:
+            return websub.push_request(row, base_url=self.settings.base_url)
+        body = stored_body(row["payload"]) if row["event_id"] is None else self._bodies.body(row)
+        return body, signing.headers(self._keys(row), signing.webhook_id(row["id"]), int(time.time()), body)
 
     def _keys(self, row: Mapping[str, Any]) -> list[bytes]:
         keys = [self._key(row["secret"])]
@@ -304,13 +307,13 @@ def _describe(resp: aiohttp.ClientResponse, snippet: bytes) -> str:
 
 
 async def next_due(pool: asyncpg.Pool) -> datetime | None:
-    """When the next pending webhook delivery falls due, so a pass can be scheduled for then."""
+    """When the next pending push delivery falls due, so a pass can be scheduled for then."""
     value: datetime | None = await pool.fetchval(
         """
         select min(d.next_attempt_at) from deliveries d
         join subscriptions s on s.id = d.subscription_id
         join webhook_endpoints w on w.id = s.endpoint_id and w.status = 'active'
-        where d.status = 'pending' and s.channel = 'webhook'
+        where d.status = 'pending' and s.channel in ('webhook', 'websub')
         """
     )
     return value

@@ -192,6 +192,21 @@ async def delete_subscription(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@operation("POST", "/api/v1/subscriptions/{id}/rotate-feed-token", tag="subscriptions", response=Subscription,
+           summary="A new private feed URL for a subscription; the old one answers 404 from now on")
+async def rotate_feed_token(request: web.Request) -> web.Response:
+    row = await _own_subscription(request, path_id(request))
+    pool = request.app[POOL]
+    try:
+        await subs.rotate_feed_token(pool, row["id"])
+    except LookupError as e:  # deleted meanwhile
+        raise Problem(404, "Not Found", "no such subscription") from e
+    updated = await pool.fetchrow("select * from subscriptions where id = $1", row["id"])
+    if updated is None:
+        raise Problem(404, "Not Found", "no such subscription")
+    return respond(subscription_model(updated, request.app[SETTINGS].base_url))
+
+
 @operation("POST", "/api/v1/subscriptions/preview", tag="subscriptions", body=PreviewRequest, response=Preview,
            summary="What a filter would have matched in the last 30 days, and about how many a week")
 async def preview(request: web.Request, body: PreviewRequest) -> web.Response:
