@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from multidict import MultiMapping
 from pydantic import ValidationError
 
+from notifier.ingest.briefs import briefs_for_events
 from notifier.matching.documents import query_snippets
 from notifier.matching.search import FILTERED_EVENTS, compile_query, filter_args
 from notifier.models import FilterModel
@@ -183,6 +184,10 @@ async def load_events(
     rows = rows[:limit]
     if spec.filter.query:
         await _add_matched_terms(pool, spec.filter.query, rows)
+    for item_id, (lines, _papers) in (await briefs_for_events(pool, rows, now=datetime.now(UTC))).items():
+        for r in rows:
+            if r["item_id"] == item_id:
+                r["brief"] = lines
     return rows, (rows[-1]["id"] if more and rows else None)
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import feedparser
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
@@ -173,3 +174,16 @@ async def test_briefs_in_the_weekly_summary_and_the_alert(
     alert = " ".join(text_part(by_to["bob@example.org"]).split())
     assert "Recommendation (p. 2): (b) approve the revised respite care action plan." in alert
     assert weekly
+
+
+async def test_briefs_in_the_feed_entries(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, meeting: dict[str, int]
+) -> None:
+    await build_due_briefs(pool)
+    await factory.event(item_id=meeting["bcf"], type="document.published", summary="Better Care Fund report published",
+                        title="Better Care Fund Q2 report")
+    resp = await client.get("/feeds/councils/leicestershire.atom")
+    [entry] = feedparser.parse(await resp.read()).entries
+    content = " ".join(entry.content[0].value.split())
+    assert ("<strong>Recommendation</strong> (p. 3): It is recommended that the Board approves the Better Care Fund "
+            "quarter two return.") in content
