@@ -163,7 +163,8 @@ def entry_view(
         time_known=(r["data"] or {}).get("time_known", True) is not False,
         documents=documents_from_changes(r["changes"]),
         matched_terms=terms,
-        excerpt=make_excerpt(r["body"] or "", terms) if terms else "",
+        # a decision says what was decided in its own words; other items only around the matched terms
+        excerpt=make_excerpt(r["body"] or "", terms) if terms or r["kind"] == "decision" else "",
         snippets=snippets,
     )
 
