@@ -104,6 +104,13 @@ def entry_html(e: Mapping[str, Any], text: str | None = None) -> str:
         parts.append(f"<ul>{''.join(links)}</ul>")
     if e.get("matched"):
         parts.append(f"<p>Matched: {html.escape(', '.join(e['matched']))}</p>")
+    for heading, doc, page, sentence in e.get("brief") or ():
+        where = f"{doc}, p. {page}" if doc and doc != e["title"] else f"p. {page}"
+        parts.append(f"<p><strong>{html.escape(heading)}</strong> ({html.escape(where)}): {html.escape(sentence)}</p>")
+    for s in e.get("snippets") or ():
+        where = f"{s['document']}, p. {s['page']}" if s.get("document") and s["document"] != e["title"] else \
+            f"p. {s['page']}"
+        parts.append(f"<p>{html.escape(where)}: {html.escape(s['text'])}</p>")
     return "".join(parts)
 
 

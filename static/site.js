@@ -81,6 +81,12 @@ function renderPreview(box, data) {
       } else {
         li.append(item.title);
       }
+      for (const where of item.snippets || []) {
+        const hint = document.createElement("span");
+        hint.className = "hint";
+        hint.textContent = where;
+        li.append(document.createElement("br"), hint);
+      }
       ul.append(li);
     }
     box.append(ul);

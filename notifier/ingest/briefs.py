@@ -13,8 +13,9 @@ A meeting's topics are the few phrases of its papers that are rare across every 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -186,3 +187,38 @@ async def _topics(pool: asyncpg.Pool, meeting_id: int) -> list[str]:
         "select phrase, documents from phrase_counts where phrase = any($1::text[])", candidates)})
     total = await pool.fetchval("select count(*) from document_briefs")
     return key_phrases(texts, counts, max(int(total), 1), limit=TOPICS)
+
+
+def brief_lines(
+    documents: Sequence[DocumentBrief], *, resolutions: bool, limit: int = 8
+) -> list[tuple[str, str, int, str]]:
+    """What the papers say, as (heading, document title, page, sentence): a held meeting's resolutions, or else its
+    papers' purposes and recommendations; at most `limit` (the meeting's page has them all)."""
+    lines: list[tuple[str, str, int, str]] = []
+    for d in documents:
+        if resolutions:
+            lines += [("Resolved", d.title, s["page"], s["text"]) for s in d.resolutions]
+        else:
+            lines += [("Purpose", d.title, s["page"], s["text"]) for s in d.purpose]
+            lines += [("Recommendation", d.title, s["page"], s["text"]) for s in d.recommendations]
+    return lines[:limit]
+
+
+async def briefs_for_events(
+    pool: asyncpg.Pool, rows: Sequence[Mapping[str, Any]], *, now: datetime
+) -> dict[int, tuple[list[tuple[str, str, int, str]], bool]]:
+    """For event rows (`item_id`, `kind`, `starts_at`): each item's brief lines, and whether it is a meeting with
+    papers, by item id. Two queries, whatever the number of rows."""
+    meetings = [r["item_id"] for r in rows if r["kind"] == "meeting"]
+    papers = [r["item_id"] for r in rows if r["kind"] == "document"]
+    by_meeting = await meeting_briefs(pool, meetings, topics=False) if meetings else {}
+    by_paper = {d.document_id: d for d in await document_briefs(pool, papers)} if papers else {}
+    out: dict[int, tuple[list[tuple[str, str, int, str]], bool]] = {}
+    for r in rows:
+        if r["kind"] == "meeting":
+            held = r["starts_at"] is not None and r["starts_at"] < now
+            docs = by_meeting[r["item_id"]].documents
+            out[r["item_id"]] = (brief_lines(docs, resolutions=held), bool(docs))
+        elif r["item_id"] in by_paper:
+            out[r["item_id"]] = (brief_lines([by_paper[r["item_id"]]], resolutions=False), False)
+    return out

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from multidict import MultiMapping
 from pydantic import ValidationError
 
+from notifier.ingest.briefs import briefs_for_events
+from notifier.matching.documents import query_snippets
 from notifier.matching.search import FILTERED_EVENTS, compile_query, filter_args
 from notifier.models import FilterModel
 from notifier.subscriptions import FilterError, describe_subscription
@@ -181,11 +183,16 @@ async def load_events(
     more = len(rows) > limit
     rows = rows[:limit]
     if spec.filter.query:
-        _add_matched_terms(spec.filter.query, rows)
+        await _add_matched_terms(pool, spec.filter.query, rows)
+    for item_id, (lines, _papers) in (await briefs_for_events(pool, rows, now=datetime.now(UTC))).items():
+        for r in rows:
+            if r["item_id"] == item_id:
+                r["brief"] = lines
     return rows, (rows[-1]["id"] if more and rows else None)
 
 
-def _add_matched_terms(query: str, rows: list[dict[str, Any]]) -> None:
+async def _add_matched_terms(pool: asyncpg.Pool, query: str, rows: list[dict[str, Any]]) -> None:
+    """Each entry's matched terms, and where in its papers they are (page snippets), as alerts show them."""
     try:
         q = parse(query)
     except QueryError:
@@ -193,6 +200,10 @@ def _add_matched_terms(query: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         doc = Document.from_text("\n".join(p for p in (r["title"], r["committee"] or "", r["body"] or "") if p))
         r["matched"] = matched_terms(q, doc) or []
+    for event_id, found in (await query_snippets(pool, rows, q)).items():
+        for r in rows:
+            if r["id"] == event_id:
+                r["snippets"] = found
 
 
 async def load_meetings(pool: asyncpg.Pool, spec: FeedSpec, now: datetime) -> list[Mapping[str, Any]]:

@@ -80,6 +80,13 @@ async def client_limited(request: web.Request) -> web.Response | None:
     return response
 
 
+def _where(snippet: dict[str, object], title: str) -> str:
+    """A snippet as the page shows it: "Report, p. 3: …the respite centre…"."""
+    doc = snippet.get("document")
+    place = f"{doc}, p. {snippet['page']}" if doc and doc != title else f"p. {snippet['page']}"
+    return f"{place}: {snippet['text']}"
+
+
 @routes.get("/preview")
 async def preview(request: web.Request) -> web.Response:
     """The live preview behind the form's topic field: what the alert would have sent lately, as JSON."""
@@ -96,6 +103,7 @@ async def preview(request: web.Request) -> web.Response:
             "title": e["title"],
             "url": e["url"] if str(e["url"] or "").startswith(("https://", "http://")) else None,
             "summary": e["summary"],
+            "snippets": [_where(s, e["title"]) for s in e.get("snippets") or ()],
         }
         for e in found["items"][:5]
     ]

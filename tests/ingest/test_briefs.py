@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import feedparser
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
@@ -173,3 +174,36 @@ async def test_briefs_in_the_weekly_summary_and_the_alert(
     alert = " ".join(text_part(by_to["bob@example.org"]).split())
     assert "Recommendation (p. 2): (b) approve the revised respite care action plan." in alert
     assert weekly
+
+
+async def test_briefs_in_the_feed_entries(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, meeting: dict[str, int]
+) -> None:
+    await build_due_briefs(pool)
+    await factory.event(item_id=meeting["bcf"], type="document.published", summary="Better Care Fund report published",
+                        title="Better Care Fund Q2 report")
+    resp = await client.get("/feeds/councils/leicestershire.atom")
+    [entry] = feedparser.parse(await resp.read()).entries
+    content = " ".join(entry.content[0].value.split())
+    assert ("<strong>Recommendation</strong> (p. 3): It is recommended that the Board approves the Better Care Fund "
+            "quarter two return.") in content
+
+
+async def test_briefs_a_decision_says_what_was_decided(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    await factory.subscription(await factory.subscriber("amy@example.org"), councils=["leicestershire"],
+                               frequency="weekly", weekday=0, hour=7)
+    await factory.event(type="decision.published", kind="decision", title="Library opening hours",
+                        body="The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays.",
+                        summary="Decision: Library opening hours")
+    await match_events(pool, SubscriptionIndex(), settings)
+    now = datetime.now(UTC)
+    await pool.execute("update deliveries set next_attempt_at = $1", now)
+    mailer = Mailer.create(settings, pool)
+    try:
+        assert await mailer.send_due(now=now) == 1
+    finally:
+        await mailer.close()
+    text = " ".join(text_part(smtp_server.messages[0].message).split())
+    assert "The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays." in text

@@ -8,13 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import feedparser
 import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
+from notifier.ingest.documents import fetch_due_documents
+from notifier.settings import Settings
 from tests.factories import Factory
+from tests.ingest.helpers import fetcher
+from tests.ingest.test_documents import REPORT
+from tests.servers import CouncilServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 ATOM_SCHEMA = etree.RelaxNG(etree.parse(str(FIXTURES / "atom.rng")))
@@ -205,3 +211,22 @@ async def test_feeds_search_by_topic_and_region(client: TestClient[Any, Any], fa
     assert len(feedparser.parse(await resp.read()).entries) == 1
     resp = await client.get("/feeds/search.rss", params={"q": "dementia"})
     assert len(feedparser.parse(await resp.read()).entries) == 2
+
+
+async def test_feeds_search_entry_says_where_in_the_paper_the_topic_is(
+    client: TestClient, factory: Factory, pool: asyncpg.Pool, council_server: CouncilServer, settings: Settings
+) -> None:
+    council_server.set("/paper.pdf", REPORT, content_type="application/pdf")
+    await factory.event(type="document.published", kind="document", title="Work programme",
+                        url=f"{council_server.url}/paper.pdf", summary="Work programme published")
+    async with fetcher(settings) as f:
+        assert (await fetch_due_documents(pool, f, settings)).extracted == 1
+    resp = await client.get("/feeds/search.atom", params={"q": "respite"})
+    [entry] = feedparser.parse(await resp.read()).entries
+    assert entry.title == "Work programme published"
+    content = " ".join(entry.content[0].value.split())
+    assert "p. 3: 2. Background The programme was agreed with the chair. The respite centre at" in content
+    # a feed without a query has no terms to point at
+    resp = await client.get("/feeds/councils/leicestershire.atom")
+    [entry] = feedparser.parse(await resp.read()).entries
+    assert "p. 3" not in entry.content[0].value

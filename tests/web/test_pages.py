@@ -551,3 +551,28 @@ def test_tokens_confirm_expires_manage_and_unsubscribe_do_not() -> None:
     assert raised.value.expired is True
     with pytest.raises(TypeError):
         today.make("manage", True)
+
+
+async def test_pages_preview_says_where_in_the_paper_the_topic_is(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory, council_server: Any, settings: Settings
+) -> None:
+    from notifier.ingest.documents import fetch_due_documents
+    from tests.ingest.helpers import fetcher
+    from tests.ingest.test_documents import REPORT
+
+    await factory.council()
+    council_server.set("/paper.pdf", REPORT, content_type="application/pdf")
+    await factory.event(type="document.published", kind="document", title="Work programme",
+                        url=f"{council_server.url}/paper.pdf", summary="Work programme published")
+    await factory.event(title="Scrutiny <b>notes</b>", url="javascript:alert(1)", body="respite care")
+    async with fetcher(settings) as f:
+        assert (await fetch_due_documents(pool, f, settings)).extracted == 1
+    status, page = await subscribe(client, "", query="respite", action="preview")
+    assert status == 200
+    assert "p. 3: " in page and "The respite centre at" in " ".join(page.split())
+    assert "javascript:" not in page and "Scrutiny &lt;b&gt;notes&lt;/b&gt;" in page  # shown, never a link
+    resp = await client.get("/preview", params={"query": "respite", "council": "leicestershire",
+                                                "frequency": "immediate"})
+    items = {i["title"]: i for i in (await resp.json())["items"]}
+    assert items["Work programme"]["snippets"][0].startswith("p. 3: ")
+    assert items["Scrutiny <b>notes</b>"]["url"] is None

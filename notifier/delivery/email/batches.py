@@ -22,7 +22,7 @@ from notifier.delivery import outbox
 from notifier.delivery.email.render import render_alert, render_digest, render_weekly
 from notifier.delivery.email.views import EntryView, Following, Links, Rendered, SourceWarning, WeeklyCouncil
 from notifier.delivery.email.words import describe_event, documents_from_changes
-from notifier.ingest.briefs import DocumentBrief, document_briefs, meeting_briefs
+from notifier.ingest.briefs import briefs_for_events
 from notifier.topics.highlight import make_excerpt
 
 # A council whose source has failed this many polls in a row is named in emails as possibly missing updates.
@@ -30,7 +30,6 @@ FAILING_SOURCE_STREAK = 3
 # Gmail clips messages over ~100 KB: an email lists at most this many entries.
 MAX_ENTRIES = 100
 WEEKLY_SECTION_LIMIT = 30
-BRIEF_LINES = 8  # quoted sentences under one entry; the meeting's page has them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +163,8 @@ def entry_view(
         time_known=(r["data"] or {}).get("time_known", True) is not False,
         documents=documents_from_changes(r["changes"]),
         matched_terms=terms,
-        excerpt=make_excerpt(r["body"] or "", terms) if terms else "",
+        # a decision says what was decided in its own words; other items only around the matched terms
+        excerpt=make_excerpt(r["body"] or "", terms) if terms or r["kind"] == "decision" else "",
         snippets=snippets,
     )
 
@@ -189,36 +189,17 @@ async def with_briefs(
     base_url: str,
 ) -> list[EntryView]:
     """Entries with what their papers say: a coming meeting's purposes and recommendations, a held one's
-    resolutions, a report's own purpose and recommendations; meetings link to their page here."""
-    meetings = [r["item_id"] for r in rows if r["kind"] == "meeting"]
-    papers = [r["item_id"] for r in rows if r["kind"] == "document"]
-    if not meetings and not papers:
-        return entries
-    by_meeting = await meeting_briefs(pool, meetings, topics=False) if meetings else {}
-    by_paper = {d.document_id: d for d in await document_briefs(pool, papers)} if papers else {}
+    resolutions, a report's own purpose and recommendations; meetings link to their page here once they have
+    papers."""
+    found = await briefs_for_events(pool, rows, now=now)
     out = []
     for r, entry in zip(rows, entries, strict=True):
-        if r["kind"] == "meeting":
-            held = r["starts_at"] is not None and r["starts_at"] < now
-            papers_of = by_meeting[r["item_id"]].documents
-            # the meeting's page here is worth a link once it has papers to show
-            page = f"{base_url}/meetings/{r['item_id']}" if base_url and papers_of else None
-            entry = replace(entry, brief=_lines(papers_of, resolutions=held), page_url=page)
-        elif r["item_id"] in by_paper:
-            entry = replace(entry, brief=_lines([by_paper[r["item_id"]]], resolutions=False))
+        if r["item_id"] in found:
+            lines, papers = found[r["item_id"]]
+            page = f"{base_url}/meetings/{r['item_id']}" if base_url and papers else None
+            entry = replace(entry, brief=lines, page_url=page)
         out.append(entry)
     return out
-
-
-def _lines(documents: Sequence[DocumentBrief], *, resolutions: bool) -> list[tuple[str, str, int, str]]:
-    lines: list[tuple[str, str, int, str]] = []
-    for d in documents:
-        if resolutions:
-            lines += [("Resolved", d.title, s["page"], s["text"]) for s in d.resolutions]
-        else:
-            lines += [("Purpose", d.title, s["page"], s["text"]) for s in d.purpose]
-            lines += [("Recommendation", d.title, s["page"], s["text"]) for s in d.recommendations]
-    return lines[:BRIEF_LINES]
 
 
 async def _weekly(
