@@ -182,12 +182,7 @@ class Mailer:
             while (work := await queue.get()) is not None:
                 if queue.qsize() <= self.concurrency:
                     low.set()
-                held_for = time.monotonic() - max(work.claimed_at, run.keeper.renewed_at)
-                if held_for > self.lease.total_seconds() * LEASE_USABLE:
-                    # renewals have failed so long that the claim may have run out and gone to another worker:
-                    # leave it to the sweeper rather than risk sending it twice
-                    log.warning("claim on deliveries %s too old to send; left for the sweeper", work.batch.delivery_ids)
-                    run.keeper.release(work.batch.delivery_ids)
+                if self._claim_too_old(work, run):
                     continue
                 try:
                     ok = await self._deliver_or_retry(work, run)
@@ -208,6 +203,16 @@ class Mailer:
             if isinstance(outcome, BaseException):
                 raise outcome
         return sent
+
+    def _claim_too_old(self, work: PreparedBatch, run: _Run) -> bool:
+        """Renewals have failed so long that the claim may have run out and gone to another worker: leave it to the
+        sweeper rather than risk sending it twice."""
+        held_for = time.monotonic() - max(work.claimed_at, run.keeper.renewed_at)
+        if held_for <= self.lease.total_seconds() * LEASE_USABLE:
+            return False
+        log.warning("claim on deliveries %s too old to send; left for the sweeper", work.batch.delivery_ids)
+        run.keeper.release(work.batch.delivery_ids)
+        return True
 
     async def _deliver_or_retry(self, work: PreparedBatch, run: _Run) -> bool:
         try:
