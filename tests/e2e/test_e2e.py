@@ -133,6 +133,17 @@ async def build_world(pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, 
     return world
 
 
+async def add_residents(world: World, slug: str, n: int) -> None:
+    """`n` more residents, each with an immediate alert for one council, made through the API."""
+    for k in range(n):
+        email = f"resident{k}@example.org"
+        subscriber = await world.api.call("POST", "/api/v1/subscribers", {"email": email, "consent": "vouched"},
+                                          expect=201)
+        await world.api.call("POST", "/api/v1/subscriptions",
+                             {"subscriber_id": subscriber["id"], "filter": {"councils": [slug]}}, expect=201)
+        world.recipients[email] = {"filter": {"councils": [slug]}, "frequency": "immediate"}
+
+
 def _follows(f: dict[str, Any], council: Any, committee: str) -> bool:
     if "councils" in f:
         return council.slug in f["councils"]
@@ -257,13 +268,7 @@ async def test_e2e_worker_killed_mid_batch_recovers(
 ) -> None:
     world = await build_world(pool, councils, stack, queue[1])
     # two hundred more residents follow council 0, and the mail server takes its time over each message
-    slug = councils.councils[0].slug
-    for n in range(200):
-        subscriber = await world.api.call("POST", "/api/v1/subscribers",
-                                          {"email": f"resident{n}@example.org", "consent": "vouched"}, expect=201)
-        await world.api.call("POST", "/api/v1/subscriptions",
-                             {"subscriber_id": subscriber["id"], "filter": {"councils": [slug]}}, expect=201)
-        world.recipients[f"resident{n}@example.org"] = {"filter": {"councils": [slug]}, "frequency": "immediate"}
+    await add_residents(world, councils.councils[0].slug, 200)
     smtp_server.fault = "slow"
     smtp_server.slow_seconds = 0.03
     changed = change(councils)
@@ -433,13 +438,7 @@ async def test_e2e_postgres_restarted_under_load_pools_recover(
     try:
         await stack.start(workers=2)
         world = await build_world(pool, councils, stack, queue[1])
-        slug = councils.councils[0].slug
-        for n in range(100):
-            subscriber = await world.api.call("POST", "/api/v1/subscribers",
-                                              {"email": f"resident{n}@example.org", "consent": "vouched"}, expect=201)
-            await world.api.call("POST", "/api/v1/subscriptions",
-                                 {"subscriber_id": subscriber["id"], "filter": {"councils": [slug]}}, expect=201)
-            world.recipients[f"resident{n}@example.org"] = {"filter": {"councils": [slug]}, "frequency": "immediate"}
+        await add_residents(world, councils.councils[0].slug, 100)
         smtp_server.fault = "slow"
         smtp_server.slow_seconds = 0.05
         changed = change(councils)
