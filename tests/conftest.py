@@ -155,6 +155,18 @@ async def redis(redis_url: str) -> AsyncIterator[ArqRedis]:
 
 
 @pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[tuple[str, ArqRedis]]:
+    """The run's Redis database as a queue for worker processes the test starts: (its URL, a client). A worker
+    process takes whatever jobs it finds, so the database is emptied before and after; tests in a run go one at a
+    time, and each run is given its own database."""
+    redis = await create_arq_pool(RedisSettings.from_dsn(redis_url))
+    await redis.flushdb()
+    yield redis_url, redis
+    await redis.flushdb()
+    await redis.aclose()
+
+
+@pytest.fixture
 async def smtp_server() -> AsyncIterator[SmtpServer]:
     server = SmtpServer()
     await server.start()

@@ -184,10 +184,10 @@ async def load_events(
     rows = rows[:limit]
     if spec.filter.query:
         await _add_matched_terms(pool, spec.filter.query, rows)
-    for item_id, (lines, _papers) in (await briefs_for_events(pool, rows, now=datetime.now(UTC))).items():
-        for r in rows:
-            if r["item_id"] == item_id:
-                r["brief"] = lines
+    briefs = await briefs_for_events(pool, rows, now=datetime.now(UTC))
+    for r in rows:
+        if r["item_id"] in briefs:
+            r["brief"] = briefs[r["item_id"]][0]
     return rows, (rows[-1]["id"] if more and rows else None)
 
 
@@ -200,10 +200,10 @@ async def _add_matched_terms(pool: asyncpg.Pool, query: str, rows: list[dict[str
     for r in rows:
         doc = Document.from_text("\n".join(p for p in (r["title"], r["committee"] or "", r["body"] or "") if p))
         r["matched"] = matched_terms(q, doc) or []
-    for event_id, found in (await query_snippets(pool, rows, q)).items():
-        for r in rows:
-            if r["id"] == event_id:
-                r["snippets"] = found
+    snippets = await query_snippets(pool, rows, q)
+    for r in rows:
+        if r["id"] in snippets:
+            r["snippets"] = snippets[r["id"]]
 
 
 async def load_meetings(pool: asyncpg.Pool, spec: FeedSpec, now: datetime) -> list[Mapping[str, Any]]:

@@ -28,8 +28,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from arq import create_pool as create_arq_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.settings import Settings
@@ -76,18 +75,6 @@ async def slow_server() -> AsyncIterator[SlowServer]:
     yield server
     await server.stop()
 
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[tuple[str, ArqRedis]]:
-    # The test run's own Redis database (each run is given its own): a worker process takes whatever jobs it finds,
-    # so it must not share a queue with other runs on the same server. Tests in a run go one at a time, and this
-    # one empties the database before and after.
-    url = redis_url
-    redis = await create_arq_pool(RedisSettings.from_dsn(url))
-    await redis.flushdb()
-    yield url, redis
-    await redis.flushdb()
-    await redis.aclose()
 
 
 async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:

@@ -21,8 +21,7 @@ import aiohttp
 import asyncpg
 import feedparser
 import pytest
-from arq import create_pool as create_arq_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
 from notifier.councils import add_council, add_source
 from notifier.db import create_pool, migrate
@@ -32,17 +31,6 @@ from notifier.settings import Settings
 from tests.e2e.councils import FakeCouncils
 from tests.e2e.stack import Api, Stack, counts, wait_for
 from tests.servers import SmtpServer, WebhookReceiver
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[tuple[str, ArqRedis]]:
-    """The test run's own Redis database, emptied before and after: the scenario's workers take whatever jobs they
-    find there, and nothing else runs meanwhile."""
-    redis = await create_arq_pool(RedisSettings.from_dsn(redis_url))
-    await redis.flushdb()
-    yield redis_url, redis
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.fixture

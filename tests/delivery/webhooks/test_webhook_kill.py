@@ -19,8 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp import web
-from arq import create_pool as create_arq_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
 from notifier.delivery.webhooks.endpoints import create as create_endpoint
 from notifier.matching.matcher import SubscriptionIndex, match_events
@@ -61,15 +60,6 @@ async def receiver() -> AsyncIterator[SlowReceiver]:
     yield r
     await r.stop()
 
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[tuple[str, ArqRedis]]:
-    url = redis_url  # the run's own database, as in tests/delivery/test_kill.py
-    redis = await create_arq_pool(RedisSettings.from_dsn(url))
-    await redis.flushdb()
-    yield url, redis
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.mark.parametrize("beside", [False, True], ids=["restarted-alone", "beside-a-second-worker"])
