@@ -23,6 +23,10 @@ from notifier.settings import Settings
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 30.0
+# After the listening socket closes, how long a connection accepted just before may take to send its request: aiohttp
+# closes a connection with no request in progress at once, which would cut a client that had connected and not yet
+# written (it sees the connection closed, not an answer, and cannot tell whether a POST was taken).
+ACCEPTED_DRAIN_SECONDS = 0.5
 
 
 @dataclass
@@ -90,6 +94,14 @@ async def _start_web(rt: Runtime, metrics: Metrics, host: str, port: int) -> web
     return runner
 
 
+async def _stop_web(runner: web.AppRunner) -> None:
+    """Stop listening, let connections accepted a moment ago send their request, then finish what is in flight."""
+    for site in list(runner.sites):
+        await site.stop()
+    await asyncio.sleep(ACCEPTED_DRAIN_SECONDS)
+    await runner.cleanup()
+
+
 async def serve(
     settings: Settings,
     *,
@@ -133,7 +145,7 @@ async def serve(
             if arq_worker is not None and worker_task is not None:
                 await stop_worker(arq_worker, worker_task, SHUTDOWN_GRACE_SECONDS)
             if runner is not None:
-                await runner.cleanup()
+                await _stop_web(runner)
             if demo_runner is not None:
                 await demo_runner.cleanup()
     log.info("stopped")
