@@ -357,11 +357,10 @@ async def test_cli_sources_list_json_shows_health(cli: Any, pool: asyncpg.Pool, 
         "rss", 0, 1, None,
     )
     assert broken["last_error"].startswith(f"HTTP 404 Not Found from {council_server.url}/missing.rss")
-    # freshness: ModernGov's read plan (its meetings are months past, so none is in the coming weeks) and the
-    # feed's interval
-    assert (ok["stale_max_min"], ok["freshness"]["poll_every_minutes"], ok["freshness"]["budget_per_second"]) == (
-        "12", 4.0, 0.5,
-    )
+    # freshness: ModernGov's read plan (its meetings are months past, so none is in the coming weeks), with the
+    # budget of the host shared with the feed on the same server; and the feed's interval
+    assert (ok["stale_max_min"], ok["freshness"]["poll_every_minutes"], ok["freshness"]["budget_per_second"],
+            ok["freshness"]["host_sources"]) == ("12", 4.0, 0.25, 2)
     assert (broken["stale_max_min"], broken["freshness"]["poll_every_minutes"]) == ("30", 30.0)
     table = (await cli("sources", "list")).out
     assert "stale_max_min" in table.splitlines()[0] and "req_per_s" in table.splitlines()[0]

@@ -2,7 +2,8 @@
 
 For `notifier sources list` and the admin page. A ModernGov source's figures come from `sources.freshness.staleness`
 over the meetings it holds in its listing window (by band) and the committees they belong to (the listing asks each
-committee; ones without a stored meeting are not counted, so the rate is a floor). Every other kind asks its server
+committee; ones without a stored meeting are not counted, so the rate is a floor), with the budget of the host
+shared among the sources that read it. Every other kind asks its server
 what changed (conditional GET, Legistar's modified-since filters) at each poll: its staleness is its interval.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from notifier.ingest.poll import HOST_SOURCES
 from notifier.models import SourceKind
 from notifier.sources.base import SourceError
 from notifier.sources.common import int_option
@@ -42,7 +44,7 @@ async def source_freshness(pool: asyncpg.Pool, *, now: datetime) -> dict[int, di
     """Each source's worst-case staleness (minutes, per band for ModernGov), requests a second and budget, by id.
     A source whose options are bad says so under `error`."""
     sources = await pool.fetch(
-        "select s.id, s.kind, s.options, s.poll_interval, c.timezone "
+        f"select s.id, s.kind, s.options, s.poll_interval, c.timezone, {HOST_SOURCES} as host_sources "
         "from sources s join councils c on c.slug = s.council"
     )
     days: dict[int, list[tuple[date, int]]] = defaultdict(list)
@@ -66,7 +68,7 @@ async def source_freshness(pool: asyncpg.Pool, *, now: datetime) -> dict[int, di
 
 def _moderngov(source: asyncpg.Record, days: list[tuple[date, int]], committees: int, now: datetime) -> dict[str, Any]:
     options = source["options"]
-    plan = ReadPlan.from_options(options)
+    plan = ReadPlan.from_options(options).shared(source["host_sources"])
     try:
         today = now.astimezone(time_zone(source["timezone"])).date()
     except ValueError as e:
@@ -80,5 +82,6 @@ def _moderngov(source: asyncpg.Record, days: list[tuple[date, int]], committees:
     worst = staleness(plan, source["poll_interval"], committees=committees, hot=bands[Band.HOT],
                       warm=bands[Band.WARM], cold=bands[Band.COLD])
     return {**worst.as_dict(), "over_budget": worst.over_budget, "committees": committees,
+            "host_sources": source["host_sources"],
             "meetings": {b.name.lower(): n for b, n in bands.items()}}
 

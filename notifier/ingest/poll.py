@@ -30,6 +30,14 @@ POLL_LOCK_CLASS = 0x706F6C6C  # "poll"
 # How long a source handed to the queue is not handed over again (see enqueue_due_polls).
 ENQUEUE_CLAIM = timedelta(minutes=10)
 
+# The host a source's URL names (lower-cased, without port or credentials), in SQL.
+_HOST = "lower(substring({url} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)'))"
+# How many enabled sources read the host of source `s` (at least 1): they share its request budget.
+HOST_SOURCES = (
+    "greatest(1, (select count(*) from sources o where o.enabled and "
+    f"{_HOST.format(url='o.url')} = {_HOST.format(url='s.url')}))::int"
+)
+
 # Failures back off exponentially from the source's interval: interval × 2^(streak-1), capped by settings.
 BACKOFF_BASE = 2
 
@@ -86,8 +94,8 @@ async def poll_source(
             return result
         try:
             source = await conn.fetchrow(
-                """
-                select s.*, c.timezone
+                f"""
+                select s.*, c.timezone, {HOST_SOURCES} as host_sources
                 from sources s join councils c on c.slug = s.council
                 where s.id = $1
                 """,
@@ -130,6 +138,7 @@ async def _poll_locked(
         known={(ItemKind(r["kind"]), r["external_id"]): r["data"] for r in known_rows},
         last_success_at=source["last_success_at"],
         poll_interval=source["poll_interval"],
+        host_sources=source["host_sources"],
     )
     try:
         records = await adapter_for(source["kind"]).collect(source["url"], fetch, state)

@@ -80,6 +80,8 @@ class SourceState:
     # How often the source is polled, for adapters that spread their requests over it (None: a poll by hand, or
     # a test: no request budget applies).
     poll_interval: timedelta | None = None
+    # How many enabled sources read this source's host: they share the host's request budget equally.
+    host_sources: int = 1
 
 
 class Adapter(Protocol):

@@ -14,12 +14,15 @@ each meeting has its own phase (from its id), and is due once the clock has cros
 schedule since its last read, so thirty meetings on an eight-minute schedule make about four reads a minute rather
 than thirty at the top of each eighth minute.
 
-The budget: a source makes at most one request every `seconds_per_request` seconds on average (2 by default),
-counted over its poll interval. A poll spends it on the listing first, then on the reads due, the most urgent first
-(new and changed meetings, then hot, warm and cold by how overdue they are); what does not fit waits for the next
-poll. `staleness` says what that gives at worst: how old, at most, a meeting's details can be in each band.
+The budget: a host is asked at most once every `seconds_per_request` seconds on average (2 by default), counted
+over the poll interval. Sources that read the same host (a council's meetings and its decisions register) share
+it equally: each gets `seconds_per_request × sources on the host` (`ReadPlan.shared`). A poll spends its share on
+the listing first, then on the reads due, the most urgent first (new and changed meetings, then hot, warm and cold
+by how overdue they are); what does not fit waits for the next poll. The decisions register spends its share the
+same way on decision pages. `staleness` says what that gives at worst: how old, at most, a meeting's details can
+be in each band.
 
-Pure: no I/O. Used by the ModernGov adapter; other adapters ask their servers what changed (conditional GET,
+Pure: no I/O. Used by the ModernGov adapters; other adapters ask their servers what changed (conditional GET,
 Legistar's LastModifiedUtc filters), so their staleness is their poll interval.
 """
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import IntEnum
 from typing import Any
@@ -114,9 +117,17 @@ class ReadPlan:
             return interval
         return min(interval, max(timedelta(minutes=1), self.hot_every * POLL_SHARE))
 
+    def shared(self, sources: int) -> ReadPlan:
+        """This plan for one of `sources` sources reading the same host: the host's budget divided equally."""
+        return replace(self, seconds_per_request=self.seconds_per_request * max(1, sources))
+
+    def requests_in(self, period: timedelta) -> int:
+        """What the budget allows over `period` (at least one request)."""
+        return max(1, int(period.total_seconds() / self.seconds_per_request))
+
     def requests_per_poll(self, interval: timedelta) -> int:
         """The budget of one poll: what the source may ask for in one poll interval."""
-        return max(1, int(self.poll_every(interval).total_seconds() / self.seconds_per_request))
+        return self.requests_in(self.poll_every(interval))
 
 
 def _phase(key: str, period: float) -> float:

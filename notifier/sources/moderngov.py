@@ -427,7 +427,7 @@ class ModernGovAdapter:
         days_back = int_option(state.options, "days_back", DEFAULT_DAYS_BACK)
         days_ahead = int_option(state.options, "days_ahead", DEFAULT_DAYS_AHEAD)
         wanted = _committee_filter(state.options)
-        plan = ReadPlan.from_options(state.options)
+        plan = ReadPlan.from_options(state.options).shared(state.host_sources)
         today = state.now.astimezone(zone).date()
         start, end = today - timedelta(days=days_back), today + timedelta(days=days_ahead)
 

@@ -23,7 +23,7 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -44,6 +44,7 @@ from notifier.sources.common import (
     parse_uk_date,
     source_zone,
 )
+from notifier.sources.freshness import ReadPlan
 from notifier.sources.moderngov import MAX_CONCURRENT_REQUESTS, base_url
 
 __all__ = [
@@ -386,10 +387,26 @@ def _documents(scope: etree._Element, base: str) -> list[dict[str, str]]:
 
 def needs_details(row: RegisterRow, known: Mapping[str, Any] | None, *, now: datetime) -> bool:
     """Whether a decision's page should be read this poll: new, its register row changed, or last read 24 h ago."""
+    last = _last_read(row, known)
+    return last is None or now - last >= DETAIL_REFRESH
+
+
+def _last_read(row: RegisterRow, known: Mapping[str, Any] | None) -> datetime | None:
+    """When the decision's page was last read, or None when it is new, its register row changed, or never read."""
     if not known or known.get("_summary") != row.summary:
-        return True
-    fetched_at = iso_instant(known.get("_detail_at"))
-    return fetched_at is None or now - fetched_at >= DETAIL_REFRESH
+        return None
+    return iso_instant(known.get("_detail_at"))
+
+
+def choose_pages(due: list[tuple[RegisterRow, datetime | None]], allowance: int | None) -> list[RegisterRow]:
+    """The decision pages this poll reads, in register order: at most `allowance` (None: no limit), new and changed
+    decisions first, then the longest unread. The rest wait for the next poll (a decision left out of a poll is not
+    an event)."""
+    if allowance is None or allowance >= len(due):
+        return [row for row, _ in due]
+    ordered = sorted(due, key=lambda d: (d[1] is not None, d[1] or datetime.min.replace(tzinfo=UTC)))
+    chosen = {id(row) for row, _ in ordered[: max(0, allowance)]}
+    return [row for row, _ in due if id(row) in chosen]
 
 
 class ModernGovDecisionsAdapter:
@@ -403,17 +420,22 @@ class ModernGovDecisionsAdapter:
         today = state.now.astimezone(zone).date()
 
         register = await _get(fetch, register_url(url, today - timedelta(days=days_back), today))
-        due = [
-            row
-            for row in parse_register(register)
-            if needs_details(row, state.known.get((ItemKind.DECISION, row.id)), now=state.now)
-        ]
+        due: list[tuple[RegisterRow, datetime | None]] = []
+        for row in parse_register(register):
+            known = state.known.get((ItemKind.DECISION, row.id))
+            if needs_details(row, known, now=state.now):
+                due.append((row, _last_read(row, known)))
+        # the host's request budget (shared with the council's other sources) over the poll interval, less the
+        # register; without a poll interval (a poll by hand) no limit
+        plan = ReadPlan.from_options(state.options).shared(state.host_sources)
+        allowance = plan.requests_in(state.poll_interval) - 1 if state.poll_interval else None
 
         async def details(row: RegisterRow) -> Record:
             page = await _get(fetch, f"{base}/ieDecisionDetails.aspx?ID={quote(row.id, safe='')}")
             return parse_decision(page, row=row, base=base, tz=state.timezone, fetched_at=state.now)
 
-        return await gather_limited((details(row) for row in due), limit=MAX_CONCURRENT_REQUESTS)
+        chosen = choose_pages(due, allowance)
+        return await gather_limited((details(row) for row in chosen), limit=MAX_CONCURRENT_REQUESTS)
 
 
 async def _get(fetch: Fetch, url: str) -> Response:

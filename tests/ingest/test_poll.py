@@ -547,3 +547,31 @@ async def test_poll_job_enqueues_match_events(
     info = await match.result_info()
     assert info is not None and info.function == "match_events" and info.success
     assert await pool.fetchval("select position from cursors where name = $1", CURSOR_NAME) == last
+
+
+async def test_poll_sources_on_one_host_share_its_request_budget(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
+) -> None:
+    """A council's decisions register on the same host as its meetings: each poll of it may ask half as often as it
+    could alone (one request every 2 s: 30 a minute alone, 15 when shared by two), and the decisions left wait for
+    the next poll."""
+    rows = "".join(
+        f'<tr><td class="mgMainTxt"><a href="ieDecisionDetails.aspx?ID={i}">Decision {i}</a></td>'
+        f'<td class="mgMainTxt">03&#47;11&#47;2025</td></tr>'
+        for i in range(1, 61)
+    )
+    register = f'<table class="mgTabTable" summary="Table of decision summary data"><tbody>{rows}</tbody></table>'
+    council_server.set("/mgDelegatedDecisions.aspx", register, content_type="text/html")
+    council_server.set("/ieDecisionDetails.aspx", fixture_bytes("moderngov/modgov_decision_detail.html"),
+                       content_type="text/html")
+    decisions = await factory.source("manchester", kind="moderngov_decisions", poll_interval=timedelta(minutes=1),
+                                     url=f"{council_server.url}/mgDelegatedDecisions.aspx")
+    stored = "select count(*) from items where source_id = $1"
+    alone = await poll(pool, settings, decisions, force=True)
+    assert (alone.error, len(council_server.requests)) == (None, 30)  # the register and 29 pages
+    assert await pool.fetchval(stored, decisions) == 29
+    await factory.source("manchester", url=council_server.url)  # the meetings, on the same host
+    council_server.requests.clear()
+    shared = await poll(pool, settings, decisions, force=True)
+    assert (shared.error, len(council_server.requests)) == (None, 15)  # the register and 14 of the 31 left
+    assert await pool.fetchval(stored, decisions) == 43

@@ -88,15 +88,17 @@ def _meeting(mid: str, meetings: Mapping[str, date], documents: Mapping[str, lis
 class Poller:
     """Polls the council as ingest would: each poll hands back what the previous ones stored."""
 
-    def __init__(self, council: Council, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, council: Council, options: Mapping[str, Any] | None = None, host_sources: int = 1) -> None:
         self.council = council
+        self.host_sources = host_sources
         self.options = dict(options or {})
         self.known: dict[tuple[ItemKind, str], Mapping[str, Any]] = {}
         self.requests: list[int] = []  # requests made by each poll
 
     async def poll(self, now: datetime) -> tuple[list[Record], FakeFetch]:
         fetch = FakeFetch(self.council.routes())
-        state = SourceState(now=now, options=self.options, known=self.known, poll_interval=POLL)
+        state = SourceState(now=now, options=self.options, known=self.known, poll_interval=POLL,
+                            host_sources=self.host_sources)
         records = await ModernGovAdapter().collect(BASE, fetch, state)
         assert records is not None
         for r in records:
@@ -178,6 +180,16 @@ async def test_the_budget_holds_when_400_meetings_fall_due_at_once() -> None:
     # the ones left waiting come first, and every meeting has been read within four polls
     assert read_first.isdisjoint({m for m, at in reads.items() if at[0] == START + timedelta(minutes=4)})
     assert read_first | set(reads) == set(council.meetings)
+
+
+async def test_a_host_read_by_two_sources_gives_each_half_its_budget() -> None:
+    council = Council({str(n): date(2026, 9, 12) + timedelta(days=n % 14) for n in range(400)})
+    poller = Poller(council, host_sources=2)
+    assert ReadPlan().shared(2).requests_per_poll(POLL) == 60
+    await poller.poll(START)
+    await poller.run(START + timedelta(minutes=4), START + timedelta(minutes=40))
+    assert max(poller.requests) == 60
+    assert sum(poller.requests) <= 60 * len(poller.requests)
 
 
 async def test_a_changed_listing_is_read_at_once_whatever_the_schedule() -> None:

@@ -369,17 +369,43 @@ def test_needs_details_policy(known: dict[str, Any] | None, needed: bool) -> Non
     assert needs_details(ROW, known, now=NOW) is needed
 
 
-async def test_collect_limits_its_own_concurrency() -> None:
+def register_of(n: int) -> dict[str, Answer]:
+    """A register listing decisions 1 to `n`, every page answered with the recorded decision."""
     rows = "".join(
-        f'<tr><td class="mgMainTxt"><a href="ieDecisionDetails.aspx?ID={n}">Decision {n}</a></td>'
+        f'<tr><td class="mgMainTxt"><a href="ieDecisionDetails.aspx?ID={i}">Decision {i}</a></td>'
         f'<td class="mgMainTxt">03&#47;11&#47;2025</td></tr>'
-        for n in range(1, 11)
+        for i in range(1, n + 1)
     )
     register = f'<table class="mgTabTable" summary="Table of decision summary data"><tbody>{rows}</tbody></table>'
-    answers: dict[str, Answer] = {
+    return {
         r"/mgDelegatedDecisions\.aspx\?": register.encode(),
         r"/ieDecisionDetails\.aspx\?ID=": fixture("modgov_decision_detail.html"),
     }
+
+
+async def test_collect_pages_within_the_hosts_budget_the_unread_first() -> None:
+    """40 new decisions, polled every minute, on a host read by two sources at one request every 2 s: each poll
+    may ask 15 times (60 s / 4 s), the register and 14 pages; the pages left wait for the next polls, unread first."""
+    answers = register_of(40)
+    known: dict[tuple[ItemKind, str], Mapping[str, Any]] = {}
+    read: list[list[str]] = []
+    for minute in range(4):
+        records, fetch = await collect(answers, now=NOW + timedelta(minutes=minute), known=dict(known),
+                                       poll_interval=timedelta(minutes=1), host_sources=2)
+        assert len(fetch.asked) <= 15
+        read.append([r.external_id for r in records])
+        known.update(known_from(records))
+    assert [len(r) for r in read] == [14, 14, 12, 0]
+    assert sorted((i for r in read for i in r), key=int) == [str(i) for i in range(1, 41)]
+    # alone on its host, the source may ask twice as often; a poll by hand (no interval) has no limit
+    _, fetch = await collect(answers, poll_interval=timedelta(minutes=1))
+    assert len(fetch.asked) == 30
+    records, _ = await collect(answers)
+    assert len(records) == 40
+
+
+async def test_collect_limits_its_own_concurrency() -> None:
+    answers = register_of(10)
     fetch = FakeFetch(answers, delay=0.005)
     records = await ModernGovDecisionsAdapter().collect(KIRKLEES, fetch, SourceState(now=NOW))
     assert [r.external_id for r in records or []] == [str(n) for n in range(1, 11)]
