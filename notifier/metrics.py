@@ -13,6 +13,7 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        self._http_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.http_requests = Counter(
             "notifier_http_requests_total", "HTTP requests answered", ["method", "route", "status"], registry=r
         )
@@ -26,3 +27,16 @@ class Metrics:
         self.deliveries = Counter(
             "notifier_deliveries_total", "Deliveries finished", ["channel", "outcome"], registry=r
         )
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered request. The labelled series are looked up once per method, route and status: `labels()`
+        takes a lock and builds its key at every call, a cost on the hottest path there is."""
+        key = (method, route, status)
+        series = self._http_series.get(key)
+        if series is None:
+            series = self._http_series[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_latency.labels(method, route),
+            )
+        series[0].inc()
+        series[1].observe(seconds)

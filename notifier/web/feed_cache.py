@@ -11,12 +11,14 @@ never an answer.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,14 +66,31 @@ class FeedCache:
         self._local_entries = local_entries
         self._fresh = fresh
         self._specs: OrderedDict[str, tuple[float, FeedSpec]] = OrderedDict()
+        self._resolving: dict[str, asyncio.Future[FeedSpec]] = {}
 
-    def recent_spec(self, url: str) -> FeedSpec | None:
+    async def spec(self, url: str, resolve: Callable[[], Awaitable[FeedSpec]]) -> FeedSpec:
+        """The feed at `url`: as read less than `fresh` seconds ago, or from `resolve()`. Requests for one URL that
+        arrive while it is being resolved wait for that answer rather than each asking PostgreSQL (when the answer
+        of a popular feed goes stale, every request in flight would otherwise miss at once)."""
         found = self._specs.get(url)
-        if found is None or found[0] < time.monotonic():
-            return None
-        return found[1]
+        if found is not None and found[0] >= time.monotonic():
+            return found[1]
+        if self._fresh <= 0:  # trusting nothing: every request reads for itself
+            return await resolve()
+        pending = self._resolving.get(url)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        task = asyncio.ensure_future(resolve())
+        self._resolving[url] = task
+        try:
+            spec = await asyncio.shield(task)
+        finally:
+            if self._resolving.get(url) is task:
+                del self._resolving[url]
+        self._remember_spec(url, spec)
+        return spec
 
-    def remember_spec(self, url: str, spec: FeedSpec) -> None:
+    def _remember_spec(self, url: str, spec: FeedSpec) -> None:
         if self._fresh <= 0:
             return
         self._specs[url] = (time.monotonic() + self._fresh, spec)

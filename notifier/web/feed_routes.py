@@ -9,11 +9,14 @@ NOTIFIER_FEED_FRESH_SECONDS) and, when it is not in the cache, one to read it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from notifier.delivery.websub import HUB_PATH
 from notifier.feed_calendar import render_calendar
@@ -59,32 +62,53 @@ def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:
     return f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """What answering one page of a feed needs besides its rendering; the same for every request of that URL until
+    a new event (or, for calendars, a new day), so it is worked out once and remembered."""
+
+    key: str  # of the rendering in the cache
+    self_url: str
+    page_params: tuple[tuple[str, str], ...]
+    link: str  # the Link header: the hub, and the feed itself (whichever page this is) as the WebSub topic
+    cache_control: str
+
+
+@lru_cache(maxsize=4096)
+def _page(base: str, path: str, params: tuple[tuple[str, str], ...], public: bool, latest: int, limit: int,
+          before: int | None, today: date | None) -> _Page:
+    search = list(params)
+    page_params = search + ([("limit", str(limit))] if limit != DEFAULT_LIMIT else [])
+    self_url = _url(base, path, page_params + ([("before", str(before))] if before else []))
+    topic = _url(base, path, search)
+    return _Page(
+        key=cache_key(path, params, limit, before, latest, today, base),
+        self_url=self_url,
+        page_params=tuple(page_params),
+        link=f'<{base}{HUB_PATH}>; rel="hub", <{topic}>; rel="self"',
+        cache_control=f"{'public' if public else 'private'}, max-age={MAX_AGE}",
+    )
+
+
 async def _feed(request: web.Request) -> web.StreamResponse:
     cache = request.app[FEED_CACHE]
-    spec = cache.recent_spec(request.path_qs)
-    if spec is None:
-        try:
-            spec = await resolve(request.app[POOL], request.path, request.query)
-        except FeedNotFound as e:
-            raise Problem(404, "Not Found", str(e)) from e
-        except FeedQueryError as e:
-            raise Problem(400, "Bad Request", str(e), position=e.position) from e
-        cache.remember_spec(request.path_qs, spec)
+    try:
+        spec = await cache.spec(request.path_qs, lambda: resolve(request.app[POOL], request.path, request.query))
+    except FeedNotFound as e:
+        raise Problem(404, "Not Found", str(e)) from e
+    except FeedQueryError as e:
+        raise Problem(400, "Bad Request", str(e), position=e.position) from e
     limit, before = _paging(request)
-    settings = request.app[SETTINGS]
-    search = list(spec.params)
-    page_params = search + ([("limit", str(limit))] if limit != DEFAULT_LIMIT else [])
-    self_url = _url(settings.base_url, spec.path, page_params + ([("before", str(before))] if before else []))
     today = datetime.now(UTC).date() if spec.fmt == "ics" else None
-    key = cache_key(spec.path, spec.params, limit, before, spec.latest, today, settings.base_url)
+    page = _page(request.app[SETTINGS].base_url, spec.path, spec.params, spec.public, spec.latest, limit, before,
+                 today)
     redis = request.app[REDIS]
-    rendered = await cache.get(redis, key)
+    rendered = await cache.get(redis, page.key)
     if rendered is None:
-        rendered = await _render(request, spec, limit=limit, before=before, self_url=self_url,
-                                 page_params=page_params)
-        await cache.put(redis, key, rendered)
-    topic = _url(settings.base_url, spec.path, search)  # the feed itself, whichever page this is
-    return _respond(request, spec, rendered, gzipped=_accepts_gzip(request), topic=topic)
+        rendered = await _render(request, spec, limit=limit, before=before, self_url=page.self_url,
+                                 page_params=list(page.page_params))
+        await cache.put(redis, page.key, rendered)
+    return _respond(request, spec, page, rendered, gzipped=_accepts_gzip(request))
 
 
 async def _render(
@@ -112,25 +136,35 @@ def _accepts_gzip(request: web.Request) -> bool:
     return False
 
 
-def _respond(request: web.Request, spec: FeedSpec, r: Rendered, *, gzipped: bool, topic: str) -> web.Response:
-    base = request.app[SETTINGS].base_url
+def _respond(request: web.Request, spec: FeedSpec, page: _Page, r: Rendered, *, gzipped: bool) -> web.Response:
     etag = r.gzip_etag if gzipped else r.etag
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"{'public' if spec.public else 'private'}, max-age={MAX_AGE}",
-        "Vary": "Accept-Encoding",
-        "Link": f'<{base}{HUB_PATH}>; rel="hub", <{topic}>; rel="self"',
-    }
-    if spec.public:
-        headers.update(CORS)
-    if r.last_modified is not None:
-        headers["Last-Modified"] = format_datetime(r.last_modified.astimezone(UTC).replace(microsecond=0), usegmt=True)
     if _not_modified(request, (r.etag, r.gzip_etag), r.last_modified):
-        return web.Response(status=304, headers=headers)
-    headers["Content-Type"] = CONTENT_TYPES[spec.fmt]
-    if gzipped:
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(body=r.gzipped if gzipped else r.body, headers=headers)
+        return web.Response(status=304, headers=_headers(page, spec.public, etag, r.last_modified, gzipped, None))
+    content_type = CONTENT_TYPES[spec.fmt]
+    return web.Response(body=r.gzipped if gzipped else r.body,
+                        headers=_headers(page, spec.public, etag, r.last_modified, gzipped, content_type))
+
+
+@lru_cache(maxsize=4096)
+def _headers(page: _Page, public: bool, etag: str, last_modified: datetime | None, gzipped: bool,
+             content_type: str | None) -> CIMultiDict[str]:
+    """An answer's headers (a 304's when `content_type` is None), built once per rendering: aiohttp copies them into
+    each response, so the remembered ones are never changed."""
+    headers = CIMultiDict({
+        "ETag": etag,
+        "Cache-Control": page.cache_control,
+        "Vary": "Accept-Encoding",
+        "Link": page.link,
+    })
+    if public:
+        headers.update(CORS)
+    if last_modified is not None:
+        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+    return headers
 
 
 def _not_modified(request: web.Request, etags: tuple[str, str], last: datetime | None) -> bool:

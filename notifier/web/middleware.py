@@ -47,10 +47,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         elapsed = time.perf_counter() - start
-        metrics = request.app[METRICS]
-        route = _route_name(request)
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
-        metrics.http_latency.labels(request.method, route).observe(elapsed)
+        request.app[METRICS].observe_http(request.method, _route_name(request), status, elapsed)
         log.info("%s %s %s %.1fms", request.method, request.path, status, elapsed * 1000)
         context_id.reset(token)
 

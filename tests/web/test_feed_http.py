@@ -3,7 +3,9 @@ rendered feeds that a new event invalidates."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from multidict import MultiDict
 from notifier.settings import Settings
 from notifier.web.app import create_app
 from notifier.web.feed_cache import FeedCache
-from notifier.web.feed_specs import resolve
+from notifier.web.feed_specs import FeedSpec, resolve
 from tests.factories import Factory
 
 FEED = "/feeds/councils/leicestershire.atom"
@@ -86,11 +88,36 @@ async def test_feed_http_cache_serves_until_a_new_event(
 
 async def test_feed_http_a_process_trusts_what_it_read_only_while_fresh(factory: Factory) -> None:
     await factory.council()
-    spec = await resolve(factory.pool, FEED, MultiDict())
+    asked: list[str] = []
+
+    def resolving(url: str) -> Callable[[], Awaitable[FeedSpec]]:
+        async def read() -> FeedSpec:
+            asked.append(url)
+            await asyncio.sleep(0)  # others ask while this one is in flight
+            return await resolve(factory.pool, url.split("?")[0], MultiDict())
+        return read
+
     never = FeedCache(fresh=0)
-    never.remember_spec(FEED, spec)
-    assert never.recent_spec(FEED) is None
+    await never.spec(FEED, resolving(FEED))
+    await never.spec(FEED, resolving(FEED))
+    assert asked == [FEED, FEED]
+    asked.clear()
     trusting = FeedCache(fresh=60)
-    trusting.remember_spec(FEED, spec)
-    assert trusting.recent_spec(FEED) == spec
-    assert trusting.recent_spec(FEED + "?limit=5") is None
+    # twenty requests at once for a feed not yet read: one resolution, every request answered with it
+    specs = await asyncio.gather(*(trusting.spec(FEED, resolving(FEED)) for _ in range(20)))
+    assert asked == [FEED] and len({id(s) for s in specs}) == 1
+    assert await trusting.spec(FEED, resolving(FEED)) is specs[0]
+    await trusting.spec(FEED + "?limit=5", resolving(FEED + "?limit=5"))
+    assert asked == [FEED, FEED + "?limit=5"]
+
+
+async def test_feed_http_a_failed_resolution_fails_every_request_waiting_for_it(factory: Factory) -> None:
+    cache = FeedCache(fresh=60)
+    missing = "/feeds/councils/nowhere.atom"
+
+    async def read() -> FeedSpec:
+        await asyncio.sleep(0)
+        return await resolve(factory.pool, missing, MultiDict())
+
+    outcomes = await asyncio.gather(*(cache.spec(missing, read) for _ in range(3)), return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == ["FeedNotFound"] * 3
