@@ -3,7 +3,8 @@ intent, and ending subscriptions whose lease has run out.
 
 A WebSub subscription is a push endpoint without a partner (see migrations/0004_feeds_websub.sql), so its pushes go
 through the webhook sender: the same outbox claims, target checks, retries and health. Only the request differs:
-the body is the new entry as a one-entry document of the topic's own format (Atom, RSS or JSON Feed), signed with
+the body is the new entry as a one-entry document of the topic's own format (Atom, RSS or JSON Feed; for a
+calendar, the whole calendar as it now stands), signed with
 `X-Hub-Signature: sha256=<hex HMAC of the body>` under the subscriber's hub.secret, with the hub and topic in `Link`
 headers. A callback that fails every push for days is disabled by the endpoint health rules, and then dropped here
 with the expired ones.
@@ -26,8 +27,11 @@ import aiohttp
 import asyncpg
 
 from notifier.delivery.webhooks.targets import TargetRefused, check_url
+from notifier.feed_calendar import render_calendar
 from notifier.feeds import CONTENT_TYPES, EVENT_FORMATS, FeedPage, render_events_feed
+from notifier.matching.search import meetings_matching
 from notifier.models import Channel, FilterModel
+from notifier.subscriptions import describe_subscription
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,9 @@ KEEP_SETTLED_REQUESTS = timedelta(days=7)  # settled requests are kept this long
 
 
 def topic_format(topic: str) -> str:
-    """atom, rss or json: the format of the feed a topic URL names."""
+    """atom, rss, json or ics: the format of the feed a topic URL names."""
     fmt = urlsplit(topic).path.rsplit(".", 1)[-1]
-    return fmt if fmt in EVENT_FORMATS else "atom"
+    return fmt if fmt in EVENT_FORMATS or fmt == "ics" else "atom"
 
 
 def clamp_lease(requested: int | None) -> timedelta:
@@ -72,6 +76,22 @@ def push_request(row: Mapping[str, Any], *, base_url: str) -> tuple[bytes, dict[
                     hub_url=hub)
     body = render_events_feed(fmt, [entry], page)
     headers = {"Content-Type": CONTENT_TYPES[fmt], "Link": f'<{hub}>; rel="hub", <{topic}>; rel="self"'}
+    if row["secret"]:
+        headers["X-Hub-Signature"] = signature(row["secret"], body)
+    return body, headers
+
+
+async def calendar_push(pool: asyncpg.Pool, row: Mapping[str, Any], *, base_url: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one push to a calendar topic: the whole calendar as it is now (a calendar has no
+    entries to send one of; WebSub sends the topic's full content for such formats), signed like the others."""
+    f = FilterModel(query=row["sub_query"], councils=row["sub_councils"], regions=row["sub_regions"],
+                    committees=row["sub_committees"])
+    topic: str = row["topic"]
+    meetings = await meetings_matching(pool, f, datetime.now(UTC))
+    body = render_calendar(meetings, title=f"Council meetings: {describe_subscription(f)}", base_url=base_url,
+                           self_url=topic)
+    hub = f"{base_url}{HUB_PATH}"
+    headers = {"Content-Type": CONTENT_TYPES["ics"], "Link": f'<{hub}>; rel="hub", <{topic}>; rel="self"'}
     if row["secret"]:
         headers["X-Hub-Signature"] = signature(row["secret"], body)
     return body, headers
@@ -193,10 +213,18 @@ async def _unsubscribe(conn: asyncpg.Connection | asyncpg.Pool, topic: str, call
 
 # WebSub subscriptions to private subscription feeds (/feeds/s/{token}), with the subscription each follows (null
 # when it is gone) and whether the copy of its filter differs.
+# The kinds a WebSub subscription follows for the subscription `s` behind its topic `w`: a calendar follows its
+# meetings and their agendas (see web/websub_hub.py), unless the subscription chose kinds of its own.
+_FOLLOWED_KINDS = r"""
+    case when w.topic ~ '\.ics(\?|$)' and cardinality(s.kinds) = 0 then '{meeting,agenda_item}'::text[]
+         else s.kinds end
+"""
+
 _PRIVATE_TOPICS = r"""
     select w.id as endpoint_id, s.id as source_id,
            (c.query, c.councils, c.regions, c.committees, c.kinds, c.event_types)
-               is distinct from (s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types) as changed
+               is distinct from (s.query, s.councils, s.regions, s.committees, """ + _FOLLOWED_KINDS + r""",
+                                 s.event_types) as changed
     from webhook_endpoints w
     join subscriptions c on c.endpoint_id = w.id
     left join subscriptions s
@@ -221,9 +249,10 @@ async def follow_private_feeds(pool: asyncpg.Pool) -> int:
                 """
                 update subscriptions c
                 set query = s.query, councils = s.councils, regions = s.regions, committees = s.committees,
-                    kinds = s.kinds, event_types = s.event_types, updated_at = now()
-                from unnest($1::bigint[], $2::bigint[]) as m(endpoint_id, source_id), subscriptions s
-                where c.endpoint_id = m.endpoint_id and s.id = m.source_id
+                    kinds = """ + _FOLLOWED_KINDS + """, event_types = s.event_types, updated_at = now()
+                from unnest($1::bigint[], $2::bigint[]) as m(endpoint_id, source_id), subscriptions s,
+                     webhook_endpoints w
+                where c.endpoint_id = m.endpoint_id and s.id = m.source_id and w.id = m.endpoint_id
                 """,
                 [e for e, _ in changed], [s for _, s in changed],
             )

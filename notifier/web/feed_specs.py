@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,7 +20,13 @@ from pydantic import ValidationError
 
 from notifier.ingest.briefs import briefs_for_events
 from notifier.matching.documents import query_snippets
-from notifier.matching.search import FILTERED_EVENTS, compile_query, filter_args
+from notifier.matching.search import (
+    FILTERED_EVENTS,
+    SINCE_EVER,
+    compile_query,
+    filter_args,
+    meetings_matching,
+)
 from notifier.models import FilterModel
 from notifier.subscriptions import FilterError, describe_subscription
 from notifier.topics.evaluate import Document, matched_terms
@@ -28,10 +34,6 @@ from notifier.topics.parse import QueryError, parse
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-CALENDAR_BACK = timedelta(days=60)
-CALENDAR_AHEAD = timedelta(days=365)
-# Events older than any feed reaches back for (archive pages walk back by event id, not by date).
-SINCE_EVER = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
 FEED_PATH = re.compile(
     r"/feeds/(?:councils/(?P<slug>[a-z0-9-]+)(?:/committees/(?P<committee>[^/.]+))?|(?P<search>search)"
@@ -157,21 +159,7 @@ _FEED_EVENTS = f"""
 
 # Meetings restricted by a filter, for calendars: $1 tsquery (or null), $2 councils, $3 regions, $4 committees,
 # $5 from, $6 to. `changes` counts the meeting's events (its SEQUENCE), `agenda` its agenda items.
-_FILTERED_MEETINGS = """
-    select i.id, i.title, i.committee, i.starts_at, i.status, i.url, i.data, i.updated_at, i.first_seen_at,
-           c.name as council_name, c.timezone,
-           (select count(*) from events ev where ev.item_id = i.id) as changes,
-           array(select a.title from items a where a.parent_id = i.id and a.kind = 'agenda_item'
-                 order by a.external_id) as agenda
-    from items i join councils c on c.slug = i.council
-    where i.kind = 'meeting' and i.starts_at >= $5 and i.starts_at < $6
-      and ($1::text is null or i.search @@ $1::tsquery)
-      and (cardinality($2::text[]) = 0 and cardinality($3::text[]) = 0
-           or i.council = any($2) or c.region = any($3))
-      and (cardinality($4::text[]) = 0 or i.committee = any($4) or i.committee_id = any($4))
-    order by i.starts_at, i.id
-    limit 2000
-"""
+
 
 
 async def load_events(
@@ -207,7 +195,4 @@ async def _add_matched_terms(pool: asyncpg.Pool, query: str, rows: list[dict[str
 
 
 async def load_meetings(pool: asyncpg.Pool, spec: FeedSpec, now: datetime) -> list[Mapping[str, Any]]:
-    args = filter_args(spec.filter, SINCE_EVER)
-    return [dict(r) for r in await pool.fetch(
-        _FILTERED_MEETINGS, args[0], args[1], args[2], args[3], now - CALENDAR_BACK, now + CALENDAR_AHEAD
-    )]
+    return await meetings_matching(pool, spec.filter, now)

@@ -14,7 +14,7 @@ from multidict import MultiDict
 
 from notifier.delivery import websub
 from notifier.delivery.webhooks.targets import TargetRefused, vet_url
-from notifier.models import FilterModel
+from notifier.models import FilterModel, ItemKind
 from notifier.web.feed_specs import FeedNotFound, FeedQueryError, resolve
 from notifier.web.keys import POOL, REDIS, RESOLVER, SETTINGS
 from notifier.web.problems import Problem
@@ -35,8 +35,9 @@ async def _topic_filter(request: web.Request, topic: str) -> FilterModel:
         spec = await resolve(request.app[POOL], parts.path, MultiDict(parse_qsl(parts.query)))
     except (FeedNotFound, FeedQueryError) as e:
         raise _bad(f"hub.topic: {e}") from e
-    if spec.fmt == "ics":
-        raise _bad("calendars are not pushed: subscribe to the feed's .atom, .rss or .json form")
+    if spec.fmt == "ics" and not spec.filter.kinds:
+        # a calendar changes with its meetings and their agendas, not with each document or decision
+        return spec.filter.model_copy(update={"kinds": [ItemKind.MEETING, ItemKind.AGENDA_ITEM]})
     return spec.filter
 
 

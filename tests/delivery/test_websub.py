@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
+from icalendar import Calendar
 
 from notifier.delivery import websub
 from notifier.delivery.webhooks.sender import WebhookSender
@@ -132,6 +133,36 @@ async def test_websub_subscriber_is_verified_and_receives_signed_pushes(
     assert await pool.fetchval("select status from deliveries") == "sent"
 
 
+async def test_websub_a_calendar_topic_is_pushed_whole_when_its_meetings_change(
+    hub: TestClient[Any, Any], subscriber: Subscriber, factory: Factory, pool: asyncpg.Pool, redis: ArqRedis,
+    run_jobs: Any,
+) -> None:
+    await factory.council()
+    calendar = TOPIC.replace(".atom", ".ics")
+    assert await ask(hub, "subscribe", subscriber.url(), topic=calendar, **{"hub.secret": SECRET}) == 202
+    await run_jobs()
+    assert [c["hub.topic"] for c in subscriber.challenges] == [calendar]
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=9)
+    meeting = await factory.item(title="Cabinet", starts_at=starts)
+    await factory.event(item_id=meeting, type="meeting.scheduled")
+    # a document of the meeting changes nothing a calendar shows: no push for it
+    await factory.event(kind="document", title="Budget report", type="document.published")
+    await redis.enqueue_job("match_events", _job_id="match:calendar")
+    await run_jobs()
+    [push] = subscriber.pushes
+    assert push.headers["Content-Type"].startswith("text/calendar")
+    signed = hmac.new(SECRET.encode(), push.body, hashlib.sha256).hexdigest()
+    assert push.headers["X-Hub-Signature"] == f"sha256={signed}"
+    assert push.headers["Link"] == f'<http://notifier.test/websub>; rel="hub", <{calendar}>; rel="self"'
+    pushed = Calendar.from_ical(push.body)
+    [event] = pushed.walk("VEVENT")
+    assert str(event["SUMMARY"]).startswith("Cabinet")
+    assert event.decoded("DTSTART") == starts
+    # the same meeting, with the same UID, as the calendar's own URL serves it
+    served = Calendar.from_ical(await (await hub.get("/feeds/councils/leicestershire.ics")).read())
+    assert [str(e["UID"]) for e in served.walk("VEVENT")] == [str(event["UID"])]
+
+
 async def test_websub_nothing_after_unsubscribing(
     hub: TestClient[Any, Any], subscriber: Subscriber, factory: Factory, redis: ArqRedis, run_jobs: Any,
     pool: asyncpg.Pool,
@@ -222,7 +253,6 @@ async def test_websub_bad_requests_are_refused(
     assert await ask(hub, "subscribe", subscriber.url(), topic="https://elsewhere.example/feed.atom") == 400
     assert await ask(hub, "subscribe", subscriber.url(), topic="http://notifier.test/feeds/councils/atlantis.atom") \
         == 400
-    assert await ask(hub, "subscribe", subscriber.url(), topic=TOPIC.replace(".atom", ".ics")) == 400
     assert await ask(hub, "subscribe", "ftp://reader.example/cb") == 400
     assert await ask(hub, "renew", subscriber.url()) == 400
     assert await ask(hub, "subscribe", subscriber.url(), **{"hub.lease_seconds": "soon"}) == 400

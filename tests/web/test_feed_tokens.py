@@ -98,3 +98,28 @@ async def test_feed_token_websub_copies_follow_the_subscription_behind_the_feed(
     assert await websub.follow_private_feeds(pool) == 1
     assert await pool.fetchval("select count(*) from webhook_endpoints") == 0
     assert await pool.fetchval("select count(*) from subscriptions") == 0
+
+
+async def test_feed_token_websub_copy_of_a_calendar_keeps_following_meetings_only(
+    pool: asyncpg.Pool, factory: Factory
+) -> None:
+    sub = await factory.subscription(await factory.subscriber(), query="asthma")
+    token = await pool.fetchval("select feed_token from subscriptions where id = $1", sub)
+    endpoint = await pool.fetchval(
+        """
+        insert into webhook_endpoints (url, secret, channel, topic, lease_expires_at)
+        values ('https://reader.example/cb', '', 'websub', $1, now() + interval '1 day') returning id
+        """,
+        f"http://notifier.test/feeds/s/{token}.ics",
+    )
+    await pool.execute(
+        "insert into subscriptions (endpoint_id, query, kinds, channel, feed_token) "
+        "values ($1, 'asthma', '{meeting,agenda_item}', 'websub', 'w')",
+        endpoint,
+    )
+    assert await websub.follow_private_feeds(pool) == 0  # in step: a calendar follows meetings and agendas
+    await pool.execute("update subscriptions set query = 'copd' where id = $1", sub)
+    assert await websub.follow_private_feeds(pool) == 1
+    copy = await pool.fetchrow("select query, kinds from subscriptions where channel = 'websub'")
+    assert (copy["query"], copy["kinds"]) == ("copd", ["meeting", "agenda_item"])
+    assert await websub.follow_private_feeds(pool) == 0

@@ -85,7 +85,8 @@ class PassResult:
 
 _LOAD = """
     select d.id, d.attempts, d.payload, d.matched_terms, d.snippets, d.event_id, s.id as subscription_id,
-           s.endpoint_id,
+           s.endpoint_id, s.query as sub_query, s.councils as sub_councils, s.regions as sub_regions,
+           s.committees as sub_committees,
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.channel, w.topic, c.timezone,
            e.type as event_type, e.occurred_at, e.summary, e.changes, e.council,
            i.id as item_id, i.kind as item_kind, i.external_id, i.title, i.committee, i.committee_id, i.starts_at,
@@ -226,7 +227,7 @@ class WebhookSender:
         retry_after: float | None = None
         try:
             target = self._target(row["url"])
-            body, hdrs = self._request(row)
+            body, hdrs = await self._request(row)
             async with self.http.post(
                 target.url, data=body, headers=hdrs, allow_redirects=False, timeout=self.timeout
             ) as resp:
@@ -275,9 +276,11 @@ class WebhookSender:
             target = self._targets[url] = check_url(url, allow_private=self.settings.webhook_allow_private_targets)
         return target
 
-    def _request(self, row: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    async def _request(self, row: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
         """The body and headers of one delivery, as its channel signs it."""
         if row["channel"] == Channel.WEBSUB:
+            if websub.topic_format(row["topic"]) == "ics":
+                return await websub.calendar_push(self.pool, row, base_url=self.settings.base_url)
             return websub.push_request(row, base_url=self.settings.base_url)
         body = stored_body(row["payload"]) if row["event_id"] is None else self._bodies.body(row)
         return body, signing.headers(self._keys(row), signing.webhook_id(row["id"]), int(time.time()), body)
