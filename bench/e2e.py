@@ -242,7 +242,7 @@ async def run(args: argparse.Namespace, workers: int, limit: float) -> Figures:
                   NOTIFIER_DELIVERY_LEASE_SECONDS=str(defaults["delivery_lease_seconds"].default),
                   NOTIFIER_WEBHOOK_LEASE_SECONDS=str(defaults["webhook_lease_seconds"].default),
                   NOTIFIER_POLL_TOTAL_TIMEOUT=str(defaults["poll_total_timeout"].default),
-                  NOTIFIER_LOG_LEVEL="WARNING")
+                  NOTIFIER_LOG_LEVEL="WARNING", **dict(kv.split("=", 1) for kv in args.env))
     try:
         await stack.start(workers=workers)
         sources = await register_councils(pool, councils)
@@ -396,6 +396,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-seconds", type=int, default=0,
                         help="NOTIFIER_ALERT_BATCH_SECONDS (the service's default is 120)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the last delivery")
+    parser.add_argument("--env", action="append", default=[], metavar="NOTIFIER_X=VALUE",
+                        help="a setting for the web and worker processes (repeatable)")
     parser.add_argument("--workers", default="2,1", help="worker processes of each run, the first is the main run")
     parser.add_argument("--keep", action="store_true", help="keep each run's database")
     return parser.parse_args()
