@@ -1,5 +1,6 @@
 """End to end, as operators run it: a web process and two workers on one PostgreSQL and one Redis, councils that
-change and misbehave, a mail server and a partner's receiver that go away, workers that die.
+change and misbehave, a mail server and a partner's receiver that go away, workers that die; residents of the API
+and of the pages, a partner's webhook endpoint and a WebSub subscriber, each hearing of what they follow once.
 
 Each scenario prints and asserts: deliveries expected, delivered, lost (always 0) and duplicated (0 outside the
 in-flight window of a killed worker), and the time to recover.
