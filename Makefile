@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/briefs.py
 	$(BIN)/python bench/freshness.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules tests/browser/artifacts

@@ -23,7 +23,7 @@ REGIONS = ["East Midlands", "East Midlands", "North West"]
 COMMITTEES = ["Cabinet", "Health and Wellbeing Board", "Planning Committee"]
 
 
-def _council(n: int, today: date, ids: count[int]) -> Council:
+def _council(n: int, today: date, ids: count[int], regions: list[str]) -> Council:
     committees = tuple(Committee(100 + c, f"{name} ({n})", "Committees", "County Hall")
                        for c, name in enumerate(COMMITTEES))
     meetings = []
@@ -34,16 +34,16 @@ def _council(n: int, today: date, ids: count[int]) -> Council:
             item = AgendaItem(next(ids), 1, f"Report on {topic} ({n}-{mid})", (f"A report about {topic}.",))
             meetings.append(Meeting(mid, committee.id, today + timedelta(days=7 + 14 * k + c), time(10),
                                     time(12), "County Hall", agenda_published=True, items=(item,)))
-    return Council(slug=f"e2e-council-{n}", name=f"E2E Council {n}", region=REGIONS[n % len(REGIONS)],
+    return Council(slug=f"e2e-council-{n}", name=f"E2E Council {n}", region=regions[n % len(regions)],
                    nation="England", website="", committees=committees, meetings=tuple(meetings), decisions=(),
                    issues=(), news=(), ids=IdSeq(0, 0, 0, 0))
 
 
 class FakeCouncils:
-    def __init__(self, councils: int = 3) -> None:
+    def __init__(self, councils: int = 3, regions: list[str] | None = None) -> None:
         self.today = datetime.now(LONDON).date()
         self._ids = count(5000)
-        self.councils = [_council(n, self.today, self._ids) for n in range(councils)]
+        self.councils = [_council(n, self.today, self._ids, regions or REGIONS) for n in range(councils)]
         self.faults: dict[int, str] = {}  # council number → "html", "truncated" or "huge"
         self.requests = 0
         self._runner: web.AppRunner | None = None
@@ -70,11 +70,11 @@ class FakeCouncils:
     def cancel(self, n: int, meeting_id: int) -> Meeting:
         return self._replace_meeting(n, meeting_id, status="Cancelled")
 
-    def add_meeting(self, n: int, committee_index: int, days_ahead: int) -> Meeting:
+    def add_meeting(self, n: int, committee_index: int, days_ahead: int, topic: str = "dementia services") -> Meeting:
         council = self.councils[n]
         committee = council.committees[committee_index]
         mid = next(self._ids)
-        item = AgendaItem(next(self._ids), 1, f"Report on dementia services ({n}-{mid})", ("New report.",))
+        item = AgendaItem(next(self._ids), 1, f"Report on {topic} ({n}-{mid})", ("New report.",))
         meeting = Meeting(mid, committee.id, self.today + timedelta(days=days_ahead), time(14), time(16),
                           "County Hall", agenda_published=True, items=(item,))
         self.councils[n] = dataclasses.replace(council, meetings=(*council.meetings, meeting))

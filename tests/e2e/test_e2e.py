@@ -1,5 +1,6 @@
 """End to end, as operators run it: a web process and two workers on one PostgreSQL and one Redis, councils that
-change and misbehave, a mail server and a partner's receiver that go away, workers that die.
+change and misbehave, a mail server and a partner's receiver that go away, workers that die; residents of the API
+and of the pages, a partner's webhook endpoint and a WebSub subscriber, each hearing of what they follow once.
 
 Each scenario prints and asserts: deliveries expected, delivered, lost (always 0) and duplicated (0 outside the
 in-flight window of a killed worker), and the time to recover.
@@ -8,14 +9,11 @@ in-flight window of a killed worker), and the time to recover.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -23,13 +21,23 @@ import feedparser
 import pytest
 from arq.connections import ArqRedis
 
-from notifier.councils import add_council, add_source
 from notifier.db import create_pool, migrate
 from notifier.embedded import EmbeddedPostgres
-from notifier.partners import create_partner
 from notifier.settings import Settings
 from tests.e2e.councils import FakeCouncils
-from tests.e2e.stack import Api, Stack, counts, wait_for
+from tests.e2e.stack import Stack, counts, wait_for
+from tests.e2e.websub import EVENT_ID, WebSubSubscriber
+from tests.e2e.world import (
+    World,
+    add_residents,
+    build_world,
+    change,
+    expected,
+    expected_pushes,
+    poll_all,
+    report,
+    settled,
+)
 from tests.servers import SmtpServer, WebhookReceiver
 
 
@@ -62,169 +70,59 @@ async def stack(settings: Settings, pool: asyncpg.Pool, queue: tuple[str, ArqRed
         s.kill_all()
 
 
-@dataclass
-class World:
-    """What a scenario set up: the councils' sources, the partner's API, who follows what."""
 
-    sources: list[int]
-    api: Api
-    redis: ArqRedis
-    recipients: dict[str, dict[str, Any]] = field(default_factory=dict)  # email → {"filter", "frequency"}
-    endpoint: dict[str, Any] | None = None
+@pytest.fixture
+async def websub() -> AsyncIterator[WebSubSubscriber]:
+    w = WebSubSubscriber()
+    await w.start()
+    yield w
+    await w.stop()
 
 
-async def poll_all(world: World, pool: asyncpg.Pool, tag: str) -> None:
-    """Every council polled now (as the scheduler would), and every poll finished."""
-    before = await pool.fetchval("select count(*) from poll_runs")
-    for source_id in world.sources:
-        await world.redis.enqueue_job("poll_source", source_id, _job_id=f"poll:{source_id}:{tag}")
-
-    async def done() -> bool:
-        return await pool.fetchval("select count(*) from poll_runs") >= before + len(world.sources)
-
-    await wait_for(f"the {tag} polls", done)
+async def feed_events(url: str) -> Counter[int]:
+    """How many times a feed (Atom) lists each event."""
+    async with aiohttp.ClientSession() as s, s.get(url) as resp:
+        assert resp.status == 200, url
+        feed = feedparser.parse(await resp.read())
+    assert not feed.bozo, url
+    return Counter(int(m[1]) for e in feed.entries if (m := EVENT_ID.search(e.id)))
 
 
-async def build_world(pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, redis: ArqRedis,
-                      receiver: WebhookReceiver | None = None) -> World:
-    sources = []
-    for n, council in enumerate(councils.councils):
-        await add_council(pool, council.slug, council.name, region=council.region, nation=council.nation)
-        sources.append(await add_source(pool, council.slug, "moderngov", councils.base(n), interval_minutes=1440))
-    # the scheduler leaves them to the test: each poll is asked for
-    await pool.execute("update sources set next_poll_at = now() + interval '1 day'")
-    _, key = await create_partner(pool, "Local newsroom", contact_email="tech@news.example",
-                                  rate_limit_per_minute=100_000)
-    world = World(sources, Api(stack.base_url, key), redis)
-    await poll_all(world, pool, "first")
-    assert await pool.fetchval("select count(*) from poll_runs where error is not null") == 0
-    c0, c1, c2 = (c.slug for c in councils.councils)
-    follows = {
-        "amy@example.org": ({"councils": [c0]}, "immediate"),
-        "bob@example.org": ({"regions": ["East Midlands"]}, "immediate"),
-        "cat@example.org": ({"query": '"wellbeing board"'}, "immediate"),
-        "dan@example.org": ({"councils": [c1]}, "daily"),
-        "eve@example.org": ({"councils": [c2]}, "weekly"),
-    }
-    for email, (f, frequency) in follows.items():
-        subscriber = await world.api.call("POST", "/api/v1/subscribers", {"email": email, "consent": "vouched"},
-                                          expect=201)
-        await world.api.call("POST", "/api/v1/subscriptions",
-                             {"subscriber_id": subscriber["id"], "filter": f, "frequency": frequency}, expect=201)
-        world.recipients[email] = {"filter": f, "frequency": frequency}
-    if receiver is not None:
-        world.endpoint = await world.api.call(
-            "POST", "/api/v1/webhooks", {"url": receiver.endpoint("news"), "filter": {"councils": [c0, c1]}},
-            expect=201,
-        )
-        receiver.secrets["news"] = [world.endpoint["secret"]]
-    return world
-
-
-async def add_residents(world: World, slug: str, n: int) -> None:
-    """`n` more residents, each with an immediate alert for one council, made through the API."""
-    for k in range(n):
-        email = f"resident{k}@example.org"
-        subscriber = await world.api.call("POST", "/api/v1/subscribers", {"email": email, "consent": "vouched"},
-                                          expect=201)
-        await world.api.call("POST", "/api/v1/subscriptions",
-                             {"subscriber_id": subscriber["id"], "filter": {"councils": [slug]}}, expect=201)
-        world.recipients[email] = {"filter": {"councils": [slug]}, "frequency": "immediate"}
-
-
-def _follows(f: dict[str, Any], council: Any, committee: str) -> bool:
-    if "councils" in f:
-        return council.slug in f["councils"]
-    if "regions" in f:
-        return council.region in f["regions"]
-    return "wellbeing board" in committee.lower()
-
-
-def expected(councils: FakeCouncils, world: World, changed: list[tuple[int, int]]) -> dict[str, set[int]]:
-    """Which meetings (ids) each immediate recipient, and the webhook endpoint, should hear of."""
-    out: dict[str, set[int]] = {}
-    for email, follow in world.recipients.items():
-        if follow["frequency"] != "immediate":
-            continue
-        out[email] = set()
-        for n, meeting_id in changed:
-            council = councils.councils[n]
-            meeting = council.meeting(meeting_id)
-            assert meeting is not None
-            committee = next(c.title for c in council.committees if c.id == meeting.committee_id)
-            if _follows(follow["filter"], council, committee):
-                out[email].add(meeting_id)
-    if world.endpoint is not None:
-        out["webhook"] = {m for n, m in changed if n in (0, 1)}
-    return out
-
-
-def mentions(smtp: SmtpServer, email: str) -> Counter[int]:
-    """How many messages to `email` mention each meeting (by its ModernGov id in the council's page link)."""
-    found: Counter[int] = Counter()
-    for m in smtp.messages:
-        if m.rcpt_tos != [email]:
-            continue
-        text = m.raw.decode(errors="replace").replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
-        for meeting_id in {int(x) for x in re.findall(r"MId=(\d+)", text)}:
-            found[meeting_id] += 1
-    return found
-
-
-def report(name: str, want: dict[str, set[int]], smtp: SmtpServer, receiver: WebhookReceiver | None,
-           recovered_s: float | None = None) -> tuple[int, int, int]:
-    """Print and return (expected, delivered, duplicated); every expected delivery must have arrived."""
-    total = delivered = duplicated = 0
-    lost: list[tuple[str, int]] = []
-    for who, meetings in want.items():
-        if who == "webhook":
-            assert receiver is not None
-            got: Counter[int] = Counter(r.json()["data"]["item"]["external_id"] for r in receiver.ok("news"))
-            got = Counter({int(k): v for k, v in got.items()})
-            ids = Counter(r.webhook_id for r in receiver.ok("news"))
-            duplicated += sum(n - 1 for n in ids.values())
-        else:
-            got = mentions(smtp, who)
-            duplicated += sum(max(got[m] - 1, 0) for m in meetings)
-        total += len(meetings)
-        delivered += sum(1 for m in meetings if got[m] >= 1)
-        lost += [(who, m) for m in meetings if got[m] == 0]
-        assert set(got) <= meetings, (who, set(got) - meetings)  # nothing that was not theirs
-    recovery = f", recovered in {recovered_s:.1f} s" if recovered_s is not None else ""
-    print(f"\n{name}: expected {total}, delivered {delivered}, lost {len(lost)}, duplicated {duplicated}{recovery}")
-    assert lost == []
-    return total, delivered, duplicated
-
-
-def change(councils: FakeCouncils) -> list[tuple[int, int]]:
-    """A busy moment: a meeting moved in council 0, one cancelled in council 1, one added in council 2."""
-    hwb0 = next(m for m in councils.meetings(0) if m.committee_id == 101)
-    cabinet1 = next(m for m in councils.meetings(1) if m.committee_id == 100)
-    councils.reschedule(0, hwb0.id, 7)
-    councils.cancel(1, cabinet1.id)
-    added = councils.add_meeting(2, 1, 30)
-    return [(0, hwb0.id), (1, cabinet1.id), (2, added.id)]
-
-
-async def settled(pool: asyncpg.Pool) -> bool:
-    """Every immediate delivery (email and webhook) is sent."""
-    c = await counts(pool, "s.frequency = 'immediate'")
-    return set(c) == {"sent"}
+async def check_feeds(pool: asyncpg.Pool, stack: Stack, councils: FakeCouncils, world: World) -> int:
+    """Every council's feed, and a resident's own feed, list each of their events exactly once; returns how many
+    entries were checked."""
+    checked = 0
+    for council in councils.councils:
+        want = {r["id"] for r in await pool.fetch("select id from events where council = $1", council.slug)}
+        got = await feed_events(f"{stack.base_url}/feeds/councils/{council.slug}.atom")
+        assert set(got) == want and set(got.values()) == {1}, (council.slug, got, want)
+        checked += len(want)
+    # cat's own feed follows "wellbeing board" across councils: what the council feeds say of that committee
+    want = {r["id"] for r in await pool.fetch(
+        "select e.id from events e join items i on i.id = e.item_id where i.committee ilike '%wellbeing board%'")}
+    got = await feed_events(world.recipients["cat@example.org"]["feed_url"])  # its Atom form
+    assert want and set(got) == want and set(got.values()) == {1}, (got, want)
+    return checked + len(want)
 
 
 @pytest.mark.timeout(300)
-async def test_e2e_every_alert_webhook_and_feed_entry_arrives_once(
+async def test_e2e_every_alert_webhook_push_and_feed_entry_arrives_once(
     pool: asyncpg.Pool, councils: FakeCouncils, stack: Stack, queue: tuple[str, ArqRedis],
-    smtp_server: SmtpServer, receiver: WebhookReceiver,
+    smtp_server: SmtpServer, receiver: WebhookReceiver, websub: WebSubSubscriber,
 ) -> None:
-    world = await build_world(pool, councils, stack, queue[1], receiver)
+    world = await build_world(pool, councils, stack, queue[1], receiver, websub, smtp_server)
     changed = change(councils)
     await poll_all(world, pool, "after-changes")
     await wait_for("every immediate delivery to be sent", lambda: settled(pool))
-    want = expected(councils, world, changed)
-    total, delivered, duplicated = report("busy moment", want, smtp_server, receiver)
+    want = expected(councils, world, changed) | await expected_pushes(pool, world)
+    total, delivered, duplicated = report("busy moment", want, smtp_server, receiver, websub=websub)
     assert duplicated == 0
-    assert total == delivered == 7
+    # emails: amy, bob, cat and the two residents of the pages; the partner's endpoint; two WebSub topics
+    assert {w for w, m in want.items() if m} == {"amy@example.org", "bob@example.org", "cat@example.org",
+                                                 "pat@example.org", "quinn@example.org", "webhook",
+                                                 "websub:council", "websub:region"}
+    assert total == delivered
+    assert not [p for p in websub.pushes if not p.verified]  # every push signed with the callback's own secret
     # daily and weekly subscribers wait for their hour and day
     later = await pool.fetch(
         """
@@ -235,14 +133,13 @@ async def test_e2e_every_alert_webhook_and_feed_entry_arrives_once(
     )
     assert {(r["frequency"], r["status"]) for r in later} == {("daily", "pending"), ("weekly", "pending")}
     assert all(r["next_attempt_at"] > datetime.now(UTC) for r in later)
-    # the council's feed lists each of the meeting's events once: scheduled and its agenda (first poll), then moved
+    entries = await check_feeds(pool, stack, councils, world)
+    print(f"feeds: {entries} entries checked, each listed once")
+    # the moved meeting's entries in its council's feed: scheduled and its agenda (first poll), then moved
     async with aiohttp.ClientSession() as s, s.get(
         f"{stack.base_url}/feeds/councils/{councils.councils[0].slug}.atom"
     ) as resp:
         feed = feedparser.parse(await resp.read())
-    assert not feed.bozo
-    ids = [e.id for e in feed.entries]
-    assert len(ids) == len(set(ids))
     about = [e for e in feed.entries if f"MId={changed[0][1]}" in e.link]
     kinds = sorted(next(k for k in ("moved to", "agenda published", "meeting scheduled") if k in e.title)
                    for e in about)
