@@ -50,6 +50,7 @@ class WorkerContext(TypedDict, total=False):
     fetcher: fetch.Fetcher
     index: SubscriptionIndex
     mailer: Mailer
+    email_pass: OnePass
     webhooks: WebhookSender
     heartbeat: Heartbeat
     redis: ArqRedis
@@ -123,9 +124,39 @@ async def match_events(ctx: WorkerContext) -> dict[str, Any]:
     return {"events": result.events, "deliveries": result.deliveries, "held": result.held, "skipped": result.skipped}
 
 
+class OnePass:
+    """At most one sending pass of a channel at a time in a worker process; a pass asked for while one runs makes
+    that one look again when it is done, instead of starting beside it.
+
+    A pass sends until nothing is due, so a second one beside it only splits the same work, and each pass keeps a
+    database connection for its marks while it runs: under a long backlog, passes started by every wake-up would
+    hold the whole pool between them and each wait for a connection none of them gives back.
+    """
+
+    def __init__(self) -> None:
+        self._running = False
+        self._again = False
+
+    async def run(self, one_pass: Callable[[], Awaitable[int]]) -> int:
+        """Run `one_pass` (again while asked for meanwhile) and return what it sent; 0 when one is running."""
+        if self._running:
+            self._again = True
+            return 0
+        self._running = True
+        total = 0
+        try:
+            while True:
+                self._again = False
+                total += await one_pass()
+                if not self._again:
+                    return total
+        finally:
+            self._running = False
+
+
 async def send_emails(ctx: WorkerContext) -> int:
     """Send every email delivery that is due (cron every minute too: digests fall due with no other trigger)."""
-    return await ctx["mailer"].send_due()
+    return await ctx["email_pass"].run(ctx["mailer"].send_due)
 
 
 async def send_confirmation(ctx: WorkerContext, subscription_id: int) -> str:
@@ -364,6 +395,7 @@ def build_worker(
         ctx["mailer"] = Mailer.create(
             settings, ctx["pool"], metrics=metrics, lease=lease or timedelta(seconds=settings.delivery_lease_seconds)
         )
+        ctx["email_pass"] = OnePass()
         ctx["webhooks"] = WebhookSender.create(settings, ctx["pool"], metrics=metrics, resolver=resolver)
         # a worker started in place of one that died takes back what that one held, before anything else
         await release_claims(cast(WorkerContext, ctx))
