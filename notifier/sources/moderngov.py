@@ -443,6 +443,9 @@ def _is_id(value: object) -> bool:
 class ModernGovAdapter:
     """Meetings, agenda items and documents from a ModernGov site's web service."""
 
+    # What of the stored items `collect` looks at (`SourceState.known`): the meetings' bookkeeping only.
+    known_kinds = frozenset({ItemKind.MEETING})
+
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Every meeting in the window whose details were (re)read this poll, with its items and documents."""
         base = base_url(url)

@@ -395,6 +395,9 @@ def needs_details(row: RegisterRow, known: Mapping[str, Any] | None, *, now: dat
 class ModernGovDecisionsAdapter:
     """Decisions from a ModernGov site's decisions register and decision pages."""
 
+    # What of the stored items `collect` looks at (`SourceState.known`): the decisions' bookkeeping only.
+    known_kinds = frozenset({ItemKind.DECISION})
+
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Every decision in the window whose page was (re)read this poll."""
         base = base_url(url)
