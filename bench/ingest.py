@@ -601,8 +601,15 @@ def main() -> None:
     p.add_argument("--pool", type=int, help="database connections for the cycle (default: db_pool_max, as the worker)")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-cycle", action="store_true")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="the event loop of this process (the simulated councils' server keeps asyncio's)")
     args = p.parse_args()
     started = datetime.now(UTC)
+    if args.loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    print(f"event loop: {args.loop}")
     figures = asyncio.run(run(args))
     print()
     print(f"## Ingest ({started:%Y-%m-%d})")
