@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,14 +81,21 @@ async def write_poll(
         stored = await _stored(conn, source_id, records, hashes)
         ids = {key: st.id for key, st in stored.items()}
         plan = _plan_for(records, stored)
-        changes = diff_poll(
-            plan.old,
-            plan.changed,
-            timezone=source["timezone"],
-            old_hashes={key: st.content_hash for key, st in stored.items()},
-            new_hashes=hashes,
-        )
-        await _write_items(conn, source, plan, ids, hashes, started)
+        changes: list[Change] = []
+
+        def diff() -> None:
+            changes.extend(
+                diff_poll(
+                    plan.old,
+                    plan.changed,
+                    timezone=source["timezone"],
+                    old_hashes={key: st.content_hash for key, st in stored.items()},
+                    new_hashes=hashes,
+                )
+            )
+
+        # The diff needs no ids: it is made while PostgreSQL inserts the last group of new items.
+        await _write_items(conn, source, plan, ids, hashes, started, diff)
         event_ids = await _insert_events(conn, source["council"], changes, ids, started)
         await _record_success(conn, source, fetch, started, t0, len(records), len(event_ids))
     result.http_status = fetch.http_status if fetch is not None else None
@@ -144,12 +151,14 @@ async def _write_items(
     ids: dict[Key, int],
     hashes: Mapping[Key, str],
     started: datetime,
+    meanwhile: Callable[[], None],
 ) -> None:
-    """Insert the new records, rewrite the changed ones and link children to parents; fills in `ids`."""
+    """Insert the new records, rewrite the changed ones and link children to parents; fills in `ids`. Calls
+    `meanwhile` once, while the last group of new records is inserted (or first, when there is none)."""
     source_id: int = source["id"]
     lines: Lines = {}
     inserted, unlinked = await _insert_items(
-        conn, source_id, source["council"], plan.fresh, hashes, started, lines
+        conn, source_id, source["council"], plan.fresh, hashes, started, lines, meanwhile
     )
     ids.update(inserted)
     updated = [r for r in plan.changed if (r.kind, r.external_id) in plan.old]
@@ -307,12 +316,14 @@ async def _insert_items(
     hashes: Mapping[Key, str],
     now: datetime,
     lines: Lines,
+    meanwhile: Callable[[], None],
 ) -> tuple[dict[Key, int], list[Record]]:
     """Insert records seen for the first time; returns their ids, and those whose parent could not be set yet.
 
     Parents go in before their children (meetings, then agenda items, then documents) so each row is written with
     its parent_id: setting it afterwards would write every child row, and all its indexes, a second time. Each
-    group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before.
+    group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before,
+    and `meanwhile` is called while it inserts the last.
     """
     ids: dict[Key, int] = {}
     unlinked: list[Record] = []
@@ -321,6 +332,8 @@ async def _insert_items(
     try:
         for level in [*_parent_levels(records), []]:
             args = _insert_args(level, hashes, lines) if level else None
+            if not level:
+                meanwhile()
             if in_flight is not None:
                 rows, in_flight = await in_flight, None
                 linked: dict[Key, bool] = {}
