@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # Processes
     demo: bool = False
     worker_max_jobs: int = Field(default=20, ge=1)
+    # The event loop of a worker process (`notifier worker`): uvloop spends less CPU on each request and query than
+    # asyncio's own loop (bench/results/ingest.md).
+    worker_event_loop: Literal["asyncio", "uvloop"] = "uvloop"
 
     @field_validator("default_timezone")
     @classmethod
