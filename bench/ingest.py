@@ -68,6 +68,7 @@ from notifier.ingest.fetch import Fetcher, client_session  # noqa: E402
 from notifier.ingest.normalise import content_hash  # noqa: E402
 from notifier.ingest.poll import poll_source  # noqa: E402
 from notifier.ingest.write import PollResult, write_poll  # noqa: E402
+from notifier.service import run_loop  # noqa: E402
 from notifier.settings import Settings  # noqa: E402
 from notifier.sources.base import Record  # noqa: E402
 from notifier.sources.moderngov import MeetingSummary, parse_meeting  # noqa: E402
@@ -601,9 +602,12 @@ def main() -> None:
     p.add_argument("--pool", type=int, help="database connections for the cycle (default: db_pool_max, as the worker)")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-cycle", action="store_true")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="the event loop of this process (the simulated councils' server keeps asyncio's)")
     args = p.parse_args()
     started = datetime.now(UTC)
-    figures = asyncio.run(run(args))
+    print(f"event loop: {args.loop}")
+    figures = run_loop(run(args), args.loop)
     print()
     print(f"## Ingest ({started:%Y-%m-%d})")
     print()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -394,8 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_topics_check(settings, args)
     quiet = args.command not in ("run", "web", "worker")
     setup_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
+    from notifier.service import run_loop
+
+    loop = settings.worker_event_loop if args.command == "worker" else "asyncio"
     try:
-        asyncio.run(ASYNC_COMMANDS[args.command](settings, args))
+        run_loop(ASYNC_COMMANDS[args.command](settings, args), loop)
     except (CommandError, registry.RegistryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

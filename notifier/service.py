@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
@@ -21,6 +22,8 @@ from notifier.metrics import Metrics
 from notifier.settings import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SHUTDOWN_GRACE_SECONDS = 30.0
 # After the listening socket closes, how long a connection accepted just before may take to send its request: aiohttp
@@ -149,3 +152,14 @@ async def serve(
             if demo_runner is not None:
                 await demo_runner.cleanup()
     log.info("stopped")
+
+
+def run_loop(main: Coroutine[Any, Any, T], loop: Literal["asyncio", "uvloop"] = "asyncio") -> T:
+    """Run a process's main coroutine to its end on the event loop named (as `asyncio.run` does)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)

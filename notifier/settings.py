@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # Processes
     demo: bool = False
     worker_max_jobs: int = Field(default=20, ge=1)
+    # The event loop of a worker process (`notifier worker`). uvloop showed no gain in the ingest bench on a busy
+    # machine (bench/results/ingest.md), so asyncio's own stays the default until a quiet run says otherwise.
+    worker_event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     @field_validator("default_timezone")
     @classmethod

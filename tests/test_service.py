@@ -12,6 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from notifier.service import run_loop
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -68,3 +70,11 @@ async def test_run_with_empty_environment_serves_and_stops_cleanly(tmp_path: Pat
     assert "Traceback" not in text
     # the embedded servers are gone: nothing left listening on the data directory
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+
+def test_run_loop_runs_on_the_loop_named() -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_loop(loop_module(), "uvloop").startswith("uvloop")
+    assert run_loop(loop_module(), "asyncio").startswith("asyncio")

@@ -63,7 +63,10 @@ class Fetcher:
         """One GET within the limits; `max_bytes` overrides the size cap (documents have their own)."""
         cap = self.max_bytes if max_bytes is None else max_bytes
         host = urlsplit(url).netloc
-        async with self._overall, self._per_host[host]:
+        # The host's slot first, then one of the overall ones: a request waiting for its host (another request to
+        # it is in flight) must not hold an overall slot that a request to an idle host could be using. Taken the
+        # other way round, polls of many hosts left up to half the overall slots idle.
+        async with self._per_host[host], self._overall:
             try:
                 async with self.session.get(url, headers=dict(headers), allow_redirects=True, max_redirects=5) as resp:
                     if resp.status == 304:

@@ -130,7 +130,13 @@ async def _poll_locked(
     source_id: int = source["id"]
     t0 = time.perf_counter()
     fetch = fetcher.for_source(source["etag"], source["last_modified"])
-    known_rows = await conn.fetch("select kind, external_id, data from items where source_id = $1", source_id)
+    adapter = adapter_for(source["kind"])
+    kinds: frozenset[ItemKind] | None = getattr(adapter, "known_kinds", None)
+    known_rows = await conn.fetch(
+        "select kind, external_id, data from items where source_id = $1 and ($2::text[] is null or kind = any($2))",
+        source_id,
+        None if kinds is None else sorted(k.value for k in kinds),
+    )
     state = SourceState(
         now=started,
         timezone=source["timezone"],
@@ -141,7 +147,7 @@ async def _poll_locked(
         host_sources=source["host_sources"],
     )
     try:
-        records = await adapter_for(source["kind"]).collect(source["url"], fetch, state)
+        records = await adapter.collect(source["url"], fetch, state)
     except SourceError as e:
         result.error = str(e)
     except Exception as e:  # an adapter bug must fail this poll, not the worker

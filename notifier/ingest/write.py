@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from notifier.ingest.fetch import SourceFetch
 from notifier.ingest.normalise import content_hash
 from notifier.models import ItemKind
 from notifier.sources.base import Record
-from notifier.topics.text import tsvector_literal
+from notifier.topics.text import tsvector_literal_of, words
 
 
 @dataclass
@@ -81,14 +81,21 @@ async def write_poll(
         stored = await _stored(conn, source_id, records, hashes)
         ids = {key: st.id for key, st in stored.items()}
         plan = _plan_for(records, stored)
-        changes = diff_poll(
-            plan.old,
-            plan.changed,
-            timezone=source["timezone"],
-            old_hashes={key: st.content_hash for key, st in stored.items()},
-            new_hashes=hashes,
-        )
-        await _write_items(conn, source, plan, ids, hashes, started)
+        changes: list[Change] = []
+
+        def diff() -> None:
+            changes.extend(
+                diff_poll(
+                    plan.old,
+                    plan.changed,
+                    timezone=source["timezone"],
+                    old_hashes={key: st.content_hash for key, st in stored.items()},
+                    new_hashes=hashes,
+                )
+            )
+
+        # The diff needs no ids: it is made while PostgreSQL inserts the last group of new items.
+        await _write_items(conn, source, plan, ids, hashes, started, diff)
         event_ids = await _insert_events(conn, source["council"], changes, ids, started)
         await _record_success(conn, source, fetch, started, t0, len(records), len(event_ids))
     result.http_status = fetch.http_status if fetch is not None else None
@@ -144,13 +151,18 @@ async def _write_items(
     ids: dict[Key, int],
     hashes: Mapping[Key, str],
     started: datetime,
+    meanwhile: Callable[[], None],
 ) -> None:
-    """Insert the new records, rewrite the changed ones and link children to parents; fills in `ids`."""
+    """Insert the new records, rewrite the changed ones and link children to parents; fills in `ids`. Calls
+    `meanwhile` once, while the last group of new records is inserted (or first, when there is none)."""
     source_id: int = source["id"]
-    inserted, unlinked = await _insert_items(conn, source_id, source["council"], plan.fresh, hashes, started)
+    lines: Lines = {}
+    inserted, unlinked = await _insert_items(
+        conn, source_id, source["council"], plan.fresh, hashes, started, lines, meanwhile
+    )
     ids.update(inserted)
     updated = [r for r in plan.changed if (r.kind, r.external_id) in plan.old]
-    await _update_items(conn, updated, plan.old, ids, hashes, started)
+    await _update_items(conn, updated, plan.old, ids, hashes, started, lines)
     await _update_bookkeeping(conn, plan.bookkeeping)
     await _link_parents(conn, source_id, [*updated, *unlinked, *plan.orphans])
 
@@ -275,9 +287,25 @@ def _search_text(r: Record) -> str:
     return "\n".join(part for part in (r.title, r.committee or "", r.body) if part)
 
 
-def _search_vectors(records: Sequence[Record]) -> dict[Key, str]:
-    """The `search` tsvector literal of each record: its title, committee and body."""
-    return {(r.kind, r.external_id): tsvector_literal(_search_text(r)) for r in records}
+# The words of each line of text written in one poll, split once: a meeting's body is its agenda items' headings
+# and texts, and every record of a meeting names its committee, so most lines are searched text more than once
+# (a long agenda was split twice, once for its items and once for its meeting).
+Lines = dict[str, list[tuple[str, str]]]
+
+
+def _search_vectors(records: Sequence[Record], lines: Lines) -> dict[Key, str]:
+    """The `search` tsvector literal of each record: its title, committee and body (as `tsvector_literal` of that
+    text: the words of a text are the words of its lines one after another)."""
+    vectors: dict[Key, str] = {}
+    for r in records:
+        pairs: list[tuple[str, str]] = []
+        for line in _search_text(r).split("\n"):
+            split = lines.get(line)
+            if split is None:
+                split = lines[line] = words(line)
+            pairs += split
+        vectors[(r.kind, r.external_id)] = tsvector_literal_of(pairs)
+    return vectors
 
 
 async def _insert_items(
@@ -287,12 +315,15 @@ async def _insert_items(
     records: Sequence[Record],
     hashes: Mapping[Key, str],
     now: datetime,
+    lines: Lines,
+    meanwhile: Callable[[], None],
 ) -> tuple[dict[Key, int], list[Record]]:
     """Insert records seen for the first time; returns their ids, and those whose parent could not be set yet.
 
     Parents go in before their children (meetings, then agenda items, then documents) so each row is written with
     its parent_id: setting it afterwards would write every child row, and all its indexes, a second time. Each
-    group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before.
+    group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before,
+    and `meanwhile` is called while it inserts the last.
     """
     ids: dict[Key, int] = {}
     unlinked: list[Record] = []
@@ -300,7 +331,9 @@ async def _insert_items(
     sent: Sequence[Record] = []
     try:
         for level in [*_parent_levels(records), []]:
-            args = _insert_args(level, hashes) if level else None
+            args = _insert_args(level, hashes, lines) if level else None
+            if not level:
+                meanwhile()
             if in_flight is not None:
                 rows, in_flight = await in_flight, None
                 linked: dict[Key, bool] = {}
@@ -343,9 +376,9 @@ _INSERT_ITEMS = """
 """
 
 
-def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str], lines: Lines) -> list[list[Any]]:
     """The column arrays of `_INSERT_ITEMS` ($4 on) for `records`."""
-    vectors = _search_vectors(records)
+    vectors = _search_vectors(records, lines)
     return [
         [r.kind.value for r in records],
         [r.external_id for r in records],
@@ -398,13 +431,14 @@ async def _update_items(
     ids: Mapping[Key, int],
     hashes: Mapping[Key, str],
     now: datetime,
+    lines: Lines,
 ) -> None:
     """Rewrite stored records whose content changed. The search vector is only rebuilt when the searched text
     changed: a meeting that moves keeps its words."""
     if not records:
         return
     rebuilt = _search_vectors(
-        [r for r in records if _search_text(r) != _search_text(old[(r.kind, r.external_id)])]
+        [r for r in records if _search_text(r) != _search_text(old[(r.kind, r.external_id)])], lines
     )
     searches = [rebuilt.get((r.kind, r.external_id)) for r in records]
     await conn.execute(

@@ -73,7 +73,9 @@ class SourceState:
     now: datetime
     timezone: str = "Europe/London"
     options: Mapping[str, Any] = field(default_factory=dict)
-    # (kind, external_id) -> the stored item's `data`, for adapters that skip unchanged details.
+    # (kind, external_id) -> the stored item's `data`, for adapters that skip unchanged details; only items of the
+    # kinds the adapter names in a `known_kinds` attribute, when it has one (a source's stored items pile up over
+    # the years, and most adapters need the bookkeeping of one kind).
     known: Mapping[tuple[ItemKind, str], Mapping[str, Any]] = field(default_factory=dict)
     # Start of the last successful poll, for sources with incremental ("modified since") queries.
     last_success_at: datetime | None = None

@@ -182,6 +182,7 @@ def _flatten(root: Any) -> str:
     pasted Word HTML) overflows the stack or loses text.
     """
     parts: list[str] = []
+    root_id = root.mem_id
     node = root.child
     while node is not None:
         tag: str = node.tag or ""
@@ -196,7 +197,7 @@ def _flatten(root: Any) -> str:
         while node.next is None:
             # Climbing out of elements we went into: close each one's block.
             node = node.parent
-            if node is None or node.mem_id == root.mem_id:
+            if node is None or node.mem_id == root_id:
                 return "".join(parts)
             parts.append(_closing(node.tag or ""))
         node = node.next
@@ -248,10 +249,16 @@ def absolute_url(base: str, href: str) -> str:
     if not href:
         return base
     joined = urljoin(_join_base(base), href)
-    return quote(joined, safe=":/?#[]@!$&'()*+,;=%~")
+    if not _URL_UNSAFE.search(joined):
+        return joined
+    return quote(joined, safe=_URL_SAFE)
 
 
 _URL_BREAKS = re.compile(r"[\t\r\n]")
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+# A character `quote` would escape with the safe characters above: a URL without any is returned as it is, without
+# `quote` looking at it a byte at a time.
+_URL_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:/?#\[\]@!$&'()*+,;=%-]")
 
 
 @lru_cache(maxsize=256)

@@ -119,14 +119,29 @@ def base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
-def _text(el: etree._Element, tag: str) -> str:
+# An element's children by tag, each the text of the first child of that tag ("" when it has none), as `findtext`
+# reads it. One pass over the children rather than a `findtext` scan of them for every field read: an agenda item
+# has a score of children and a dozen fields read.
+Fields = dict[str, str]
+
+
+def _fields(el: etree._Element) -> Fields:
+    fields: Fields = {}
+    for child in el:
+        tag = child.tag
+        if type(tag) is str and tag not in fields:  # comments and processing instructions have no name
+            fields[tag] = child.text or ""
+    return fields
+
+
+def _text(fields: Fields, tag: str) -> str:
     """A child's text, whitespace-collapsed and unescaped ("" when absent or empty)."""
-    return clean_line(el.findtext(tag))
+    return clean_line(fields.get(tag))
 
 
-def _flag(el: etree._Element, tag: str, *, what: str) -> bool:
+def _flag(fields: Fields, tag: str, *, what: str) -> bool:
     try:
-        return parse_bool(el.findtext(tag))
+        return parse_bool(fields.get(tag))
     except ValueError as e:
         raise SourceError(f"{what}: <{tag}> {e}") from e
 
@@ -137,12 +152,15 @@ def parse_committees(body: bytes) -> list[Committee]:
     root = read_answer(body, what=what, root_tags=frozenset({"committees"}))
     committees: list[Committee] = []
     for el in root.iter("committee"):
-        cid = _text(el, "committeeid")
+        fields = _fields(el)
+        cid = _text(fields, "committeeid")
         if not cid:
             raise SourceError(f"{what} has a committee without an id")
-        if _flag(el, "committeedeleted", what=what):
+        if _flag(fields, "committeedeleted", what=what):
             continue
-        committees.append(Committee(cid, _text(el, "committeetitle"), _flag(el, "committeeexpired", what=what)))
+        committees.append(
+            Committee(cid, _text(fields, "committeetitle"), _flag(fields, "committeeexpired", what=what))
+        )
     return committees
 
 
@@ -152,28 +170,30 @@ def parse_meetings(body: bytes, *, committee: Committee) -> list[MeetingSummary]
     root = read_answer(body, what=what, root_tags=frozenset({"getmeetings", "meetings"}))
     meetings: list[MeetingSummary] = []
     for el in root.iter("meeting"):
-        mid = _text(el, "meetingid")
+        fields = _fields(el)
+        mid = _text(fields, "meetingid")
         if not mid:
             raise SourceError(f"{what} has a meeting without an id")
         holder = next((a for a in el.iterancestors("committee")), None)
-        cid = _text(holder, "committeeid") if holder is not None else ""
-        ctitle = _text(holder, "committeetitle") if holder is not None else ""
+        held = _fields(holder) if holder is not None else {}
+        cid = _text(held, "committeeid")
+        ctitle = _text(held, "committeetitle")
         meetings.append(
             MeetingSummary(
                 id=mid,
                 committee_id=cid or committee.id,
                 committee_title=committee.title or ctitle,
-                date_text=_text(el, "meetingdate"),
-                time_text=_text(el, "meetingtime"),
-                status_text=_text(el, "meetingstatus"),
-                title_text=_own_title(el) or (ctitle if ctitle != committee.title else ""),
+                date_text=_text(fields, "meetingdate"),
+                time_text=_text(fields, "meetingtime"),
+                status_text=_text(fields, "meetingstatus"),
+                title_text=_own_title(fields) or (ctitle if ctitle != committee.title else ""),
             )
         )
     return meetings
 
 
-def _own_title(el: etree._Element) -> str:
-    return next((t for tag in _MEETING_TITLE_TAGS if (t := _text(el, tag))), "")
+def _own_title(fields: Fields) -> str:
+    return next((t for tag in _MEETING_TITLE_TAGS if (t := _text(fields, tag))), "")
 
 
 def meeting_status(status_text: str, *titles: str) -> str:
@@ -250,15 +270,16 @@ def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, f
     """A `GetMeeting` answer as records: the meeting, its agenda items and its documents."""
     what = f"ModernGov GetMeeting response for meeting {summary.id}"
     root = read_answer(body, what=what, root_tags=frozenset({"meeting"}))
-    if not _meeting_shown(root, summary, what=what):
+    fields = _fields(root)
+    if not _meeting_shown(fields, summary, what=what):
         return []
-    m, time_known = _meeting_context(root, summary, base=base, tz=tz, what=what)
-    meeting_minutes = _flag(root, "minutepublished", what=what)
+    m, time_known = _meeting_context(fields, summary, base=base, tz=tz, what=what)
+    meeting_minutes = _flag(fields, "minutepublished", what=what)
     items, documents = _agenda(root, m, minutes_published=meeting_minutes)
 
-    status_text = _text(root, "meetingstatus") or summary.status_text
-    own_title = _own_title(root) or summary.title_text
-    location = ", ".join(p for p in (_text(root, "meetinglocation"), _text(root, "meetingroom")) if p)
+    status_text = _text(fields, "meetingstatus") or summary.status_text
+    own_title = _own_title(fields) or summary.title_text
+    location = ", ".join(p for p in (_text(fields, "meetinglocation"), _text(fields, "meetingroom")) if p)
     meeting = Record(
         kind=ItemKind.MEETING,
         external_id=m.id,
@@ -272,10 +293,10 @@ def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, f
         data={
             "location": location,
             "status_text": status_text,
-            "agenda_published": _flag(root, "agendapublished", what=what),
+            "agenda_published": _flag(fields, "agendapublished", what=what),
             "minutes_published": meeting_minutes,
-            "decisions_published": _flag(root, "decisionpublished", what=what),
-            "webcast": _flag(root, "iswebcast", what=what),
+            "decisions_published": _flag(fields, "decisionpublished", what=what),
+            "webcast": _flag(fields, "iswebcast", what=what),
             "time_known": time_known,
             "_summary": summary.summary,
             "_detail_at": fetched_at.isoformat(),
@@ -284,23 +305,23 @@ def parse_meeting(body: bytes, *, summary: MeetingSummary, base: str, tz: str, f
     return [meeting, *items, *documents.values()]
 
 
-def _meeting_shown(root: etree._Element, summary: MeetingSummary, *, what: str) -> bool:
+def _meeting_shown(fields: Fields, summary: MeetingSummary, *, what: str) -> bool:
     """Whether the council shows the meeting; `SourceError` if the answer is not the meeting asked for."""
-    mid = _text(root, "meetingid")
+    mid = _text(fields, "meetingid")
     if not mid:
         # What ModernGov answers for a meeting it does not hold (or no longer shows): usable for nothing.
         raise SourceError(f"{what} holds no meeting (no meetingid)")
     if mid != summary.id:
         raise SourceError(f"{what} describes meeting {mid}")
-    return root.find("isdisplayallowed") is None or _flag(root, "isdisplayallowed", what=what)
+    return "isdisplayallowed" not in fields or _flag(fields, "isdisplayallowed", what=what)
 
 
 def _meeting_context(
-    root: etree._Element, summary: MeetingSummary, *, base: str, tz: str, what: str
+    fields: Fields, summary: MeetingSummary, *, base: str, tz: str, what: str
 ) -> tuple[_Meeting, bool]:
     """What every record of the meeting shares, and whether its start time is known (else it starts at midnight)."""
-    date_text = _text(root, "meetingdate") or summary.date_text
-    time_text = _text(root, "meetingtime") or summary.time_text
+    date_text = _text(fields, "meetingdate") or summary.date_text
+    time_text = _text(fields, "meetingtime") or summary.time_text
     day = _date(date_text, what=f"{what}: meetingdate")
     clock = _clock(time_text)
     committee = _strip_status_marker(summary.committee_title)
@@ -348,39 +369,41 @@ def _agenda_lines(items: list[Record]) -> list[str]:
 
 
 def _agenda_item(el: etree._Element, m: _Meeting, *, minutes_published: bool) -> Record | None:
-    item_id = _text(el, "agendaitemid")
+    fields = _fields(el)
+    item_id = _text(fields, "agendaitemid")
     if not item_id:
         raise SourceError(f"{m.what} has an agenda item without an id")
-    if el.find("isdisplayallowed") is not None and not _flag(el, "isdisplayallowed", what=m.what):
+    if "isdisplayallowed" in fields and not _flag(fields, "isdisplayallowed", what=m.what):
         return None
-    published = el.find("isminutepublished")
-    has_minutes = _flag(el, "isminutepublished", what=m.what) if published is not None else minutes_published
-    number = _text(el, "fulldisplaynumberformat") or _text(el, "agendaitemnumber")
+    published = "isminutepublished" in fields
+    has_minutes = _flag(fields, "isminutepublished", what=m.what) if published else minutes_published
+    number = _text(fields, "fulldisplaynumberformat") or _text(fields, "agendaitemnumber")
     return Record(
         kind=ItemKind.AGENDA_ITEM,
         external_id=item_id,
-        title=_text(el, "agendaitemtitle") or f"Item {number or item_id}",
+        title=_text(fields, "agendaitemtitle") or f"Item {number or item_id}",
         committee=m.committee,
         committee_id=m.committee_id,
-        body=html_to_text(el.findtext("agendatext") or ""),
+        body=html_to_text(fields.get("agendatext", "")),
         starts_at=m.starts_at,
         url=m.url,
         parent=(ItemKind.MEETING, m.id),
         data={
             "number": number,
-            "minutes": html_to_text(el.findtext("minutesnonemptyhtmlbody") or "") if has_minutes else "",
-            "is_decision": _flag(el, "isdecision", what=m.what),
+            "minutes": html_to_text(fields.get("minutesnonemptyhtmlbody", "")) if has_minutes else "",
+            "is_decision": _flag(fields, "isdecision", what=m.what),
         },
     )
 
 
 def _document(el: etree._Element, m: _Meeting, *, parent: tuple[ItemKind, str]) -> Record | None:
-    doc_id = _text(el, "attachmentid")
-    if not doc_id or _flag(el, "isrestricted", what=m.what):
+    fields = _fields(el)
+    doc_id = _text(fields, "attachmentid")
+    if not doc_id or _flag(fields, "isrestricted", what=m.what):
         # Restricted (exempt) papers are not public; without an id there is nothing stable to key on.
         return None
-    link = el.findtext("url") or ""
-    published = _text(el, "publicationdate")
+    link = fields.get("url", "")
+    published = _text(fields, "publicationdate")
     published_at = None
     if published:
         day = _date(published, what=f"{m.what}: publicationdate of document {doc_id}")
@@ -388,14 +411,14 @@ def _document(el: etree._Element, m: _Meeting, *, parent: tuple[ItemKind, str]) 
     return Record(
         kind=ItemKind.DOCUMENT,
         external_id=doc_id,
-        title=_text(el, "title") or f"Document {doc_id}",
+        title=_text(fields, "title") or f"Document {doc_id}",
         committee=m.committee,
         committee_id=m.committee_id,
         starts_at=m.starts_at,
         url=absolute_url(m.base, link) if link else f"{m.base}/mgConvert2PDF.aspx?ID={doc_id}",
         parent=parent,
         published_at=published_at,
-        data={"is_link": _flag(el, "isurl", what=m.what)},
+        data={"is_link": _flag(fields, "isurl", what=m.what)},
     )
 
 
@@ -419,6 +442,9 @@ def _is_id(value: object) -> bool:
 
 class ModernGovAdapter:
     """Meetings, agenda items and documents from a ModernGov site's web service."""
+
+    # What of the stored items `collect` looks at (`SourceState.known`): the meetings' bookkeeping only.
+    known_kinds = frozenset({ItemKind.MEETING})
 
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Every meeting in the window whose details were (re)read this poll, with its items and documents."""

@@ -412,6 +412,9 @@ def choose_pages(due: list[tuple[RegisterRow, datetime | None]], allowance: int 
 class ModernGovDecisionsAdapter:
     """Decisions from a ModernGov site's decisions register and decision pages."""
 
+    # What of the stored items `collect` looks at (`SourceState.known`): the decisions' bookkeeping only.
+    known_kinds = frozenset({ItemKind.DECISION})
+
     async def collect(self, url: str, fetch: Fetch, state: SourceState) -> list[Record] | None:
         """Every decision in the window whose page was (re)read this poll."""
         base = base_url(url)

@@ -158,7 +158,25 @@ def postings_of(pairs: list[tuple[str, str]]) -> Postings:
         MAX_LEXEME_BYTES
     ):
         return _short_postings(pairs)
-    return _bounded_postings(pairs)
+    return _long_postings(pairs)
+
+
+def _long_postings(pairs: list[tuple[str, str]]) -> Postings:
+    """`postings_of` for a long text (a meeting's whole agenda): usually only the positions a lexeme may keep bite,
+    so the postings are made by the short path, capped, and checked against the byte limit afterwards, rather than
+    checking every limit at every word. The same postings as `_bounded_postings`: with fewer words than
+    MAX_POSITION no position is clamped, a lexeme's first positions are the ones kept, and lexemes that fit the
+    byte limit together are all kept, whatever their order."""
+    if len(pairs) >= MAX_POSITION:
+        return _bounded_postings(pairs)
+    p = _short_postings(pairs)
+    for table in (p.stems, p.raws):
+        for positions in table.values():
+            if len(positions) > MAX_POSITIONS_PER_LEXEME:
+                del positions[MAX_POSITIONS_PER_LEXEME:]
+    if lexeme_bytes(p.stems, p.raws) > MAX_LEXEME_BYTES:
+        return _bounded_postings(pairs)
+    return p
 
 
 def _bounded_postings(pairs: list[tuple[str, str]]) -> Postings:
@@ -224,7 +242,14 @@ def tsvector_literal(text: str) -> str:
     prefixes of the unstemmed word (`'=child':*`). What PostgreSQL would drop or refuse is left out here first (see
     `Postings`), so a cast with `::tsvector` never fails and agrees with the in-memory matcher.
     """
-    p = postings(text)
+    return tsvector_literal_of(words(text))
+
+
+def tsvector_literal_of(pairs: list[tuple[str, str]]) -> str:
+    """`tsvector_literal` of a text whose (raw, stem) pairs are already split (`words`): the words of a text are
+    those of its lines one after another, so a caller writing many texts that share lines (a meeting's agenda is
+    its items' texts) splits each line once."""
+    p = postings_of(pairs)
     # Words are letters and digits, so a lexeme needs no escaping; `quote_lexeme` stays for what might.
     number = _POSITION_TEXT.__getitem__
     parts = [

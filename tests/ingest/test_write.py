@@ -177,12 +177,12 @@ async def test_write_poll_failing_while_a_group_is_inserted_stores_nothing_and_l
     real = write._search_vectors
     calls = 0
 
-    def failing_on_the_third_group(records: list[Record]) -> dict[tuple[ItemKind, str], str]:
+    def failing_on_the_third_group(records: list[Record], lines: write.Lines) -> dict[tuple[ItemKind, str], str]:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise RuntimeError("tokeniser broke")
-        return real(records)
+        return real(records, lines)
 
     monkeypatch.setattr(write, "_search_vectors", failing_on_the_third_group)
     source_id = await factory.source("leicestershire")

@@ -20,6 +20,7 @@ from notifier.topics.text import (
     quote_lexeme,
     tokenize,
     tsvector_literal,
+    tsvector_literal_of,
     words,
 )
 
@@ -189,3 +190,29 @@ def test_tsvector_literal_quotes_as_quote_lexeme_does(text: str) -> None:
     expected = [f"{quote_lexeme(s)}:{','.join(map(str, pos))}" for s, pos in p.stems.items()]
     expected += [f"{quote_lexeme(RAW_MARK + r)}:{','.join(map(str, pos))}" for r, pos in p.raws.items()]
     assert tsvector_literal(text) == " ".join(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["council", "Councils", "budget", "plan", "café", "£5", "A1", "x" * 120]),
+                min_size=MAX_POSITIONS_PER_LEXEME, max_size=3 * MAX_POSITIONS_PER_LEXEME))
+def test_long_texts_capped_afterwards_give_the_same_postings(texts: list[str]) -> None:
+    # A long text whose lexemes repeat past the positions a lexeme keeps: capped after the fact, the same postings.
+    pairs = words(" ".join(texts))
+    assert postings_of(pairs) == _bounded_postings(pairs)
+
+
+def test_long_text_over_the_byte_limit_gives_the_same_postings() -> None:
+    distinct = [_letters(i) + "a" * (MAX_WORD_CHARS - 4) for i in range(6000)]
+    pairs = words(" ".join(distinct + distinct[:10]))
+    assert postings_of(pairs) == _bounded_postings(pairs)
+    assert postings_of(pairs).truncated
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=60), max_size=12))
+def test_a_texts_words_are_its_lines_words(lines: list[str]) -> None:
+    # What lets a writer split each line of many texts once: line breaks always separate words.
+    text = "\n".join(lines)
+    pairs = [pair for line in text.split("\n") for pair in words(line)]
+    assert pairs == words(text)
+    assert tsvector_literal_of(pairs) == tsvector_literal(text)
