@@ -324,7 +324,7 @@ class Percolator:
         chunks: list[Chunk] = []
         offered: dict[Group, tuple[str, ...]] = {}
         twice: list[Group] = []
-        seen: set[int] = set()
+        pending: list[list[Group]] = []
         for scope in scopes:
             keyed = self._index.get(scope)
             if keyed is None:
@@ -339,7 +339,8 @@ class Percolator:
                         else:
                             offered[group] = terms
                 if entry.groups:
-                    verify(entry.groups, doc, in_scopes, chunks, seen)
+                    pending.append(entry.groups)
+        verify(pending, doc, in_scopes, chunks)
         for group in twice:
             if group.test.mode == COLLECT:
                 # Offered under several of its words: one match with every word found, in query order.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from notifier.topics.evaluate import EMPTY, PREFIX_KEY_CHARS, Document, Filter, evaluate, positive_terms
@@ -66,12 +67,12 @@ class Matches:
 
     def ids(self) -> array[int]:
         """Every matched subscription's id (each once)."""
-        out = array("q")
-        for _, subs in self._chunks:
-            if isinstance(subs, int):
-                out.append(subs)
-            else:
-                out += subs
+        chunks = self._chunks
+        # Most chunks are one subscription: converted in one call, then the arrays are copied in.
+        out = array("q", [subs for _, subs in chunks if type(subs) is int])
+        for _, subs in chunks:
+            if type(subs) is not int:
+                out += subs  # type: ignore[arg-type]
         return out
 
     def by_terms(self) -> Iterator[tuple[tuple[str, ...], array[int]]]:
@@ -215,10 +216,13 @@ def collect(data: tuple[tuple[bool, str, str], ...], doc: Document) -> tuple[str
     return tuple(dict.fromkeys(found))
 
 
-def verify(groups: list[Group], doc: Document, in_scopes: frozenset[str], out: list[Chunk], seen: set[int]) -> None:  # noqa: C901
+def verify(  # noqa: C901
+    offered: list[list[Group]], doc: Document, in_scopes: frozenset[str], out: list[Chunk]
+) -> None:
     """Append (terms, subscriptions) for every offered group that holds for the document."""
     stems = doc.stems
-    for g in groups:
+    seen: set[int] = set()
+    for g in chain.from_iterable(offered):
         required, forbidden, mode, data = g.test
         if not required <= stems or (forbidden and not forbidden.isdisjoint(stems)):
             continue
