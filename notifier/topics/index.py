@@ -31,7 +31,7 @@ from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from notifier.topics.evaluate import ANY, EMPTY, FILTER_SETS, PREFIX_MARK, EventFacts, Filter
+from notifier.topics.evaluate import ANY, EMPTY, FILTER_SETS, PREFIX_MARK, Document, EventFacts, Filter
 from notifier.topics.parse import Query
 from notifier.topics.plan import Planner, event_scopes
 from notifier.topics.verify import (
@@ -54,7 +54,7 @@ __all__ = ["Match", "Matches", "Percolator", "event_keys"]
 class _Entry:
     """What one (scope, key) offers; each part is made when first needed (most entries have one)."""
 
-    __slots__ = ("alternatives", "groups", "ready")
+    __slots__ = ("alternatives", "groups", "pairs", "ready")
 
     def __init__(self) -> None:
         # Ids of filters that hold whenever this key fires (no query, or the query is this key, and no other
@@ -64,10 +64,41 @@ class _Entry:
         # fires, with the terms it stands for: an event firing two of them offers a group twice, so they are
         # merged by group before they are answered.
         self.alternatives: dict[Group, tuple[str, ...]] | None = None
-        self.groups: list[Group] | None = None  # groups still to verify
+        self.groups: list[Group] | None = None  # groups to verify whenever this key fires
+        # Groups to verify, by another stem their query needs (its rarest but this key): offered only when the
+        # event has that stem too. Most candidates are turned away here, by one lookup in the event's stems,
+        # before their group is touched: at a million filters a touch is a few cache misses.
+        self.pairs: dict[str, list[Group]] | None = None
 
     def empty(self) -> bool:
-        return not self.ready and not self.alternatives and not self.groups
+        return not self.ready and not self.alternatives and not self.groups and not self.pairs
+
+    def add_group(self, group: Group, second: str) -> None:
+        """Add a group to verify, offered when the event has the stem `second` as well (always for "")."""
+        if not second:
+            if self.groups is None:
+                self.groups = []
+            self.groups.append(group)
+            return
+        if self.pairs is None:
+            self.pairs = {}
+        paired = self.pairs.get(second)
+        if paired is None:
+            self.pairs[second] = [group]
+        else:
+            paired.append(group)
+
+    def remove_group(self, group: Group) -> None:
+        """Take a group out, wherever it was filed (its pairing stem may have been chosen on other estimates)."""
+        if self.groups is not None and group in self.groups:
+            self.groups.remove(group)
+            return
+        for second, paired in (self.pairs or {}).items():
+            if group in paired:
+                paired.remove(group)
+                if not paired:
+                    del self.pairs[second]  # type: ignore[union-attr]
+                return
 
 
 class Percolator:
@@ -83,6 +114,9 @@ class Percolator:
         self._subs: dict[int, Group] = {}
         self._groups: dict[Filter, Group] = {}
         self._index: dict[str, dict[str, _Entry]] = {}
+        # The entries of prefix keys again, per scope: an event's prefix keys (most of its keys) are looked up
+        # only among these.
+        self._prefixed: dict[str, dict[str, _Entry]] = {}
         self._planner = Planner()
         self._interned: dict[object, object] = {}
         # Per query, during bulk(): how its groups are verified. Filters repeat queries across places ("dementia" in
@@ -196,7 +230,7 @@ class Percolator:
 
     def reanchor(self) -> None:
         """Re-file every filter with the current frequency estimates."""
-        self._index = {}
+        self._index, self._prefixed = {}, {}
         for group in self._groups.values():
             self._file(group)
 
@@ -221,13 +255,11 @@ class Percolator:
                 keyed = self._index[scope] = {}
             if key not in keyed:
                 keyed[key] = _Entry()
+                if key.startswith(PREFIX_MARK):
+                    self._prefixed.setdefault(scope, {})[key] = keyed[key]
         if not self._answered(group):
             for scope, key in keys:
-                entry = self._index[scope][key]
-                if entry.groups is None:
-                    entry.groups = [group]
-                else:
-                    entry.groups.append(group)
+                self._index[scope][key].add_group(group, self._second(group, key))
         elif group.multi:
             for (scope, key), terms in zip(keys, self._key_terms(group), strict=True):
                 entry = self._index[scope][key]
@@ -240,6 +272,13 @@ class Percolator:
                 ids.append(group.subs)
             else:
                 ids.extend(group.subs)
+
+    def _second(self, group: Group, key: str) -> str:
+        """The stem a group filed under key is paired with: the rarest other stem its query needs, or ""."""
+        others = group.test.required - {key}
+        if not others:
+            return ""
+        return min(others, key=lambda stem: (self._planner.key_rate(stem), stem))
 
     @staticmethod
     def _answered(group: Group) -> bool:
@@ -300,7 +339,7 @@ class Percolator:
             keyed = self._index[scope]
             entry = keyed[key]
             if not answered:
-                entry.groups.remove(group)  # type: ignore[union-attr]
+                entry.remove_group(group)
             elif group.multi:
                 del entry.alternatives[group]  # type: ignore[union-attr]
             elif entry.ready is not None:
@@ -309,6 +348,11 @@ class Percolator:
                 del keyed[key]
                 if not keyed:
                     del self._index[scope]
+                if key.startswith(PREFIX_MARK):
+                    prefixed = self._prefixed[scope]
+                    del prefixed[key]
+                    if not prefixed:
+                        del self._prefixed[scope]
 
     # -- matching
 
@@ -319,6 +363,7 @@ class Percolator:
     def matches(self, event: EventFacts) -> Matches:
         """Every subscription whose filter matches the event, in chunks of equal terms: nothing made per match."""
         doc = event.doc
+        stems = doc.stems
         scopes = event_scopes(event)
         in_scopes = frozenset(scopes)
         chunks: list[Chunk] = []
@@ -329,7 +374,7 @@ class Percolator:
             keyed = self._index.get(scope)
             if keyed is None:
                 continue
-            for entry in _hits(scope, keyed, doc.keys):
+            for entry in _hits(scope, keyed, self._prefixed.get(scope), doc):
                 if entry.ready:
                     chunks += entry.ready
                 if entry.alternatives:
@@ -340,6 +385,12 @@ class Percolator:
                             offered[group] = terms
                 if entry.groups:
                     pending.append(entry.groups)
+                pairs = entry.pairs
+                if pairs:
+                    if len(pairs) <= len(stems):
+                        pending += [groups for stem, groups in pairs.items() if stem in stems]
+                    else:
+                        pending += [groups for groups in map(pairs.get, stems) if groups is not None]
         verify(pending, doc, in_scopes, chunks)
         for group in twice:
             if group.test.mode == COLLECT:
@@ -360,12 +411,24 @@ def event_keys(event: EventFacts) -> list[tuple[str, str]]:
     return out
 
 
-def _hits(scope: str, keyed: dict[str, _Entry], doc_keys: frozenset[str]) -> list[_Entry]:
+def _hits(scope: str, keyed: dict[str, _Entry], prefixed: dict[str, _Entry] | None, doc: Document) -> list[_Entry]:
     """The entries a scope offers for an event's keys."""
-    if scope[:1] in ("", "c", "r"):
-        # Council, region and global scopes hold term keys: probe whichever side is smaller.
-        if len(keyed) < len(doc_keys):
-            return [groups for key, groups in keyed.items() if key in doc_keys]
-        return [groups for groups in map(keyed.get, doc_keys) if groups is not None]
-    only = keyed.get(ANY)
-    return [only] if only is not None else []
+    if scope[:1] not in ("", "c", "r"):
+        only = keyed.get(ANY)
+        return [only] if only is not None else []
+    # Council, region and global scopes hold term keys: probe whichever side is smaller, and an event's prefix keys
+    # only among the scope's prefix entries.
+    keys = doc.keys
+    if len(keyed) < len(keys):
+        return [entry for key, entry in keyed.items() if key in keys]
+    out = [entry for entry in map(keyed.get, doc.stems) if entry is not None]
+    every = keyed.get(ANY)
+    if every is not None:
+        out.append(every)
+    if prefixed:
+        prefixes = doc.prefixes
+        if len(prefixed) < len(prefixes):
+            out += [entry for key, entry in prefixed.items() if key in prefixes]
+        else:
+            out += [entry for entry in map(prefixed.get, prefixes) if entry is not None]
+    return out
