@@ -40,10 +40,10 @@ from notifier.topics.verify import (
     NO_TEST,
     Chunk,
     Group,
+    IdChunk,
     Match,
     Matches,
     Test,
-    collect,
     compile_query,
     new_ids,
     verify,
@@ -60,10 +60,9 @@ class _Entry:
         # Ids of filters that hold whenever this key fires (no query, or the query is this key, and no other
         # check), in one array per set of terms: answered as they are, without touching their groups.
         self.ready: list[tuple[tuple[str, ...], array[int]]] | None = None
-        # Groups of filters filed under several keys (an OR of words, several councils) that hold whenever this key
-        # fires, with the terms it stands for: an event firing two of them offers a group twice, so they are
-        # merged by group before they are answered.
-        self.alternatives: dict[Group, tuple[str, ...]] | None = None
+        # The same for filters filed under several keys (an OR of words, several councils), with the terms this key
+        # stands for: an event firing two of a filter's keys finds it twice, so these are merged in the answer.
+        self.alternatives: list[tuple[tuple[str, ...], array[int]]] | None = None
         self.groups: list[Group] | None = None  # groups to verify whenever this key fires
         # Groups to verify, by another stem their query needs (its rarest but this key): offered only when the
         # event has that stem too. Most candidates are turned away here, by one lookup in the event's stems,
@@ -260,14 +259,8 @@ class Percolator:
         if not self._answered(group):
             for scope, key in keys:
                 self._index[scope][key].add_group(group, self._second(group, key))
-        elif group.multi:
-            for (scope, key), terms in zip(keys, self._key_terms(group), strict=True):
-                entry = self._index[scope][key]
-                if entry.alternatives is None:
-                    entry.alternatives = {}
-                entry.alternatives[group] = terms
-        else:
-            ids = self._ready_ids(group)[0]
+            return
+        for ids in self._ready_ids(group):
             if isinstance(group.subs, int):
                 ids.append(group.subs)
             else:
@@ -298,20 +291,33 @@ class Percolator:
         ]
 
     def _ready_ids(self, group: Group) -> list[array[int]]:
-        """For a group answered without verification under one key: the array of ids answered with its terms in
-        that key's entry (made if missing). Empty for other groups: their ids are read from the group itself."""
-        if group.multi or not self._answered(group):
+        """For a group answered without verification: in each of its entries, the array of ids answered with the
+        terms of that key (made if missing). Empty for groups to verify: their ids are read from the group."""
+        if not self._answered(group):
             return []
-        (scope, key), terms = group.keys[0], self._key_terms(group)[0]
-        entry = self._index[scope][key]
-        if entry.ready is None:
-            entry.ready = []
-        for chunk_terms, ids in entry.ready:
-            if chunk_terms == terms:
-                return [ids]
-        ids = array("q")
-        entry.ready.append((terms, ids))
-        return [ids]
+        out = []
+        for (scope, key), terms in zip(group.keys, self._key_terms(group), strict=True):
+            entry = self._index[scope][key]
+            if group.multi:
+                if entry.alternatives is None:
+                    entry.alternatives = []
+                chunks = entry.alternatives
+            else:
+                if entry.ready is None:
+                    entry.ready = []
+                chunks = entry.ready
+            found = [ids for chunk_terms, ids in chunks if chunk_terms == terms]
+            if not found:
+                found.append(array("q"))
+                chunks.append((terms, found[0]))
+            out.append(found[0])
+        return out
+
+    def _merged_terms(self, sub_id: int, found: set[str]) -> tuple[str, ...]:
+        """The terms of a subscription found under several of its keys, in query order."""
+        group = self._subs[sub_id]
+        order = [text for _, _, text in group.test.data] if group.test.mode == COLLECT else group.terms
+        return tuple(t for t in dict.fromkeys(order) if t in found)
 
     def _set_test(self, group: Group, q: Query | None, by_terms: bool) -> None:
         if q is None:
@@ -340,10 +346,9 @@ class Percolator:
             entry = keyed[key]
             if not answered:
                 entry.remove_group(group)
-            elif group.multi:
-                del entry.alternatives[group]  # type: ignore[union-attr]
-            elif entry.ready is not None:
-                entry.ready = [chunk for chunk in entry.ready if chunk[1]] or None
+            else:
+                entry.ready = [chunk for chunk in entry.ready or () if chunk[1]] or None
+                entry.alternatives = [chunk for chunk in entry.alternatives or () if chunk[1]] or None
             if entry.empty():
                 del keyed[key]
                 if not keyed:
@@ -367,8 +372,7 @@ class Percolator:
         scopes = event_scopes(event)
         in_scopes = frozenset(scopes)
         chunks: list[Chunk] = []
-        offered: dict[Group, tuple[str, ...]] = {}
-        twice: list[Group] = []
+        alternatives: list[IdChunk] = []
         pending: list[list[Group]] = []
         for scope in scopes:
             keyed = self._index.get(scope)
@@ -378,11 +382,7 @@ class Percolator:
                 if entry.ready:
                     chunks += entry.ready
                 if entry.alternatives:
-                    for group, terms in entry.alternatives.items():
-                        if group in offered:
-                            twice.append(group)
-                        else:
-                            offered[group] = terms
+                    alternatives += entry.alternatives
                 if entry.groups:
                     pending.append(entry.groups)
                 pairs = entry.pairs
@@ -392,12 +392,7 @@ class Percolator:
                     else:
                         pending += [groups for groups in map(pairs.get, stems) if groups is not None]
         verify(pending, doc, in_scopes, chunks)
-        for group in twice:
-            if group.test.mode == COLLECT:
-                # Offered under several of its words: one match with every word found, in query order.
-                offered[group] = collect(group.test.data, doc)
-        chunks += [(terms, group.subs) for group, terms in offered.items()]
-        return Matches(chunks)
+        return Matches(chunks, alternatives, self._merged_terms)
 
 
 def event_keys(event: EventFacts) -> list[tuple[str, str]]:

@@ -15,7 +15,8 @@ is rarely walked in full.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Final, NamedTuple, TypeAlias
 
@@ -34,6 +35,7 @@ class Match(NamedTuple):
 Subs: TypeAlias = "int | array[int]"
 # Subscriptions that matched with the same terms: the terms, and the ids.
 Chunk: TypeAlias = "tuple[tuple[str, ...], Subs]"
+IdChunk: TypeAlias = "tuple[tuple[str, ...], array[int]]"
 
 
 def new_ids(first: int, second: int) -> array[int]:
@@ -47,23 +49,28 @@ class Matches:
     a list of references to them: nothing is made per matching subscription. `ids()` gives every id in one array,
     `by_terms()` the chunks (what the matcher needs: one snippet search per distinct terms), and iterating gives a
     `Match` per subscription. Read it before the index changes: the chunks are the index's own arrays.
+
+    `alternatives` are the chunks of filters filed under several keys: a subscription the event found under two
+    of them is in two chunks, with the terms of each; it is answered once, with the terms of both in query order
+    (`merge` gives them).
     """
 
-    __slots__ = ("_chunks",)
+    __slots__ = ("_alternatives", "_chunks", "_merge")
 
-    def __init__(self, chunks: list[Chunk]) -> None:
+    def __init__(
+        self, chunks: list[Chunk], alternatives: list[IdChunk], merge: Callable[[int, set[str]], tuple[str, ...]]
+    ) -> None:
         self._chunks = chunks
+        self._alternatives = alternatives
+        self._merge = merge
 
     def __len__(self) -> int:
-        return sum([1 if isinstance(subs, int) else len(subs) for _, subs in self._chunks])
+        return len(self.ids())
 
     def __iter__(self) -> Iterator[Match]:
-        for terms, subs in self._chunks:
-            if isinstance(subs, int):
-                yield Match(subs, terms)
-            else:
-                for sub in subs:
-                    yield Match(sub, terms)
+        for terms, ids in self.by_terms():
+            for sub in ids:
+                yield Match(sub, terms)
 
     def ids(self) -> array[int]:
         """Every matched subscription's id (each once)."""
@@ -73,12 +80,17 @@ class Matches:
         for _, subs in chunks:
             if type(subs) is not int:
                 out += subs  # type: ignore[arg-type]
+        alternatives = self._alternatives
+        if len(alternatives) == 1:
+            out += alternatives[0][1]
+        elif alternatives:
+            out.extend(dict.fromkeys(chain.from_iterable([subs for _, subs in alternatives])))
         return out
 
     def by_terms(self) -> Iterator[tuple[tuple[str, ...], array[int]]]:
         """(terms, ids) for every distinct set of matched terms."""
         merged: dict[tuple[str, ...], array[int]] = {}
-        for terms, subs in self._chunks:
+        for terms, subs in chain(self._chunks, self._alternative_chunks()):
             found = merged.get(terms)
             if found is None:
                 found = merged[terms] = array("q")
@@ -89,6 +101,23 @@ class Matches:
         for terms, ids in merged.items():
             if ids:
                 yield terms, ids
+
+    def _alternative_chunks(self) -> list[Chunk]:
+        """The alternatives, each subscription once: those found more than once apart, with their merged terms."""
+        counts = Counter(chain.from_iterable([subs for _, subs in self._alternatives]))
+        twice = {sub for sub, n in counts.items() if n > 1}
+        out: list[Chunk] = []
+        if not twice:
+            out += self._alternatives
+            return out
+        found: dict[int, set[str]] = {sub: set() for sub in twice}
+        for terms, subs in self._alternatives:
+            out.append((terms, array("q", [sub for sub in subs if sub not in twice])))
+            for sub in twice.intersection(subs):
+                found[sub].update(terms)
+        out += [(self._merge(sub, texts), sub) for sub, texts in found.items()]
+        return out
+
 
 # How a group offered as a candidate is verified once its set tests pass.
 FIXED: Final = 0  # nothing left: the index key is the query (a word, a short prefix), or there is no query
