@@ -84,7 +84,7 @@ class Matches:
         if len(alternatives) == 1:
             out += alternatives[0][1]
         elif alternatives:
-            out.extend(dict.fromkeys(chain.from_iterable([subs for _, subs in alternatives])))
+            out.extend(set(chain.from_iterable([subs for _, subs in alternatives])))
         return out
 
     def by_terms(self) -> Iterator[tuple[tuple[str, ...], array[int]]]:
