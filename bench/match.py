@@ -13,26 +13,27 @@ term-frequency estimates, as the worker does from recent events.
 For each size it prints the full load, texts to a ready index, timed as one figure the way the worker does it
 (`SubscriptionIndex._load`: observe recent events, then each stored row → `FilterLoader.filter` (parse, sharing
 equal rows) → `Percolator.add`, LOAD_CHUNK rows at a time inside `Percolator.bulk()`), with its parts; memory (RSS
-growth over the load); document build and match latency (p50 / p99) for 200- and 2,000-word events, matches per
-event, a plain Python loop over every filter (up to --loop-cap filters; beyond that extrapolated linearly and marked
-"~"), and PostgreSQL with the same filters stored as tsqueries: a full scan (`$1::tsvector @@ query`) and a
-GIN-indexed presearch on the same anchor keys the percolator uses (`anchors && $2 AND $1::tsvector @@ query`). Both
-PostgreSQL answers and the loop are checked against the percolator on sample events. Results: bench/results/match.md.
+growth over the load); document build and match latency (p50 / p99) for 200- and 2,000-word events, the answer
+taken as the worker reads it (`Percolator.matches(event).ids()`: every matched id in one array), and beside it
+the same answer as one `Match` object per subscription (`Percolator.match`); matches per event, a plain Python
+loop over every filter (up to --loop-cap filters; beyond that extrapolated linearly and marked "~"), and
+PostgreSQL with the same filters stored as tsqueries: a full scan (`$1::tsvector @@ query`) and a GIN-indexed
+presearch on the same anchor keys the percolator uses (`anchors && $2 AND $1::tsvector @@ query`). PostgreSQL's
+answers (ids) and the loop's (ids and matched terms) are checked against the percolator on sample events.
+Results: bench/results/match.md.
 
-Results on a shared 2-vCPU AMD EPYC VM (Python 3.11, PostgreSQL 15, other work running alongside; 200 events per
-length, best of 3 per event; 1M: the second of two runs, the first in bench/results/match.md):
+Latest results (06 Dec), a shared 2-vCPU AMD EPYC VM at load 5-10 (other work running alongside, so absolute
+figures are several times a quiet machine's; 200 events per length, best of 3 per event):
 
                                      10,000     100,000    1,000,000
-  full load, texts to ready index (s)  0.73         2.3         20.3   (observe 0.85, parse 7.3, index 11.8)
-  memory, index (MB)                     15         100          799
-  200-word event: match p50 (ms)      0.027       0.129        1.815
-  200-word event: match p99 (ms)      0.071       0.471         10.1
-  200-word event: matches per event      35         337        3,332
-  200-word event: Python loop (ms)      9.1       107.1     ~1,136
-  200-word event: PG full scan (ms)     3.1        32.2        276.4
-  200-word event: PG GIN presearch      3.3         8.6         62.7   (percolator 124x / 67x / 35x faster)
-  2000-word event: match p50 (ms)     0.086       0.890         15.7   (13,602 matches per event at 1M)
-  2000-word event: PG GIN presearch    54.7       134.5        730.0
+  full load, texts to ready index (s)  14.7        38.6        120.6
+  memory, index (MB)                     15          97          761
+  200-word event: match p50 (ms)      0.109       0.420         7.57   (the old code, run at the same time: 16.4)
+  200-word event: match p99 (ms)      0.376        10.6         22.0
+  200-word event: matches per event      40         384        3,891
+  200-word event: PG GIN presearch     26.4        81.4        178.0   (percolator 244x / 194x / 24x faster)
+  2000-word event: match p50 (ms)     0.372        17.4         59.9   (15,906 matches per event at 1M)
+  2000-word event: PG GIN presearch   607.7     1,037.6      3,395.5
   PostgreSQL and the loop agree with the percolator at every size checked.
 """
 
