@@ -12,10 +12,12 @@ under a few keys in `scope → key → entry`:
 - key: a stem (the event contains that stem), `␁` and 3 to 6 letters (a word of the event starts with them: for
   prefixes), or `""` (every event of the scope).
 
-An entry holds groups to verify, and ready-made `Match`es for filters that hold whenever the key fires (no query,
-or a query that is the key itself, and nothing else to check): most answers are copied out without a look at
-their filter. Groups to verify carry their query compiled once (topics.verify): set tests first, so most
-candidates are settled without walking a query.
+An entry holds groups to verify, and arrays of subscription ids for filters that hold whenever the key fires (no
+query, or a query that is the key itself, and nothing else to check): most answers are referenced as they are,
+without a look at their filter, and an event's answer (`Matches`) is a list of such arrays, each with its terms:
+nothing is made per matching subscription. Groups to verify carry their query compiled once (topics.verify): set
+tests first, so most candidates are settled without walking a query; those whose query needs a second stem are
+filed under it inside the entry, and offered only when the event has it too.
 
 Loading many subscriptions at once (a worker's start) goes through `Percolator.bulk()`: the cyclic garbage
 collector is paused meanwhile (otherwise it walks the growing index again and again: about half the build time at

@@ -154,10 +154,6 @@ class Group:
         self.test = NO_TEST
         self.terms: tuple[str, ...] = ()  # the terms of a match, for modes whose terms are fixed
 
-    @property
-    def mode(self) -> int:
-        return self.test.mode
-
 
 def exact(q: Query) -> bool:
     """Whether a query holds whenever one of its anchor keys fires (a word, a short prefix, an OR of those)."""
