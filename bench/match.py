@@ -13,26 +13,27 @@ term-frequency estimates, as the worker does from recent events.
 For each size it prints the full load, texts to a ready index, timed as one figure the way the worker does it
 (`SubscriptionIndex._load`: observe recent events, then each stored row → `FilterLoader.filter` (parse, sharing
 equal rows) → `Percolator.add`, LOAD_CHUNK rows at a time inside `Percolator.bulk()`), with its parts; memory (RSS
-growth over the load); document build and match latency (p50 / p99) for 200- and 2,000-word events, matches per
-event, a plain Python loop over every filter (up to --loop-cap filters; beyond that extrapolated linearly and marked
-"~"), and PostgreSQL with the same filters stored as tsqueries: a full scan (`$1::tsvector @@ query`) and a
-GIN-indexed presearch on the same anchor keys the percolator uses (`anchors && $2 AND $1::tsvector @@ query`). Both
-PostgreSQL answers and the loop are checked against the percolator on sample events. Results: bench/results/match.md.
+growth over the load); document build and match latency (p50 / p99) for 200- and 2,000-word events, the answer
+taken as the worker reads it (`Percolator.matches(event).ids()`: every matched id in one array), and beside it
+the same answer as one `Match` object per subscription (`Percolator.match`); matches per event, a plain Python
+loop over every filter (up to --loop-cap filters; beyond that extrapolated linearly and marked "~"), and
+PostgreSQL with the same filters stored as tsqueries: a full scan (`$1::tsvector @@ query`) and a GIN-indexed
+presearch on the same anchor keys the percolator uses (`anchors && $2 AND $1::tsvector @@ query`). PostgreSQL's
+answers (ids) and the loop's (ids and matched terms) are checked against the percolator on sample events.
+Results: bench/results/match.md.
 
-Results on a shared 2-vCPU AMD EPYC VM (Python 3.11, PostgreSQL 15, other work running alongside; 200 events per
-length, best of 3 per event; 1M: the second of two runs, the first in bench/results/match.md):
+Latest results (06 Dec), a shared 2-vCPU AMD EPYC VM at load 5-10 (other work running alongside, so absolute
+figures are several times a quiet machine's; 200 events per length, best of 3 per event):
 
                                      10,000     100,000    1,000,000
-  full load, texts to ready index (s)  0.73         2.3         20.3   (observe 0.85, parse 7.3, index 11.8)
-  memory, index (MB)                     15         100          799
-  200-word event: match p50 (ms)      0.027       0.129        1.815
-  200-word event: match p99 (ms)      0.071       0.471         10.1
-  200-word event: matches per event      35         337        3,332
-  200-word event: Python loop (ms)      9.1       107.1     ~1,136
-  200-word event: PG full scan (ms)     3.1        32.2        276.4
-  200-word event: PG GIN presearch      3.3         8.6         62.7   (percolator 124x / 67x / 35x faster)
-  2000-word event: match p50 (ms)     0.086       0.890         15.7   (13,602 matches per event at 1M)
-  2000-word event: PG GIN presearch    54.7       134.5        730.0
+  full load, texts to ready index (s)  14.7        38.6        120.6
+  memory, index (MB)                     15          97          761
+  200-word event: match p50 (ms)      0.109       0.420         7.57   (the old code, run at the same time: 16.4)
+  200-word event: match p99 (ms)      0.376        10.6         22.0
+  200-word event: matches per event      40         384        3,891
+  200-word event: PG GIN presearch     26.4        81.4        178.0   (percolator 244x / 194x / 24x faster)
+  2000-word event: match p50 (ms)     0.372        17.4         59.9   (15,906 matches per event at 1M)
+  2000-word event: PG GIN presearch   607.7     1,037.6      3,395.5
   PostgreSQL and the loop agree with the percolator at every size checked.
 """
 
@@ -366,7 +367,7 @@ async def postgres_baseline(
                     [v.casefold() for v in (ev.committee, ev.committee_id) if v], ev.kind, ev.event_type,
                 ]
                 keys = [key_text(scope, key) for scope, key in event_keys(ev)]
-                expected = {m.sub_id for m in perc.match(ev)}
+                expected = set(perc.matches(ev).ids())
                 if n < gin_events:
                     t = time.perf_counter()
                     got = {r["id"] for r in await conn.fetch(gin_sql, *args, keys)}
@@ -446,27 +447,34 @@ def run_size(size: int, w: Workload, args: argparse.Namespace) -> dict[str, floa
             t = time.perf_counter()
             Document.from_text(text)
             doc_times.append(time.perf_counter() - t)
-        times, counts = [], []
+        times, counts, object_times = [], [], []
         for ev, _ in evs:
-            best = float("inf")
+            best = best_objects = float("inf")
             for _ in range(3):  # the best of three: the machine's noise, not the index's
+                # The answer as the worker reads it: every matched id in one array (the chunks of equal terms
+                # that `matches` returns, copied out); then as one Match object per subscription (`match`).
                 t = time.perf_counter()
-                found = perc.match(ev)
+                found = perc.matches(ev).ids()
                 best = min(best, time.perf_counter() - t)
+                t = time.perf_counter()
+                perc.match(ev)
+                best_objects = min(best_objects, time.perf_counter() - t)
             times.append(best)
+            object_times.append(best_objects)
             counts.append(len(found))
         res[f"doc_p50_{words}"] = statistics.median(doc_times)
         res[f"match_p50_{words}"] = statistics.median(times)
         res[f"match_p99_{words}"] = pct(times, 0.99)
+        res[f"objects_p50_{words}"] = statistics.median(object_times)
         res[f"matches_{words}"] = statistics.mean(counts)
 
         loop_events = evs[: args.loop_events]
         loop_times = []
         for n, (ev, _) in enumerate(loop_events):
             t = time.perf_counter()
-            found_loop = [i for i, f in enumerate(loop_filters) if filter_matches(f, ev) is not None]
+            found_loop = [(i, hit) for i, f in enumerate(loop_filters) if (hit := filter_matches(f, ev)) is not None]
             loop_times.append(time.perf_counter() - t)
-            if size <= args.loop_cap and set(found_loop) != {m.sub_id for m in perc.match(ev)}:
+            if size <= args.loop_cap and set(found_loop) != set(perc.match(ev)):  # ids and matched terms
                 res["loop_agrees"] = f"NO (event {n})"
         scale = size / len(loop_filters)
         res[f"loop_p50_{words}"] = statistics.median(loop_times) * scale
@@ -503,6 +511,7 @@ for _words_in_event in (200, 2000):
             ("build Document p50 (ms)", "doc_p50", "ms"),
             ("match p50 (ms)", "match_p50", "ms"),
             ("match p99 (ms)", "match_p99", "ms"),
+            ("  as Match objects, p50 (ms)", "objects_p50", "ms"),
             ("matches per event", "matches", "n"),
             ("Python loop p50 (ms)", "loop_p50", "ms"),
             ("PG full scan p50 (ms)", "pg_scan_p50", "ms"),

@@ -327,9 +327,12 @@ def _match_batch(
     for ev in events:
         found = docs.get(ev["id"])
         facts = event_facts(ev, found.text if found is not None else "")
-        for m in index.percolator.match(facts):
-            snippets = found.snippets(m.terms) if found is not None and m.terms else []
-            pairs.append((m.sub_id, ev["id"], list(m.terms), snippets))
+        # The answer comes in chunks of equal terms: snippets are looked up once per chunk, not per subscription
+        # (the lists are shared by the chunk's pairs and never changed).
+        for terms, ids in index.percolator.matches(facts).by_terms():
+            snippets = found.snippets(terms) if found is not None and terms else []
+            listed = list(terms)
+            pairs += [(sub_id, ev["id"], listed, snippets) for sub_id in ids]
     return pairs
 
 

@@ -42,7 +42,7 @@ class Document:
     Built with the same tokeniser and limits as `tsvector_literal`, so matching here and in SQL agree.
     """
 
-    __slots__ = ("_pairs", "_positions", "keys", "raws", "stems")
+    __slots__ = ("_pairs", "_positions", "keys", "prefixes", "raws", "stems")
 
     def __init__(self, text: str) -> None:
         pairs = words(text)
@@ -57,12 +57,13 @@ class Document:
         self._pairs = pairs
         self.stems: frozenset[str] = frozenset(stems)
         self.raws: list[str] = sorted(raws)
-        keys = set(stems)
+        prefixes: set[str] = set()
         for n in range(MIN_PREFIX_CHARS, PREFIX_KEY_CHARS + 1):
-            keys.update([PREFIX_MARK + r[:n] for r in raws if len(r) >= n])
-        keys.add(ANY)
+            prefixes.update([PREFIX_MARK + r[:n] for r in raws if len(r) >= n])
+        # The prefix keys apart as well: the percolator looks them up only where prefixes are filed.
+        self.prefixes: frozenset[str] = frozenset(prefixes)
         # Every index key this document can fire, for the percolator's lookups.
-        self.keys: frozenset[str] = frozenset(keys)
+        self.keys: frozenset[str] = self.stems | self.prefixes | {ANY}
 
     @classmethod
     def from_text(cls, text: str) -> Document:

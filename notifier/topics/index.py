@@ -4,7 +4,7 @@ The `Percolator` holds every subscription's `Filter` in an index keyed by what a
 to match, so an event only looks at a small set of candidates and verifies those in full; topics.plan chooses the
 keys, topics.evaluate defines what a match is.
 
-Index layout. Each distinct filter is a `_Group` (subscriptions with equal filters share one). A group is filed
+Index layout. Each distinct filter is a `Group` (subscriptions with equal filters share one). A group is filed
 under a few keys in `scope → key → entry`:
 
 - scope `""` (every event), `c␀<council>` or `r␀<region>` (events of that council or region), `k␀<kind>`,
@@ -12,10 +12,12 @@ under a few keys in `scope → key → entry`:
 - key: a stem (the event contains that stem), `␁` and 3 to 6 letters (a word of the event starts with them: for
   prefixes), or `""` (every event of the scope).
 
-An entry holds groups to verify, and ready-made `Match`es for filters that hold whenever the key fires (no query,
-or a query that is the key itself, and nothing else to check): most answers are copied out without a look at
-their filter. ANDs of terms are verified with set operations; only queries nesting OR inside AND (or similar) are
-walked in full.
+An entry holds groups to verify, and arrays of subscription ids for filters that hold whenever the key fires (no
+query, or a query that is the key itself, and nothing else to check): most answers are referenced as they are,
+without a look at their filter, and an event's answer (`Matches`) is a list of such arrays, each with its terms:
+nothing is made per matching subscription. Groups to verify carry their query compiled once (topics.verify): set
+tests first, so most candidates are settled without walking a query; those whose query needs a second stem are
+filed under it inside the entry, and offered only when the event has it too.
 
 Loading many subscriptions at once (a worker's start) goes through `Percolator.bulk()`: the cyclic garbage
 collector is paused meanwhile (otherwise it walks the growing index again and again: about half the build time at
@@ -27,118 +29,77 @@ from __future__ import annotations
 
 import gc
 import operator
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
-from operator import itemgetter
-from typing import Any, NamedTuple
 
-from notifier.topics.evaluate import (
-    ANY,
-    EMPTY,
-    FILTER_SETS,
-    PREFIX_KEY_CHARS,
-    PREFIX_MARK,
-    Document,
-    EventFacts,
-    Filter,
-    evaluate,
-    positive_terms,
-)
-from notifier.topics.parse import And, Not, Or, Phrase, Prefix, Query, Word
+from notifier.topics.evaluate import ANY, EMPTY, FILTER_SETS, PREFIX_MARK, Document, EventFacts, Filter
+from notifier.topics.parse import Query
 from notifier.topics.plan import Planner, event_scopes
+from notifier.topics.verify import (
+    COLLECT,
+    FIXED,
+    NO_TEST,
+    Chunk,
+    Group,
+    IdChunk,
+    Match,
+    Matches,
+    Test,
+    compile_query,
+    new_ids,
+    verify,
+)
 
+__all__ = ["Match", "Matches", "Percolator", "event_keys"]
 
-class Match(NamedTuple):
-    """A subscription an event matched, and the query's terms found in it (empty for filters with no query)."""
+class _Entry:
+    """What one (scope, key) offers; each part is made when first needed (most entries have one)."""
 
-    sub_id: int
-    terms: tuple[str, ...]
+    __slots__ = ("alternatives", "groups", "pairs", "ready")
 
+    def __init__(self) -> None:
+        # Ids of filters that hold whenever this key fires (no query, or the query is this key, and no other
+        # check), in one array per set of terms: answered as they are, without touching their groups.
+        self.ready: list[tuple[tuple[str, ...], array[int]]] | None = None
+        # The same for filters filed under several keys (an OR of words, several councils), with the terms this key
+        # stands for: an event firing two of a filter's keys finds it twice, so these are merged in the answer.
+        self.alternatives: list[tuple[tuple[str, ...], array[int]]] | None = None
+        self.groups: list[Group] | None = None  # groups to verify whenever this key fires
+        # Groups to verify, by another stem their query needs (its rarest but this key): offered only when the
+        # event has that stem too. Most candidates are turned away here, by one lookup in the event's stems,
+        # before their group is touched: at a million filters a touch is a few cache misses.
+        self.pairs: dict[str, list[Group]] | None = None
 
-# How a group offered as a candidate is verified (after its structural checks).
-_FIXED = 0  # offered means matched: the index key is the query (a word, a short prefix) or there is no query
-# An AND of terms and negated terms (or one of those alone): data = (stems that must all be present, word stems
-# that must all be absent, other terms that must match, other terms that must not); the terms are fixed.
-_CONJ = 1
-_COLLECT = 2  # an OR of words and short prefixes offered under one of them: data = ((is word, key, text), ...)
-_VERIFY = 3  # anything else: evaluate the query, then find the terms
+    def empty(self) -> bool:
+        return not self.ready and not self.alternatives and not self.groups and not self.pairs
 
-
-class _Group:
-    """Subscriptions sharing one filter, and what is left to check when the index offers it as a candidate."""
-
-    __slots__ = ("checks", "data", "filt", "keys", "mode", "multi", "subs", "terms")
-
-    def __init__(self, filt: Filter, sub_id: int) -> None:
-        self.filt = filt
-        self.subs: int | list[int] = sub_id  # one subscription (the common case) without a list
-        self.keys: tuple[tuple[str, str], ...] = ()
-        self.multi = False  # filed under several keys: an event may offer it more than once
-        # Sets of scopes the index does not already guarantee: the event must be in one scope of each.
-        self.checks: tuple[frozenset[str], ...] = ()
-        self.mode = _FIXED
-        # Per mode: None, (required, forbidden), ((is word, key, text), ...) or the Query. Any: read in the hot loop.
-        self.data: Any = None
-        self.terms: tuple[str, ...] = ()
-
-
-class _Entry(NamedTuple):
-    """What one (scope, key) offers: answers ready to emit, and groups still to verify."""
-
-    # Matches of filters that hold whenever this key fires (no query, or the query is this key, and no other check):
-    # emitted as they are, without touching their groups.
-    ready: list[Match]
-    # The same for filters filed under several keys (an OR of words, several councils): an event firing two of
-    # them offers a subscription twice, so these are merged before they are returned.
-    alternatives: list[Match]
-    groups: list[_Group]
-
-
-
-class _Conj(NamedTuple):
-    required: frozenset[str]
-    forbidden: frozenset[str]
-    positive: tuple[Phrase | Prefix, ...]
-    negative: tuple[Phrase | Prefix, ...]
-
-
-def _conjunction(q: Query) -> tuple[_Conj, tuple[str, ...]] | None:
-    """A query that is an AND of terms and negated terms, split for quick checks (and its terms); else None."""
-    required: set[str] = set()
-    forbidden: set[str] = set()
-    positive: list[Phrase | Prefix] = []
-    negative: list[Phrase | Prefix] = []
-    terms: list[str] = []
-    for item in q.items if isinstance(q, And) else (q,):
-        if isinstance(item, Word | Phrase | Prefix):
-            terms.append(item.text)
-            if isinstance(item, Word):
-                required.add(item.stem)
-                continue
-            if isinstance(item, Phrase):
-                required.update(item.stems)  # a phrase needs all its words: a cheap test before positions
-            positive.append(item)
-        elif isinstance(item, Not) and isinstance(item.item, Word):
-            forbidden.add(item.item.stem)
-        elif isinstance(item, Not) and isinstance(item.item, Phrase | Prefix):
-            negative.append(item.item)
+    def add_group(self, group: Group, second: str) -> None:
+        """Add a group to verify, offered when the event has the stem `second` as well (always for "")."""
+        if not second:
+            if self.groups is None:
+                self.groups = []
+            self.groups.append(group)
+            return
+        if self.pairs is None:
+            self.pairs = {}
+        paired = self.pairs.get(second)
+        if paired is None:
+            self.pairs[second] = [group]
         else:
-            return None
-    conj = _Conj(frozenset(required), frozenset(forbidden), tuple(positive), tuple(negative))
-    return conj, tuple(dict.fromkeys(terms))
+            paired.append(group)
 
-
-def _holds(term: Phrase | Prefix, doc: Document) -> bool:
-    return doc.has_phrase(term.stems) if type(term) is Phrase else doc.has_prefix(term.prefix)  # type: ignore[union-attr]
-
-
-def _exact(q: Query) -> bool:
-    """Whether a query holds whenever one of its anchor keys fires (a word, a short prefix, an OR of those)."""
-    if isinstance(q, Word):
-        return True
-    if isinstance(q, Prefix):
-        return len(q.prefix) <= PREFIX_KEY_CHARS
-    return isinstance(q, Or) and all(_exact(i) for i in q.items)
+    def remove_group(self, group: Group) -> None:
+        """Take a group out, wherever it was filed (its pairing stem may have been chosen on other estimates)."""
+        if self.groups is not None and group in self.groups:
+            self.groups.remove(group)
+            return
+        for second, paired in (self.pairs or {}).items():
+            if group in paired:
+                paired.remove(group)
+                if not paired:
+                    del self.pairs[second]  # type: ignore[union-attr]
+                return
 
 
 class Percolator:
@@ -151,15 +112,18 @@ class Percolator:
     """
 
     def __init__(self) -> None:
-        self._subs: dict[int, _Group] = {}
-        self._groups: dict[Filter, _Group] = {}
+        self._subs: dict[int, Group] = {}
+        self._groups: dict[Filter, Group] = {}
         self._index: dict[str, dict[str, _Entry]] = {}
+        # The entries of prefix keys again, per scope: an event's prefix keys (most of its keys) are looked up
+        # only among these.
+        self._prefixed: dict[str, dict[str, _Entry]] = {}
         self._planner = Planner()
         self._interned: dict[object, object] = {}
         # Per query, during bulk(): how its groups are verified. Filters repeat queries across places ("dementia" in
         # a hundred councils): each is worked out once. Dropped after the load: kept, it would hold an entry per
         # distinct query for good.
-        self._mode_cache: dict[tuple[int, bool], tuple[Query, int, Any, tuple[str, ...]]] | None = None
+        self._mode_cache: dict[tuple[int, bool], tuple[Query, Test, tuple[str, ...]]] | None = None
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -239,15 +203,15 @@ class Percolator:
                 put(shared, "query", f.query)  # parse() already shares equal leaves between queries
                 for name, v in zip(FILTER_SETS, shared_values, strict=True):
                     put(shared, name, v)
-            group = self._groups[shared] = _Group(shared, sub_id)
+            group = self._groups[shared] = Group(shared, sub_id)
             self._file(group)
         else:
             if isinstance(group.subs, int):
-                group.subs = [group.subs, sub_id]
+                group.subs = new_ids(group.subs, sub_id)
             else:
                 group.subs.append(sub_id)
-            for answers, terms in self._answer_lists(group):
-                answers.append(Match(sub_id, terms))
+            for ids in self._ready_ids(group):
+                ids.append(sub_id)
         self._subs[sub_id] = group
 
     def remove(self, sub_id: int) -> None:
@@ -255,23 +219,23 @@ class Percolator:
         group = self._subs.pop(sub_id, None)
         if group is None:
             return
-        if isinstance(group.subs, list) and len(group.subs) > 1:
+        if not isinstance(group.subs, int) and len(group.subs) > 1:
             group.subs.remove(sub_id)
             if len(group.subs) == 1:
                 group.subs = group.subs[0]
-            for answers, terms in self._answer_lists(group):
-                answers.remove(Match(sub_id, terms))
+            for ids in self._ready_ids(group):
+                ids.remove(sub_id)
             return
         self._unfile(group)
         del self._groups[group.filt]
 
     def reanchor(self) -> None:
         """Re-file every filter with the current frequency estimates."""
-        self._index = {}
+        self._index, self._prefixed = {}, {}
         for group in self._groups.values():
             self._file(group)
 
-    def _file(self, group: _Group) -> None:
+    def _file(self, group: Group) -> None:
         f = group.filt
         plan = self._planner.plan(f)
         keys: tuple[tuple[str, str], ...] = self._interned.setdefault(plan.keys, plan.keys)  # type: ignore[assignment]
@@ -284,181 +248,153 @@ class Percolator:
             if values and dimension != plan.dimension:
                 checks.append(self._planner.scopes_of(dimension, values))
         group.checks = tuple([self._shared(c) for c in checks]) if checks else ()
-        self._set_mode(group, f.query, plan.by_terms)
+        group.special = group.multi or bool(checks)
+        self._set_test(group, f.query, plan.by_terms)
         for scope, key in keys:
             keyed = self._index.get(scope)
             if keyed is None:
                 keyed = self._index[scope] = {}
             if key not in keyed:
-                keyed[key] = _Entry([], [], [])
-        answer_lists = self._answer_lists(group)
-        if answer_lists:
-            subs = [group.subs] if isinstance(group.subs, int) else group.subs
-            for answers, terms in answer_lists:
-                answers.extend([Match(sub, terms) for sub in subs])
-        else:
+                keyed[key] = _Entry()
+                if key.startswith(PREFIX_MARK):
+                    self._prefixed.setdefault(scope, {})[key] = keyed[key]
+        if not self._answered(group):
             for scope, key in keys:
-                self._index[scope][key].groups.append(group)
+                self._index[scope][key].add_group(group, self._second(group, key))
+            return
+        for ids in self._ready_ids(group):
+            if isinstance(group.subs, int):
+                ids.append(group.subs)
+            else:
+                ids.extend(group.subs)
 
-    def _answer_lists(self, group: _Group) -> list[tuple[list[Match], tuple[str, ...]]]:
-        """For a group answered without verification: each of its entries' answer list, with the terms that key
-        stands for. Empty when the group must be verified."""
-        if group.checks or (group.mode != _FIXED and group.mode != _COLLECT):
-            return []
-        if group.mode == _FIXED:
-            if not group.multi:
-                scope, key = group.keys[0]
-                return [(self._index[scope][key].ready, group.terms)]
-            return [(self._index[scope][key].alternatives, group.terms) for scope, key in group.keys]
+    def _second(self, group: Group, key: str) -> str:
+        """The stem a group filed under key is paired with: the rarest other stem its query needs, or ""."""
+        others = group.test.required - {key}
+        if not others:
+            return ""
+        return min(others, key=lambda stem: (self._planner.key_rate(stem), stem))
+
+    @staticmethod
+    def _answered(group: Group) -> bool:
+        """Whether a group is answered without verification: its matches are kept ready in its entries."""
+        return not group.checks and (group.test.mode == FIXED or group.test.mode == COLLECT)
+
+    def _key_terms(self, group: Group) -> list[tuple[str, ...]]:
+        """For a group answered without verification: the terms each of its keys stands for."""
+        if group.test.mode != COLLECT:
+            return [group.terms] * len(group.keys)
         # An OR of words and short prefixes: each key stands for the branches filed under it.
-        out = []
-        for scope, key in group.keys:
-            terms = tuple(dict.fromkeys(
-                text for is_word, value, text in group.data if (value if is_word else PREFIX_MARK + value) == key
+        return [
+            tuple(dict.fromkeys(
+                text for is_word, value, text in group.test.data if (value if is_word else PREFIX_MARK + value) == key
             ))
-            out.append((self._index[scope][key].alternatives, terms))
+            for _, key in group.keys
+        ]
+
+    def _ready_ids(self, group: Group) -> list[array[int]]:
+        """For a group answered without verification: in each of its entries, the array of ids answered with the
+        terms of that key (made if missing). Empty for groups to verify: their ids are read from the group."""
+        if not self._answered(group):
+            return []
+        out = []
+        for (scope, key), terms in zip(group.keys, self._key_terms(group), strict=True):
+            entry = self._index[scope][key]
+            if group.multi:
+                if entry.alternatives is None:
+                    entry.alternatives = []
+                chunks = entry.alternatives
+            else:
+                if entry.ready is None:
+                    entry.ready = []
+                chunks = entry.ready
+            found = [ids for chunk_terms, ids in chunks if chunk_terms == terms]
+            if not found:
+                found.append(array("q"))
+                chunks.append((terms, found[0]))
+            out.append(found[0])
         return out
 
-    def _set_mode(self, group: _Group, q: Query | None, by_terms: bool) -> None:
-        group.data, group.terms = None, ()
+    def _merged_terms(self, sub_id: int, found: set[str]) -> tuple[str, ...]:
+        """The terms of a subscription found under several of its keys, in query order."""
+        group = self._subs[sub_id]
+        order = [text for _, _, text in group.test.data] if group.test.mode == COLLECT else group.terms
+        return tuple(t for t in dict.fromkeys(order) if t in found)
+
+    def _set_test(self, group: Group, q: Query | None, by_terms: bool) -> None:
         if q is None:
-            group.mode = _FIXED
+            group.test, group.terms = NO_TEST, ()
             return
         cache = self._mode_cache
         if cache is not None:
             found = cache.get((id(q), by_terms))  # by identity, as in _plan
             if found is not None and found[0] is q:
-                # Groups of one query share its (immutable) verification data, which saves memory as well.
-                _, group.mode, group.data, group.terms = found
+                # Groups of one query share its (immutable) test, which saves memory as well.
+                _, group.test, group.terms = found
                 return
-        self._set_query_mode(group, q, by_terms)
+        test, terms = compile_query(q, by_terms)
+        group.test = test._replace(required=self._shared(test.required), forbidden=self._shared(test.forbidden))
+        group.terms = terms
         if cache is not None:
-            cache[(id(q), by_terms)] = (q, group.mode, group.data, group.terms)
+            cache[(id(q), by_terms)] = (q, group.test, group.terms)
 
-    def _set_query_mode(self, group: _Group, q: Query, by_terms: bool) -> None:
-        if by_terms and isinstance(q, Word | Prefix) and _exact(q):
-            group.mode, group.terms = _FIXED, (q.text,)
-        elif (conj := _conjunction(q)) is not None:
-            split, terms = conj
-            group.mode, group.terms = _CONJ, terms
-            group.data = split._replace(required=self._shared(split.required), forbidden=self._shared(split.forbidden))
-        elif by_terms and isinstance(q, Or) and _exact(q):
-            group.mode = _COLLECT
-            group.data = tuple(
-                (True, i.stem, i.text) if isinstance(i, Word) else (False, i.prefix, i.text)  # type: ignore[union-attr]
-                for i in q.items
-            )
-        else:
-            group.mode, group.data = _VERIFY, q
-
-    def _unfile(self, group: _Group) -> None:
+    def _unfile(self, group: Group) -> None:
         """Take the last subscription of a group out of the index."""
-        answer_lists = self._answer_lists(group)
-        for answers, terms in answer_lists:
-            for sub in [group.subs] if isinstance(group.subs, int) else group.subs:
-                answers.remove(Match(sub, terms))
+        answered = self._answered(group)
+        for ids in self._ready_ids(group):
+            ids.remove(group.subs)  # type: ignore[arg-type]  # the last one: an int
         for scope, key in group.keys:
             keyed = self._index[scope]
             entry = keyed[key]
-            if not answer_lists:
-                entry.groups.remove(group)
-            if not entry.ready and not entry.alternatives and not entry.groups:
+            if not answered:
+                entry.remove_group(group)
+            else:
+                entry.ready = [chunk for chunk in entry.ready or () if chunk[1]] or None
+                entry.alternatives = [chunk for chunk in entry.alternatives or () if chunk[1]] or None
+            if entry.empty():
                 del keyed[key]
                 if not keyed:
                     del self._index[scope]
+                if key.startswith(PREFIX_MARK):
+                    prefixed = self._prefixed[scope]
+                    del prefixed[key]
+                    if not prefixed:
+                        del self._prefixed[scope]
 
     # -- matching
 
     def match(self, event: EventFacts) -> list[Match]:
         """Every subscription whose filter matches the event, with the terms that matched (in no particular order)."""
+        return list(self.matches(event))
+
+    def matches(self, event: EventFacts) -> Matches:
+        """Every subscription whose filter matches the event, in chunks of equal terms: nothing made per match."""
         doc = event.doc
+        stems = doc.stems
         scopes = event_scopes(event)
-        entries: list[_Entry] = []
+        in_scopes = frozenset(scopes)
+        chunks: list[Chunk] = []
+        alternatives: list[IdChunk] = []
+        pending: list[list[Group]] = []
         for scope in scopes:
             keyed = self._index.get(scope)
-            if keyed is not None:
-                entries += _hits(scope, keyed, doc.keys)
-        out, alternatives = _answer(entries, doc, frozenset(scopes))
-        if alternatives:
-            if len(set(map(itemgetter(0), alternatives))) == len(alternatives):
-                out += alternatives
-            else:
-                out += self._merge(alternatives)
-        return out
-
-    def _merge(self, alternatives: list[Match]) -> list[Match]:
-        """One match per subscription offered under several keys, its terms in query order."""
-        by_sub: dict[int, list[Match]] = {}
-        for m in alternatives:
-            by_sub.setdefault(m.sub_id, []).append(m)
-        out = []
-        for sub_id, found in by_sub.items():
-            if len(found) == 1:
-                out.append(found[0])
+            if keyed is None:
                 continue
-            group = self._subs[sub_id]
-            texts = {t for m in found for t in m.terms}
-            order = [text for _, _, text in group.data] if group.mode == _COLLECT else group.terms
-            out.append(Match(sub_id, tuple(t for t in dict.fromkeys(order) if t in texts)))
-        return out
-
-
-def _answer(  # noqa: C901
-    entries: list[_Entry], doc: Document, in_scopes: frozenset[str]
-) -> tuple[list[Match], list[Match]]:
-    """The matches the entries an event hit offer: ready answers and verified groups, and alternatives to merge."""
-    stems = doc.stems
-    out: list[Match] = []
-    alternatives: list[Match] = []
-    seen: set[int] = set()
-    for ready, offered, groups in entries:
-        if ready:
-            out += ready
-        if offered:
-            alternatives += offered
-        for g in groups:
-            # The inner loop of the service: plain statements, ordered by how often each case comes up.
-            if g.multi:
-                if id(g) in seen:
-                    continue
-                seen.add(id(g))
-            if g.checks:
-                for needed in g.checks:
-                    if needed.isdisjoint(in_scopes):
-                        break
-                else:
-                    needed = None
-                if needed is not None:
-                    continue
-            mode = g.mode
-            if mode == _CONJ:
-                conj = g.data
-                if not (conj.required <= stems and conj.forbidden.isdisjoint(stems)):
-                    continue
-                if conj.positive and not all([_holds(t, doc) for t in conj.positive]):
-                    continue
-                if conj.negative and any([_holds(t, doc) for t in conj.negative]):
-                    continue
-                terms = g.terms
-            elif mode == _COLLECT:
-                terms = tuple([
-                    text for is_word, key, text in g.data
-                    if (key in stems if is_word else doc.has_prefix(key))
-                ])
-            elif mode == _FIXED:
-                terms = g.terms
-            elif evaluate(g.data, doc):
-                found: list[str] = []
-                positive_terms(g.data, doc, found)
-                terms = tuple(found)
-            else:
-                continue
-            subs = g.subs
-            if type(subs) is int:
-                out.append(Match(subs, terms))
-            else:
-                out.extend([Match(sub, terms) for sub in subs])  # type: ignore[union-attr]
-    return out, alternatives
+            for entry in _hits(scope, keyed, self._prefixed.get(scope), doc):
+                if entry.ready:
+                    chunks += entry.ready
+                if entry.alternatives:
+                    alternatives += entry.alternatives
+                if entry.groups:
+                    pending.append(entry.groups)
+                pairs = entry.pairs
+                if pairs:
+                    if len(pairs) <= len(stems):
+                        pending += [groups for stem, groups in pairs.items() if stem in stems]
+                    else:
+                        pending += [groups for groups in map(pairs.get, stems) if groups is not None]
+        verify(pending, doc, in_scopes, chunks)
+        return Matches(chunks, alternatives, self._merged_terms)
 
 
 def event_keys(event: EventFacts) -> list[tuple[str, str]]:
@@ -472,12 +408,24 @@ def event_keys(event: EventFacts) -> list[tuple[str, str]]:
     return out
 
 
-def _hits(scope: str, keyed: dict[str, _Entry], doc_keys: frozenset[str]) -> list[_Entry]:
+def _hits(scope: str, keyed: dict[str, _Entry], prefixed: dict[str, _Entry] | None, doc: Document) -> list[_Entry]:
     """The entries a scope offers for an event's keys."""
-    if scope[:1] in ("", "c", "r"):
-        # Council, region and global scopes hold term keys: probe whichever side is smaller.
-        if len(keyed) < len(doc_keys):
-            return [groups for key, groups in keyed.items() if key in doc_keys]
-        return [groups for groups in map(keyed.get, doc_keys) if groups is not None]
-    only = keyed.get(ANY)
-    return [only] if only is not None else []
+    if scope[:1] not in ("", "c", "r"):
+        only = keyed.get(ANY)
+        return [only] if only is not None else []
+    # Council, region and global scopes hold term keys: probe whichever side is smaller, and an event's prefix keys
+    # only among the scope's prefix entries.
+    keys = doc.keys
+    if len(keyed) < len(keys):
+        return [entry for key, entry in keyed.items() if key in keys]
+    out = [entry for entry in map(keyed.get, doc.stems) if entry is not None]
+    every = keyed.get(ANY)
+    if every is not None:
+        out.append(every)
+    if prefixed:
+        prefixes = doc.prefixes
+        if len(prefixed) < len(prefixes):
+            out += [entry for key, entry in prefixed.items() if key in prefixes]
+        else:
+            out += [entry for entry in map(prefixed.get, prefixes) if entry is not None]
+    return out

@@ -101,6 +101,10 @@ class Planner:
         if self._anchor_cache:
             self._anchor_cache.clear()
 
+    def key_rate(self, key: str) -> float:
+        """The estimated share of events that fire a key."""
+        return self._key_rate(key)
+
     def _key_rate(self, key: str) -> float:
         rate = self._rates.get(key)
         if rate is None:

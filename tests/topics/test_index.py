@@ -317,3 +317,28 @@ def test_percolator_bulk_shares_a_query_across_places_and_removal_still_works() 
     assert p.match(event(text)) == []
     assert p.match(event(text, council="kent", region="South East")) == [Match(3, ("dementia", "care"))]
     assert p.distinct_filters == 1
+
+
+def test_percolator_matches_answers_in_chunks_of_equal_terms() -> None:
+    """`matches` gives each subscription once, as ids and as (terms, ids) chunks, the same answer as `match`."""
+    p = Percolator()
+    p.add(1, Filter(parse("dementia OR asthma")))  # both words in the event: found under two keys, merged
+    p.add(2, Filter(parse("dementia OR asthma")))
+    p.add(3, Filter(parse("dementia")))
+    p.add(4, Filter(parse("dementia"), councils=fs("leicestershire", "rutland")))
+    p.add(5, Filter(councils=fs("leicestershire"), regions=fs("East Midlands")))  # two places the event is in
+    p.add(6, Filter(parse("dementia care -parking")))
+    p.add(7, Filter(parse("asthma"), councils=fs("kent")))  # not this event
+    found = p.matches(event("asthma, dementia and care"))
+    assert sorted(found.ids()) == [1, 2, 3, 4, 5, 6]
+    assert len(found) == 6
+    chunks = {terms: sorted(ids) for terms, ids in found.by_terms()}
+    assert chunks == {
+        ("dementia", "asthma"): [1, 2],
+        ("dementia",): [3, 4],
+        (): [5],
+        ("dementia", "care"): [6],
+    }
+    assert sorted(found) == sorted(p.match(event("asthma, dementia and care")))
+    p.remove(1)
+    assert sorted(p.matches(event("asthma")).ids()) == [2, 5]
