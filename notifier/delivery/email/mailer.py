@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -40,7 +40,14 @@ from notifier import subscriptions as subs
 from notifier.delivery import outbox
 from notifier.delivery.email.batches import PreparedBatch, content_key, prepare, render_batch
 from notifier.delivery.email.bounces import verp_address
-from notifier.delivery.email.merge import MergeTemplate, Placeholders, join_parts, link_holes, link_tokens
+from notifier.delivery.email.merge import (
+    MergeTemplate,
+    Placeholders,
+    Skeleton,
+    join_parts,
+    link_holes,
+    link_tokens,
+)
 from notifier.delivery.email.message import build_message
 from notifier.delivery.email.render import email_environment, render_confirm
 from notifier.delivery.email.replies import SendResult, next_retry
@@ -81,6 +88,7 @@ class Mailer:
     _secret: bytes = field(init=False)
     domain: str = field(init=False)
     _holes: Placeholders = field(init=False, default_factory=Placeholders)
+    _skeletons: dict[tuple[str, str | None, Links], Skeleton] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._secret = self.settings.ensure_secret_key().encode()
@@ -292,8 +300,20 @@ class Mailer:
         links, stops = link_holes(self.url, self._holes, len(subscription_ids))
         rendered = await render_batch(self.pool, self.env, work, tz=tz, subscription_ids=subscription_ids, now=now,
                                       links=links, stops=stops, base_url=self.settings.base_url)
-        message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
-        return MergeTemplate.make(rendered, links, message, hole=self._holes.hole, split=self._holes.split)
+        return MergeTemplate.assemble(rendered, links, self._skeleton(rendered, links), hole=self._holes.hole,
+                                      split=self._holes.split, date=format_datetime(datetime.now(UTC)))
+
+    def _skeleton(self, rendered: Rendered, links: Links) -> Skeleton:
+        """The MIME skeleton for `rendered`'s subject and kind with `links` (placeholders), built by `build_message`
+        once and kept: contents differ far more often than subjects do (a day's digests have a handful)."""
+        key = (rendered.subject, rendered.kind, links)
+        skeleton = self._skeletons.get(key)
+        if skeleton is None:
+            message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
+            skeleton = self._skeletons[key] = Skeleton.of(message, self._holes.hole)
+            if len(self._skeletons) > TEMPLATE_CACHE_SIZE:
+                del self._skeletons[next(iter(self._skeletons))]
+        return skeleton
 
     # ---- confirmation ----
 
