@@ -38,7 +38,7 @@ from jinja2 import Environment
 
 from notifier import subscriptions as subs
 from notifier.delivery import outbox
-from notifier.delivery.email.batches import PreparedBatch, content_key, prepare, render_batch
+from notifier.delivery.email.batches import KeptEntries, PreparedBatch, content_key, prepare, render_batch
 from notifier.delivery.email.bounces import verp_address
 from notifier.delivery.email.merge import (
     MergeTemplate,
@@ -241,7 +241,7 @@ class Mailer:
         tz = work.timezone or self.settings.default_timezone
         subscription_ids = sorted({r["subscription_id"] for r in work.rows})
         template = await run.template(content_key(work, tz, subscription_ids, now),
-                                      lambda: self._template(work, tz, subscription_ids, now))
+                                      lambda: self._template(work, tz, subscription_ids, now, run))
         values = link_tokens(self.tokens, work.subscriber_id, subscription_ids)
         return_path = self._return_path(work.email)
         data: EmailMessage | bytes
@@ -294,12 +294,12 @@ class Mailer:
     # ---- rendering ----
 
     async def _template(
-        self, work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime
+        self, work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime, run: _Run
     ) -> MergeTemplate:
         """The content of `work`'s email with placeholders for the recipient's own values, ready to merge."""
         links, stops = link_holes(self.url, self._holes, len(subscription_ids))
         rendered = await render_batch(self.pool, self.env, work, tz=tz, subscription_ids=subscription_ids, now=now,
-                                      links=links, stops=stops, base_url=self.settings.base_url)
+                                      links=links, stops=stops, base_url=self.settings.base_url, kept=run.entries)
         return MergeTemplate.assemble(rendered, links, self._skeleton(rendered, links), hole=self._holes.hole,
                                       split=self._holes.split, date=format_datetime(datetime.now(UTC)))
 
@@ -375,6 +375,7 @@ class _Run:
     marks: outbox.SentMarks
     keeper: LeaseKeeper
     templates: OrderedDict[Hashable, asyncio.Future[MergeTemplate]] = field(default_factory=OrderedDict)
+    entries: KeptEntries = field(default_factory=KeptEntries)
 
     def at(self) -> datetime:
         return self.now or datetime.now(UTC)
