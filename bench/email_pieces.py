@@ -81,8 +81,7 @@ def main(args: argparse.Namespace) -> None:
                 "service_name": "Council alerts", "preheader": picks[k][0].summary}
 
     def cold() -> None:
-        for name in ("html_entry", "text_entry"):
-            env.globals[name].clear()
+        env.globals["kept"].clear()
 
     def digest(k: int) -> MergeTemplate:
         return render_digest(picks[k], day=day, links=links, following=following, env=env)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,39 +110,38 @@ def email_environment(templates_dir: Path | None = None) -> Environment:
         frequency=lambda value: _FREQUENCY_WORDS.get(str(value), str(value)),
         underline=lambda text, char="=": char * len(str(text)),
     )
-    env.globals.update(
-        html_entry=_EntryFragments(env, "_macros.html"),
-        text_entry=_EntryFragments(env, "_macros.txt"),
-    )
+    env.globals["kept"] = KeptMacros()
     return env
 
 
-# Entries kept rendered, for each of the two parts: a day's events are few beside the emails that list them.
-ENTRY_CACHE_SIZE = 4096
+# Macro renderings kept, for the two parts together: a day's events are few beside the emails that list them.
+KEPT_MACROS = 8192
 
 
-class _EntryFragments:
-    """The `entry` macro of one of the macro files, each entry rendered once and kept.
+class KeptMacros:
+    """`kept(macro, *args)` in a template: the macro's rendering for these arguments, made once and kept.
 
-    Alerts and digests list an entry the same way whoever gets them: its rendering depends only on the entry (an
-    immutable view, its highlighted terms included) and the time zone. A personal digest's content is its own, but
-    its entries are among the day's few hundred events, so rendering them once per worker rather than once per email
-    saves most of the work of rendering."""
+    For what reads only its arguments and is the same in many emails: an entry (an immutable view, its highlighted
+    terms included, in a time zone), a heading, the footer of a subscriber with the same subscriptions. A personal
+    digest's content is its own, but its entries are among the day's few hundred events, so rendering each once per
+    worker rather than once per email saves most of the work of rendering. Arguments that cannot be hashed are
+    rendered afresh."""
 
-    __slots__ = ("_cached", "_env", "_name")
+    __slots__ = ("_cached",)
 
-    def __init__(self, env: Environment, name: str) -> None:
-        self._env = env
-        self._name = name
-        self._cached = functools.lru_cache(maxsize=ENTRY_CACHE_SIZE)(self._render)
+    def __init__(self) -> None:
+        self._cached = functools.lru_cache(maxsize=KEPT_MACROS)(self._render)
 
-    def _render(self, entry: EntryView, timezone: str) -> str:
-        # Markup from the HTML macros, so that the template does not escape it again
-        result: str = self._env.get_template(self._name).module.entry(entry, timezone)  # type: ignore[attr-defined]
-        return result
+    @staticmethod
+    def _render(macro: Callable[..., str], *args: object) -> str:
+        # Markup from the HTML macros, which the template then does not escape again
+        return macro(*args)
 
-    def __call__(self, entry: EntryView, timezone: str) -> str:
-        return self._cached(entry, timezone)
+    def __call__(self, macro: Callable[..., str], *args: object) -> str:
+        try:
+            return self._cached(macro, *args)
+        except TypeError:  # an unhashable argument
+            return macro(*args)
 
     def clear(self) -> None:
         self._cached.cache_clear()
@@ -153,12 +152,13 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 
 def _tidy_text(text: str) -> str:
     # "-- " (with its space) is the signature separator: mail clients fold or dim the footer after it.
-    lines = "\n".join(line if line == "-- " else line.rstrip() for line in text.splitlines())
+    lines = "\n".join([line if line == "-- " else line.rstrip() for line in text.splitlines()])
     return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
 
 
 def _tidy_html(html: str) -> str:
-    return "\n".join(line.rstrip() for line in html.splitlines() if line.strip()) + "\n"
+    # a line is blank exactly when nothing is left of it once its trailing white space is gone
+    return "\n".join([kept for line in html.splitlines() if (kept := line.rstrip())]) + "\n"
 
 
 def _count(n: int, word: str) -> str:
