@@ -141,7 +141,7 @@ class MergeTemplate:
     def merge(self, values: Mapping[str, str]) -> bytes:
         """The message for one recipient: `values` has their address ("to"), its Message-ID ("msgid") and the
         tokens of their links."""
-        return b"".join(p if isinstance(p, bytes) else p.fill(values) for p in self.pieces)
+        return b"".join([p if isinstance(p, bytes) else p.fill(values) for p in self.pieces])
 
 
 @dataclass(frozen=True, slots=True)
