@@ -2,13 +2,13 @@
 
 Run from the repository root as `.venv/bin/python bench/email_pieces.py [--digests 1000] [--rounds 3]`.
 
-The messages are bench/email_send.py's personal digests (5-20 entries each, every message its own content), taken
-through the steps the mailer takes for a content it has not seen: render the text part, render the HTML part,
-tidy both, build the MIME template with placeholders (`MergeTemplate.build`), and merge one recipient's message
-from it. Each step is timed on its own (CPU time, the best of the rounds) and printed in microseconds a message,
-beside the whole. The last line is what the same messages cost through the email package's `EmailMessage` with
-the default policy and its generator (`build_message` and `flatten_message`), the road the template took before,
-as the baseline of the same run.
+The messages are bench/email_send.py's personal digests (5-20 entries each, every message its own content, drawn
+from 400 events), taken through the steps the mailer takes for a content it has not seen: group the entries,
+render the text part and the HTML part (with the kept macro renderings cleared before each message, "cold", and
+kept, as a worker runs), tidy both, make the merge template, and merge one recipient's message. Each step is timed
+on its own (CPU time, the best of the rounds) in microseconds a message. The baseline of the same run is the road
+the template took before: `build_message` (an `EmailMessage` with the default policy) flattened by the email
+package's generator for every content, against `MergeTemplate.assemble` on a skeleton kept per subject.
 """
 
 from __future__ import annotations
