@@ -25,8 +25,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from notifier.delivery.email.views import (
+    CouncilGroup,
     EntryView,
     Following,
     Links,
@@ -142,6 +144,28 @@ class KeptMacros:
             return self._cached(macro, *args)
         except TypeError:  # an unhashable argument
             return macro(*args)
+
+    def groups(
+        self, groups: Sequence[CouncilGroup], timezone: str, council_heading: Callable[..., str],
+        committee_heading: Callable[..., str], entry: Callable[..., str],
+    ) -> str:
+        """The entries by council and committee, each piece kept: the `groups` macros' loop, run here because a
+        call from a template costs several times a kept piece (a digest has a call for each entry and heading)."""
+        parts: list[str] = []
+        add, kept = parts.append, self._cached
+        for council in groups:
+            add(kept(council_heading, council.name))
+            add("\n")
+            for committee in council.committees:
+                if committee.name:
+                    add(kept(committee_heading, committee.name))
+                for e in committee.entries:
+                    add(self(entry, e, timezone))
+                    add("\n")
+        if parts and isinstance(parts[0], Markup):
+            # the HTML macros' pieces are Markup, kept as they are; the line ends have nothing to escape
+            return Markup("").join(parts)
+        return "".join(parts)
 
     def clear(self) -> None:
         self._cached.cache_clear()
