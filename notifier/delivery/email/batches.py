@@ -104,9 +104,11 @@ def content_key(work: PreparedBatch, tz: str, subscription_ids: Sequence[int], n
 async def render_batch(
     pool: asyncpg.Pool, env: Environment, work: PreparedBatch, *, tz: str, subscription_ids: Sequence[int],
     now: datetime, links: Links, stops: Sequence[str | None], base_url: str = "",
+    kept: KeptEntries | None = None,
 ) -> Rendered:
     """The email for a prepared batch in the subscriber's zone `tz`: an alert, a digest or a weekly summary, by its
-    frequency; `links` and `stops` (each subscription's stop link, or None) are the recipient's links."""
+    frequency; `links` and `stops` (each subscription's stop link, or None) are the recipient's links. `kept` holds
+    the entries a pass has built so far, to be used again."""
     rows = work.rows
     names = {r["council"]: r["council_name"] for r in rows}
     following = []
@@ -125,8 +127,7 @@ async def render_batch(
         places = snippets.setdefault(r["event_id"], [])
         places += [s for s in _snippets(r) if s not in places]
     events = list(first.values())[:MAX_ENTRIES]
-    entries = [entry_view(r, tz, terms[r["event_id"]], snippets[r["event_id"]]) for r in events]
-    entries = await with_briefs(pool, events, entries, now=now, base_url=base_url)
+    entries = await _entries(pool, events, tz, terms, snippets, now=now, base_url=base_url, kept=kept)
     if work.batch.frequency == "weekly":
         councils = await _weekly(pool, events, entries, warnings, now, base_url)
         week_start = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=7)
@@ -137,6 +138,45 @@ async def render_batch(
         return render_digest(entries, day=day, links=links, following=following, warnings=warnings, timezone=tz,
                              env=env)
     return render_alert(entries, links=links, following=following, warnings=warnings, timezone=tz, env=env)
+
+
+# Entries a pass keeps (see `KeptEntries`): a bound on its memory, far above a day's events.
+KEPT_ENTRIES = 20_000
+# What an entry is built from besides its event: the zone, the terms and snippets, and whether its meeting was held.
+EntryKey = tuple[int, str, tuple[str, ...], tuple[tuple[str, int, str], ...], bool]
+
+
+class KeptEntries(dict[EntryKey, EntryView]):
+    """The entries a sending pass has built (views with their briefs), by event and what else they depend on.
+
+    Within a pass an event is taken to stay as it was read, as the rendered contents the pass keeps already take it
+    to; personal digests list the same few hundred events in thousands of different combinations, and each entry
+    costs its JSON, its words, its excerpt and the briefs' queries."""
+
+
+async def _entries(
+    pool: asyncpg.Pool, events: list[asyncpg.Record], tz: str, terms: Mapping[int, list[str]],
+    snippets: Mapping[int, list[tuple[str, int, str]]], *, now: datetime, base_url: str, kept: KeptEntries | None,
+) -> list[EntryView]:
+    """The entries for `events` (one row each), those `kept` has taken from it, the others built (and kept)."""
+    keys: list[EntryKey] = [
+        (r["event_id"], tz, tuple(terms[r["event_id"]]), tuple(snippets[r["event_id"]]),
+         r["starts_at"] is not None and r["starts_at"] < now)
+        for r in events
+    ]
+    found = [kept.get(k) if kept is not None else None for k in keys]
+    missing = [i for i, view in enumerate(found) if view is None]
+    if missing:
+        rows = [events[i] for i in missing]
+        built = [entry_view(r, tz, terms[r["event_id"]], snippets[r["event_id"]]) for r in rows]
+        built = await with_briefs(pool, rows, built, now=now, base_url=base_url)
+        if kept is not None and len(kept) + len(built) > KEPT_ENTRIES:
+            kept.clear()
+        for i, view in zip(missing, built, strict=True):
+            found[i] = view
+            if kept is not None:
+                kept[keys[i]] = view
+    return [view for view in found if view is not None]
 
 
 def _snippets(r: asyncpg.Record) -> list[tuple[str, int, str]]:

@@ -97,9 +97,11 @@ def verp_address(bounce_local: str, domain: str, recipient: str, secret: bytes) 
         raise ValueError("a VERP secret is required")
     if not _LOCAL.fullmatch(bounce_local) or "+" in bounce_local:
         raise ValueError(f"bounce_local must be a plain local part without '+', got {bounce_local!r}")
-    if not domain or "@" in domain or any(c.isspace() for c in domain):
+    # `s.split() != [s]`: white space anywhere in s (str.split splits where str.isspace), in C, not a character
+    # at a time: this runs for every message sent
+    if not domain or "@" in domain or domain.split() != [domain]:
         raise ValueError(f"not a domain: {domain!r}")
-    if "@" not in recipient or any(c.isspace() for c in recipient):
+    if "@" not in recipient or recipient.split() != [recipient]:
         raise ValueError(f"not an email address: {recipient!r}")
     encoded = base64.urlsafe_b64encode(recipient.encode("utf-8")).rstrip(b"=").decode("ascii")
     return f"{bounce_local}+{encoded}.{_tag(secret, recipient)}@{domain}"

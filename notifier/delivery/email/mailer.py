@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -38,9 +38,16 @@ from jinja2 import Environment
 
 from notifier import subscriptions as subs
 from notifier.delivery import outbox
-from notifier.delivery.email.batches import PreparedBatch, content_key, prepare, render_batch
+from notifier.delivery.email.batches import KeptEntries, PreparedBatch, content_key, prepare, render_batch
 from notifier.delivery.email.bounces import verp_address
-from notifier.delivery.email.merge import MergeTemplate, Placeholders, join_parts, link_holes, link_tokens
+from notifier.delivery.email.merge import (
+    MergeTemplate,
+    Placeholders,
+    Skeleton,
+    join_parts,
+    link_holes,
+    link_tokens,
+)
 from notifier.delivery.email.message import build_message
 from notifier.delivery.email.render import email_environment, render_confirm
 from notifier.delivery.email.replies import SendResult, next_retry
@@ -81,6 +88,7 @@ class Mailer:
     _secret: bytes = field(init=False)
     domain: str = field(init=False)
     _holes: Placeholders = field(init=False, default_factory=Placeholders)
+    _skeletons: dict[tuple[str, str | None, Links], Skeleton] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._secret = self.settings.ensure_secret_key().encode()
@@ -233,7 +241,7 @@ class Mailer:
         tz = work.timezone or self.settings.default_timezone
         subscription_ids = sorted({r["subscription_id"] for r in work.rows})
         template = await run.template(content_key(work, tz, subscription_ids, now),
-                                      lambda: self._template(work, tz, subscription_ids, now))
+                                      lambda: self._template(work, tz, subscription_ids, now, run))
         values = link_tokens(self.tokens, work.subscriber_id, subscription_ids)
         return_path = self._return_path(work.email)
         data: EmailMessage | bytes
@@ -286,14 +294,26 @@ class Mailer:
     # ---- rendering ----
 
     async def _template(
-        self, work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime
+        self, work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime, run: _Run
     ) -> MergeTemplate:
         """The content of `work`'s email with placeholders for the recipient's own values, ready to merge."""
         links, stops = link_holes(self.url, self._holes, len(subscription_ids))
         rendered = await render_batch(self.pool, self.env, work, tz=tz, subscription_ids=subscription_ids, now=now,
-                                      links=links, stops=stops, base_url=self.settings.base_url)
-        message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
-        return MergeTemplate.make(rendered, links, message, hole=self._holes.hole, split=self._holes.split)
+                                      links=links, stops=stops, base_url=self.settings.base_url, kept=run.entries)
+        return MergeTemplate.assemble(rendered, links, self._skeleton(rendered, links), hole=self._holes.hole,
+                                      split=self._holes.split, date=format_datetime(datetime.now(UTC)))
+
+    def _skeleton(self, rendered: Rendered, links: Links) -> Skeleton:
+        """The MIME skeleton for `rendered`'s subject and kind with `links` (placeholders), built by `build_message`
+        once and kept: contents differ far more often than subjects do (a day's digests have a handful)."""
+        key = (rendered.subject, rendered.kind, links)
+        skeleton = self._skeletons.get(key)
+        if skeleton is None:
+            message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
+            skeleton = self._skeletons[key] = Skeleton.of(message, self._holes.hole)
+            if len(self._skeletons) > TEMPLATE_CACHE_SIZE:
+                del self._skeletons[next(iter(self._skeletons))]
+        return skeleton
 
     # ---- confirmation ----
 
@@ -355,6 +375,7 @@ class _Run:
     marks: outbox.SentMarks
     keeper: LeaseKeeper
     templates: OrderedDict[Hashable, asyncio.Future[MergeTemplate]] = field(default_factory=OrderedDict)
+    entries: KeptEntries = field(default_factory=KeptEntries)
 
     def at(self) -> datetime:
         return self.now or datetime.now(UTC)

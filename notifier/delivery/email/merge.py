@@ -110,21 +110,24 @@ class MergeTemplate:
         cls, rendered: Rendered, links: Links, message: EmailMessage, *, hole: Callable[[str], str],
         split: Callable[[str], list[str]],
     ) -> MergeTemplate:
-        # ASCII whatever the server takes: quoted-printable bodies and RFC 2047 headers need no 8BITMIME
-        data = flatten_message(message, cte_type="7bit")
-        head, text_mark, rest = data.partition(b"\r\n" + cls.TEXT.encode() + b"\r\n")
-        middle, html_mark, tail = rest.partition(b"\r\n" + cls.HTML.encode() + b"\r\n")
-        message_id = str(message["Message-ID"]).encode()
-        if not (text_mark and html_mark) or head.count(message_id) != 1 or head.count(b" " + cls.TO.encode()) != 1:
-            raise RuntimeError("the message template does not have the shape the merge expects")
-        head = head.replace(b" " + cls.TO.encode(), b" " + hole("to").encode())
-        head = head.replace(message_id, hole("msgid").encode())
+        """The template for `rendered` from `message`, its form from `build_message` with `holes(rendered)` for
+        bodies and `TO` for the address."""
+        return cls.assemble(rendered, links, Skeleton.of(message, hole), hole=hole, split=split)
+
+    @classmethod
+    def assemble(
+        cls, rendered: Rendered, links: Links, skeleton: Skeleton, *, hole: Callable[[str], str],
+        split: Callable[[str], list[str]], date: str | None = None,
+    ) -> MergeTemplate:
+        """The template for `rendered` on `skeleton` (whose subject and links are `rendered`'s and `links`'s), with
+        `date` for its Date header (default: the skeleton's own)."""
+        head = skeleton.head.replace(hole("date"), date or skeleton.date)
         pieces = [
-            *_pieces(head.decode("ascii") + "\r\n", split, qp=False),
+            *_pieces(head, split, qp=False),
             *_pieces(_tidy(rendered.text), split, qp=True),
-            middle + b"\r\n",
+            skeleton.middle,
             *_pieces(_tidy(rendered.html), split, qp=True),
-            tail,
+            skeleton.tail,
         ]
         # adjacent literals joined once here rather than for every recipient
         joined: list[bytes | _Fill] = []
@@ -138,7 +141,41 @@ class MergeTemplate:
     def merge(self, values: Mapping[str, str]) -> bytes:
         """The message for one recipient: `values` has their address ("to"), its Message-ID ("msgid") and the
         tokens of their links."""
-        return b"".join(p if isinstance(p, bytes) else p.fill(values) for p in self.pieces)
+        return b"".join([p if isinstance(p, bytes) else p.fill(values) for p in self.pieces])
+
+
+@dataclass(frozen=True, slots=True)
+class Skeleton:
+    """A message from `build_message` around placeholder bodies, flattened once: everything of a template but its
+    bodies. The email package's header objects and generator cost more than rendering a digest, and all that
+    differs between the skeletons of a pass is the subject and the shape of the links, so the mailer keeps one per
+    subject and shape rather than building one per content.
+
+    `head` is the header section with placeholders for the address ("to"), the Message-ID ("msgid") and the date
+    ("date", whose value in the message is `date`), then the text part's headers; `middle` lies between the two
+    bodies, `tail` after the HTML one.
+    """
+
+    head: str
+    date: str
+    middle: bytes
+    tail: bytes
+
+    @classmethod
+    def of(cls, message: EmailMessage, hole: Callable[[str], str]) -> Skeleton:
+        # ASCII whatever the server takes: quoted-printable bodies and RFC 2047 headers need no 8BITMIME
+        data = flatten_message(message, cte_type="7bit")
+        head, text_mark, rest = data.partition(b"\r\n" + MergeTemplate.TEXT.encode() + b"\r\n")
+        middle, html_mark, tail = rest.partition(b"\r\n" + MergeTemplate.HTML.encode() + b"\r\n")
+        message_id = str(message["Message-ID"]).encode()
+        date = f"Date: {message['Date']}\r\n".encode()
+        to = b" " + MergeTemplate.TO.encode()
+        if (not (text_mark and html_mark) or head.count(message_id) != 1 or head.count(to) != 1
+                or head.count(date) != 1):
+            raise RuntimeError("the message template does not have the shape the merge expects")
+        head = head.replace(to, b" " + hole("to").encode()).replace(message_id, hole("msgid").encode())
+        head = head.replace(date, f"Date: {hole('date')}\r\n".encode())
+        return cls(head.decode("ascii") + "\r\n", str(message["Date"]), middle + b"\r\n", tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,27 +202,53 @@ class _Fill:
 
 def _pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> list[bytes | _Fill]:
     """`text` (whole lines) as the merge writes it: runs of lines without placeholders encoded now, runs of lines
-    with them left to fill. Runs break only at line ends, where quoted-printable starts afresh."""
+    with them left to fill. Runs break only at line ends, where quoted-printable starts afresh.
+
+    The placeholders are found by one split of the whole text, not one per line: a body has a few lines with
+    placeholders among hundreds without."""
+    parts = split(text)
     pieces: list[bytes | _Fill] = []
 
-    def flush(run: list[str], holes: bool) -> None:
-        chunk = "".join(run)
-        if holes:
-            pieces.append(_Fill.of(split(chunk), qp=qp))
-        else:
-            pieces.append(_qp(chunk) if qp else chunk.encode("ascii"))
+    def literal(chunk: str) -> None:
+        if chunk:
+            data = _qp(chunk) if qp else chunk.encode("ascii")
+            if pieces and isinstance(pieces[-1], bytes):
+                pieces[-1] += data
+            else:
+                pieces.append(data)
 
-    run: list[str] = []
-    run_holes = False
-    for line in text.split("\n")[:-1]:  # text ends with a line end
-        holes = len(split(line)) > 1
-        if run and holes != run_holes:
-            flush(run, run_holes)
-            run = []
-        run.append(line + "\n")
-        run_holes = holes
-    if run:
-        flush(run, run_holes)
+    fill: list[str] = []  # the run of lines with placeholders being gathered, as `split` gives it
+
+    def close(rest: str) -> str:
+        """Ends the run being gathered at the first line end of `rest`; returns what follows it."""
+        end = rest.find("\n") + 1 or len(rest)
+        fill.append(rest[:end])
+        return rest[end:]
+
+    if len(parts) == 1:
+        literal(text)
+        return pieces
+    first = parts[0]
+    cut = first.rfind("\n") + 1
+    literal(first[:cut])
+    fill.append(first[cut:])
+    for i in range(1, len(parts), 2):
+        fill.append(parts[i])
+        between = parts[i + 1]
+        last = i + 2 >= len(parts)
+        if not last and "\n" not in between:  # the next placeholder is on the same line
+            fill.append(between)
+            continue
+        after = close(between)
+        cut = len(after) if last else after.rfind("\n") + 1
+        if not after[:cut]:  # the next line has placeholders too (or nothing follows): the run goes on
+            fill[-1] += after
+            continue
+        pieces.append(_Fill.of(fill, qp=qp))
+        literal(after[:cut])
+        fill = [] if last else [after[cut:]]
+    if fill:
+        pieces.append(_Fill.of(fill, qp=qp))
     return pieces
 
 

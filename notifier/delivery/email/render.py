@@ -18,15 +18,17 @@ from __future__ import annotations
 import functools
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from notifier.delivery.email.views import (
+    CouncilGroup,
     EntryView,
     Following,
     Links,
@@ -110,7 +112,63 @@ def email_environment(templates_dir: Path | None = None) -> Environment:
         frequency=lambda value: _FREQUENCY_WORDS.get(str(value), str(value)),
         underline=lambda text, char="=": char * len(str(text)),
     )
+    env.globals["kept"] = KeptMacros()
     return env
+
+
+# Macro renderings kept, for the two parts together: a day's events are few beside the emails that list them.
+KEPT_MACROS = 8192
+
+
+class KeptMacros:
+    """`kept(macro, *args)` in a template: the macro's rendering for these arguments, made once and kept.
+
+    For what reads only its arguments and is the same in many emails: an entry (an immutable view, its highlighted
+    terms included, in a time zone), a heading, the footer of a subscriber with the same subscriptions. A personal
+    digest's content is its own, but its entries are among the day's few hundred events, so rendering each once per
+    worker rather than once per email saves most of the work of rendering. Arguments that cannot be hashed are
+    rendered afresh."""
+
+    __slots__ = ("_cached",)
+
+    def __init__(self) -> None:
+        self._cached = functools.lru_cache(maxsize=KEPT_MACROS)(self._render)
+
+    @staticmethod
+    def _render(macro: Callable[..., str], *args: object) -> str:
+        # Markup from the HTML macros, which the template then does not escape again
+        return macro(*args)
+
+    def __call__(self, macro: Callable[..., str], *args: object) -> str:
+        try:
+            return self._cached(macro, *args)
+        except TypeError:  # an unhashable argument
+            return macro(*args)
+
+    def groups(
+        self, groups: Sequence[CouncilGroup], timezone: str, council_heading: Callable[..., str],
+        committee_heading: Callable[..., str], entry: Callable[..., str],
+    ) -> str:
+        """The entries by council and committee, each piece kept: the `groups` macros' loop, run here because a
+        call from a template costs several times a kept piece (a digest has a call for each entry and heading)."""
+        parts: list[str] = []
+        add, kept = parts.append, self._cached
+        for council in groups:
+            add(kept(council_heading, council.name))
+            add("\n")
+            for committee in council.committees:
+                if committee.name:
+                    add(kept(committee_heading, committee.name))
+                for e in committee.entries:
+                    add(self(entry, e, timezone))
+                    add("\n")
+        if parts and isinstance(parts[0], Markup):
+            # the HTML macros' pieces are Markup, kept as they are; the line ends have nothing to escape
+            return Markup("").join(parts)
+        return "".join(parts)
+
+    def clear(self) -> None:
+        self._cached.cache_clear()
 
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -118,12 +176,13 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 
 def _tidy_text(text: str) -> str:
     # "-- " (with its space) is the signature separator: mail clients fold or dim the footer after it.
-    lines = "\n".join(line if line == "-- " else line.rstrip() for line in text.splitlines())
+    lines = "\n".join([line if line == "-- " else line.rstrip() for line in text.splitlines()])
     return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
 
 
 def _tidy_html(html: str) -> str:
-    return "\n".join(line.rstrip() for line in html.splitlines() if line.strip()) + "\n"
+    # a line is blank exactly when nothing is left of it once its trailing white space is gone
+    return "\n".join([kept for line in html.splitlines() if (kept := line.rstrip())]) + "\n"
 
 
 def _count(n: int, word: str) -> str:

@@ -386,3 +386,13 @@ def test_iter_messages_maildir(tmp_path: Path) -> None:
 def test_iter_messages_missing_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         list(iter_messages(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "\n", "\u00a0", "\u2003", "\x1c"])
+def test_verp_refuses_white_space_anywhere(space: str) -> None:
+    secret = b"a-verp-secret"
+    assert verp_address("bounces", "alerts.example.org", "jane@example.net", secret)
+    with pytest.raises(ValueError, match="not an email address"):
+        verp_address("bounces", "alerts.example.org", f"jane{space}doe@example.net", secret)
+    with pytest.raises(ValueError, match="not a domain"):
+        verp_address("bounces", f"alerts.example.org{space}", "jane@example.net", secret)

@@ -20,10 +20,11 @@ from aiosmtplib.email import flatten_message
 from arq.connections import ArqRedis
 
 from notifier import subscriptions as subs
-from notifier.delivery.email.batches import entry_view
+from notifier.delivery import outbox
+from notifier.delivery.email.batches import KeptEntries, entry_view, prepare, render_batch
 from notifier.delivery.email.mailer import Mailer
 from notifier.delivery.email.message import build_message
-from notifier.delivery.email.render import render_alert
+from notifier.delivery.email.render import email_environment, render_alert
 from notifier.delivery.email.views import Following, Links
 from notifier.delivery.schedule import next_send_time
 from notifier.matching.matcher import SubscriptionIndex, match_events
@@ -783,3 +784,40 @@ async def test_a_slow_but_live_pass_keeps_its_claims(
     assert released == 0
     assert sorted(r.rcpt_tos[0] for r in smtp_server.messages) == [f"slow{n}@example.org" for n in range(4)]
     assert await pool.fetchval("select count(*) from deliveries where status = 'sent'") == 4
+
+
+async def test_entries_kept_in_a_pass_follow_each_subscriber(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings
+) -> None:
+    """A pass builds each event's entry once and uses it in every email that lists it the same way: a subscriber
+    whose query matched it still sees their words highlighted, one in another zone their own times, and one who
+    follows the whole council neither; every email is the one rendered without anything kept."""
+    council = await factory.council(name=LEICS)
+    whole = await factory.subscriber("una@example.org")
+    topic = await factory.subscriber("val@example.org")
+    abroad = await factory.subscriber("wes@example.org", timezone="America/New_York")
+    await factory.subscription(whole, councils=[council])
+    await factory.subscription(topic, query="dementia", councils=[council])
+    await factory.subscription(abroad, councils=[council])
+    await factory.event(title="Dementia strategy refresh", body="The dementia strategy. " * 20,
+                        starts_at=datetime(2030, 1, 15, 14, 0, tzinfo=UTC))
+    await match(pool, settings)
+    now = datetime.now(UTC)
+    batches = await outbox.claim_email_batches(pool, now=now, lease=timedelta(seconds=30))
+    works = await prepare(pool, batches, now, 0.0)
+    env, kept = email_environment(), KeptEntries()
+    links = Links(manage=f"{BASE}/manage/M", unsubscribe=f"{BASE}/unsubscribe/U")
+    got = {}
+    for work in sorted(works, key=lambda w: w.email) * 2:  # the second time round, every entry is a kept one
+        tz = work.timezone or settings.default_timezone
+        ids = sorted({r["subscription_id"] for r in work.rows})
+        rendered = [await render_batch(pool, env, work, tz=tz, subscription_ids=ids, now=now, links=links,
+                                       stops=[None], kept=k) for k in (kept, None)]
+        assert rendered[0] == rendered[1]
+        got[work.email] = rendered[0]
+    assert len(kept) == 3
+    assert "<mark>Dementia</mark> strategy refresh" in got["val@example.org"].html
+    for plain in ("una@example.org", "wes@example.org"):
+        assert "<mark>" not in got[plain].html and "Dementia strategy refresh" in got[plain].html
+    assert "Tue 15 Jan 2030, 14:00" in got["una@example.org"].text
+    assert "Tue 15 Jan 2030, 09:00" in got["wes@example.org"].text

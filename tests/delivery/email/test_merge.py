@@ -113,3 +113,35 @@ def test_token_ids_must_be_integers() -> None:
         tokens.email_links(1, [True])
     with pytest.raises(TypeError):
         tokens.make("manage", "1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("subject", [
+    "Your daily digest for Thu 4 Dec 2025: 7 updates",
+    "Ynys M\u00f4n County Council: Pwyllgor Cynllunio \u2013 Planning: New meeting " * 2,
+    "A long subject that the header folder has to break over more than one line, " * 3,
+])
+def test_a_template_on_a_kept_skeleton_is_the_template_built_whole(subject: str) -> None:
+    """The mailer keeps a message's MIME skeleton per subject and reuses it for other contents: the bytes must be
+    those of the message built whole for that content (but for the MIME boundary, random in each)."""
+    from notifier.delivery.email.merge import Placeholders, Skeleton, link_holes
+    from notifier.delivery.email.message import build_message
+
+    holes = Placeholders()
+    links, _ = link_holes(lambda p: "https://alerts.example.org" + p, holes, 1)
+
+    def built(rendered: Rendered) -> EmailMessage:
+        return build_message(MergeTemplate.holes(rendered), to=MergeTemplate.TO, mail_from="Alerts <a@example.org>",
+                             links=links, list_id="alerts.example.org", message_id_domain="example.org")
+
+    first = Rendered(subject, "first text\n", "<p>first</p>\n", "digest")
+    skeleton = Skeleton.of(built(first), holes.hole)
+    values = {"manage": "M", "all": "A", "one": "O", "to": "someone@example.net", "msgid": "<1@example.org>"}
+    for text in ("second text, caf\u00e9 \u2014 " * 30 + "\nManage: " + links.manage + "\n",
+                 "x\n" * 500 + "Manage: " + links.manage + "\n" + ".\n"):
+        rendered = Rendered(subject, text, "<p>" + text + "</p>\n", "digest")
+        whole = MergeTemplate.make(rendered, links, message := built(rendered), hole=holes.hole, split=holes.split)
+        kept = MergeTemplate.assemble(rendered, links, skeleton, hole=holes.hole, split=holes.split,
+                                      date=str(message["Date"]))
+        boundary = re.compile(rb"={15}\d+==")
+        assert boundary.sub(b"B", kept.merge(values)) == boundary.sub(b"B", whole.merge(values))
+        assert b"Manage: https://alerts.example.org/manage/M\r\n" in kept.merge(values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,26 @@ def test_email_environment_default_finds_the_templates() -> None:
     env = email_environment()
     names = set(env.list_templates())
     assert {f"{k}.{ext}" for k in ALL_KINDS for ext in ("html", "txt")} <= names
+
+
+def test_entries_kept_rendered_are_the_entries_rendered_afresh() -> None:
+    """An entry is rendered once per worker and kept: what a later email shows must be what a fresh environment
+    renders for it, in the recipient's zone, and with the terms that email highlights (not another's)."""
+    kept = email_environment()
+    plain = replace(rescheduled(), matched_terms=())
+    marked = replace(plain, matched_terms=("board",))
+    cases = [([plain], "Europe/London"), ([plain, agenda()], "Europe/London"), ([marked], "Europe/London"),
+             ([plain], "America/New_York"), ([cancelled(), plain, decision()], "Europe/London")]
+    for entries, tz in cases * 2:  # the second time round, every entry comes from what was kept
+        for render in (render_alert, render_digest):
+            extra: dict[str, Any] = {"day": date(2025, 12, 4)} if render is render_digest else {}
+            got = render(entries, links=LINKS, following=FOLLOWING, timezone=tz, env=kept, **extra)
+            fresh = render(entries, links=LINKS, following=FOLLOWING, timezone=tz, env=email_environment(), **extra)
+            assert got == fresh
+    london = render_digest([plain], day=date(2025, 12, 4), links=LINKS, following=FOLLOWING, env=kept)
+    new_york = render_digest([plain], day=date(2025, 12, 4), links=LINKS, following=FOLLOWING, env=kept,
+                             timezone="America/New_York")
+    assert "10:00" in london.text and "05:00" in new_york.text
+    highlighted = render_alert([marked], links=LINKS, following=FOLLOWING, env=kept)
+    assert "<mark>Board</mark>" in highlighted.html
+    assert "<mark>" not in render_alert([plain], links=LINKS, following=FOLLOWING, env=kept).html.split("<h2")[1]
