@@ -30,8 +30,12 @@ POLL_LOCK_CLASS = 0x706F6C6C  # "poll"
 # How long a source handed to the queue is not handed over again (see enqueue_due_polls).
 ENQUEUE_CLAIM = timedelta(minutes=10)
 
-# The host a source's URL names (lower-cased, without port or credentials), in SQL.
-_HOST = "lower(substring({url} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)'))"
+# The host a source's URL names, in SQL: lower-cased, without credentials, with its port unless the default one
+# (the server the fetcher's per-host limits count by).
+_HOST = (
+    "regexp_replace(lower(substring({url} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]+)')), "
+    "':(80|443)$', '')"
+)
 # How many enabled sources read the host of source `s` (at least 1): they share its request budget.
 HOST_SOURCES = (
     "greatest(1, (select count(*) from sources o where o.enabled and "

@@ -47,10 +47,10 @@ class FakeCouncils:
         self.faults: dict[int, str] = {}  # council number → "html", "truncated" or "huge"
         self.requests = 0
         self._runner: web.AppRunner | None = None
-        self.url = ""
+        self._ports: list[int] = []
 
     def base(self, n: int) -> str:
-        return f"{self.url}/c{n}"
+        return f"http://127.0.0.1:{self._ports[n]}/c{n}"
 
     # ---- changes ----
 
@@ -110,13 +110,16 @@ class FakeCouncils:
         return web.Response(text=body, content_type="text/xml")
 
     async def start(self) -> None:
+        """Each council on a port of its own: its own host to the service's per-host limits and request budget, as
+        real councils are."""
         app = web.Application()
         app.router.add_get(r"/c{n:\d+}/{page:.+}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        for _ in self.councils:
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self._ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         if self._runner is not None:
