@@ -50,9 +50,9 @@ class Demo:
             for slug, name, region, nation, path in DEMO_COUNCILS:
                 await add_council(conn, slug, name, region=region, nation=nation, website=f"{self.base}{path}")
                 for kind in (SourceKind.MODERNGOV, SourceKind.MODERNGOV_DECISIONS):
-                    options = {"detail_refresh_minutes": 0, "days_back": days_back}
+                    options = {"detail_refresh_minutes": 0, "days_back": days_back, "seconds_per_request": 1}
                     if kind is SourceKind.MODERNGOV_DECISIONS:
-                        options = {}
+                        options = {"seconds_per_request": 1}
                     self.sources[(slug, kind.value)] = await add_source(
                         conn, slug, kind.value, f"{self.base}{path}", interval_minutes=1, options=options
                     )

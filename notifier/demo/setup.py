@@ -24,12 +24,14 @@ DEMO_POLL_MINUTES = 1
 
 
 def demo_source_options(slug: str, today: date) -> dict[str, int]:
-    """Source options for a demo council: poll every minute, and look back far enough to see its fixed meetings.
+    """Source options for a demo council: poll every minute, at a pace a local server takes, and look back far
+    enough to see its fixed meetings.
 
     The demo transcribes some real meetings on their real dates (Leicestershire's Health and Wellbeing Board of
     4 December 2025); the default window of 30 days back would leave them out once they are older than that.
     """
-    options = {"detail_refresh_minutes": 1}
+    # one request a second to the demo's own server, shared by the council's two sources
+    options = {"detail_refresh_minutes": 1, "seconds_per_request": 1}
     fixed = [m.day for m in FACTS[slug].fixed_meetings]
     if fixed:
         options["days_back"] = max(DEFAULT_DAYS_BACK, (today - min(fixed)).days + 1)

@@ -36,9 +36,11 @@ _HOST = (
     "regexp_replace(lower(substring({url} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]+)')), "
     "':(80|443)$', '')"
 )
-# How many enabled sources read the host of source `s` (at least 1): they share its request budget.
+# How many enabled sources of its council read the host of source `s` (at least 1): they share its request budget.
+# Counted within the council: each of the 197 registered councils has a host of its own, while the demo and test
+# councils share one server, and a budget split among them all would starve each.
 HOST_SOURCES = (
-    "greatest(1, (select count(*) from sources o where o.enabled and "
+    "greatest(1, (select count(*) from sources o where o.enabled and o.council = s.council and "
     f"{_HOST.format(url='o.url')} = {_HOST.format(url='s.url')}))::int"
 )
 

@@ -15,7 +15,7 @@ schedule since its last read, so thirty meetings on an eight-minute schedule mak
 than thirty at the top of each eighth minute.
 
 The budget: a host is asked at most once every `seconds_per_request` seconds on average (2 by default), counted
-over the poll interval. Sources that read the same host (a council's meetings and its decisions register) share
+over the poll interval. A council's sources that read the same host (its meetings and its decisions register) share
 it equally: each gets `seconds_per_request × sources on the host` (`ReadPlan.shared`). A poll spends its share on
 the listing first, then on the reads due, the most urgent first (new and changed meetings, then hot, warm and cold
 by how overdue they are); what does not fit waits for the next poll. The decisions register spends its share the

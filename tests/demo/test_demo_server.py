@@ -426,8 +426,8 @@ async def test_start_demo_server_real_socket(councils: DemoCouncils) -> None:
 def test_demo_sources_look_back_far_enough_for_the_fixed_meeting() -> None:
     # The Health and Wellbeing Board of 4 December 2025 stays in the polled window however long ago that was.
     year_on = demo_source_options("leicestershire", date(2026, 12, 4))
-    assert year_on == {"detail_refresh_minutes": 1, "days_back": 366}
+    assert year_on == {"detail_refresh_minutes": 1, "seconds_per_request": 1, "days_back": 366}
     assert date(2026, 12, 4) - timedelta(days=year_on["days_back"]) <= date(2025, 12, 4)
     # ... and never shorter than the usual window; councils with no fixed meetings keep the default.
     assert demo_source_options("leicestershire", date(2025, 12, 10))["days_back"] == DEFAULT_DAYS_BACK
-    assert demo_source_options("rutland", date(2026, 12, 4)) == {"detail_refresh_minutes": 1}
+    assert demo_source_options("rutland", date(2026, 12, 4)) == {"detail_refresh_minutes": 1, "seconds_per_request": 1}
