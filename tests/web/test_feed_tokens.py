@@ -73,9 +73,9 @@ async def test_feed_token_rotation_ends_websub_subscriptions_to_the_old_url(
         await rotate_feed_token(pool, 424242)
 
 
-async def test_feed_token_websub_copies_follow_the_subscription_behind_the_feed(
-    pool: asyncpg.Pool, factory: Factory
-) -> None:
+async def _followed_by_websub(pool: asyncpg.Pool, factory: Factory, suffix: str, kinds: list[str]) -> int:
+    """A resident's subscription to `asthma`, and a WebSub subscription to its private feed in the format `suffix`
+    (its copy following `kinds`); returns the resident's subscription."""
     sub = await factory.subscription(await factory.subscriber(), query="asthma")
     token = await pool.fetchval("select feed_token from subscriptions where id = $1", sub)
     endpoint = await pool.fetchval(
@@ -83,12 +83,20 @@ async def test_feed_token_websub_copies_follow_the_subscription_behind_the_feed(
         insert into webhook_endpoints (url, secret, channel, topic, lease_expires_at)
         values ('https://reader.example/cb', '', 'websub', $1, now() + interval '1 day') returning id
         """,
-        f"http://notifier.test/feeds/s/{token}.json",
+        f"http://notifier.test/feeds/s/{token}{suffix}",
     )
     await pool.execute(
-        "insert into subscriptions (endpoint_id, query, channel, feed_token) values ($1, 'asthma', 'websub', 'w')",
-        endpoint,
+        "insert into subscriptions (endpoint_id, query, kinds, channel, feed_token) "
+        "values ($1, 'asthma', $2, 'websub', 'w')",
+        endpoint, kinds,
     )
+    return int(sub)
+
+
+async def test_feed_token_websub_copies_follow_the_subscription_behind_the_feed(
+    pool: asyncpg.Pool, factory: Factory
+) -> None:
+    sub = await _followed_by_websub(pool, factory, ".json", [])
     assert await websub.follow_private_feeds(pool) == 0  # in step already
     await pool.execute("update subscriptions set query = 'asthma OR copd', councils = '{rutland}' where id = $1", sub)
     assert await websub.follow_private_feeds(pool) == 1
@@ -103,20 +111,7 @@ async def test_feed_token_websub_copies_follow_the_subscription_behind_the_feed(
 async def test_feed_token_websub_copy_of_a_calendar_keeps_following_meetings_only(
     pool: asyncpg.Pool, factory: Factory
 ) -> None:
-    sub = await factory.subscription(await factory.subscriber(), query="asthma")
-    token = await pool.fetchval("select feed_token from subscriptions where id = $1", sub)
-    endpoint = await pool.fetchval(
-        """
-        insert into webhook_endpoints (url, secret, channel, topic, lease_expires_at)
-        values ('https://reader.example/cb', '', 'websub', $1, now() + interval '1 day') returning id
-        """,
-        f"http://notifier.test/feeds/s/{token}.ics",
-    )
-    await pool.execute(
-        "insert into subscriptions (endpoint_id, query, kinds, channel, feed_token) "
-        "values ($1, 'asthma', '{meeting,agenda_item}', 'websub', 'w')",
-        endpoint,
-    )
+    sub = await _followed_by_websub(pool, factory, ".ics", ["meeting", "agenda_item"])
     assert await websub.follow_private_feeds(pool) == 0  # in step: a calendar follows meetings and agendas
     await pool.execute("update subscriptions set query = 'copd' where id = $1", sub)
     assert await websub.follow_private_feeds(pool) == 1
