@@ -20,6 +20,7 @@ import asyncpg
 from notifier.models import Channel, FilterModel, Frequency, SubscriberStatus
 from notifier.topics.describe import describe_filter
 from notifier.topics.parse import QueryError, canonical, parse
+from notifier.topics.tsquery import to_tsquery
 from notifier.zones import time_zone
 
 
@@ -73,6 +74,16 @@ async def validate_filter(conn: asyncpg.Pool | asyncpg.Connection, f: FilterMode
         f = f.model_copy(update={"regions": regions})
     return f.model_copy(update={"query": query})
 
+
+
+def compile_query(query: str) -> str | None:
+    """A tsquery text for `query`, or None when it matches everything (empty, or only negations handled in SQL)."""
+    if not query.strip():
+        return None
+    try:
+        return to_tsquery(parse(query))
+    except QueryError as e:
+        raise FilterError("query", str(e), getattr(e, "position", None)) from e
 
 @dataclass(frozen=True)
 class SubscriberResult:

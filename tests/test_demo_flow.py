@@ -21,9 +21,10 @@ from notifier.demo.timeline import SCRIPT, Change
 from notifier.ingest.documents import fetch_due_documents
 from notifier.ingest.fetch import Fetcher, client_session
 from notifier.ingest.poll import poll_source
-from notifier.matching.search import compile_query, preview_filter
+from notifier.matching.search import preview_filter
 from notifier.models import EventType, FilterModel, SourceKind
 from notifier.settings import Settings
+from notifier.subscriptions import compile_query
 from tests.demo.helpers import HWB_ITEMS, Clock
 
 STEP = timedelta(minutes=3)

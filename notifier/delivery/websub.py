@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import asyncpg
 
+from notifier.delivery.calendars import meetings_matching
 from notifier.delivery.webhooks.targets import TargetRefused, check_url
 from notifier.feed_calendar import render_calendar
 from notifier.feeds import CONTENT_TYPES, EVENT_FORMATS, FeedPage, render_events_feed
-from notifier.matching.search import meetings_matching
 from notifier.models import Channel, FilterModel
 from notifier.subscriptions import describe_subscription
 

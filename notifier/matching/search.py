@@ -6,7 +6,6 @@ both give the same answers; tests hold them to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +13,8 @@ import asyncpg
 
 from notifier.matching.documents import query_snippets
 from notifier.models import FilterModel
-from notifier.subscriptions import FilterError
+from notifier.subscriptions import FilterError, compile_query
 from notifier.topics.parse import Query, QueryError, parse
-from notifier.topics.tsquery import to_tsquery
 
 PREVIEW_DAYS = 30
 PREVIEW_LIMIT = 50
@@ -28,16 +26,6 @@ def parsed_query(query: str) -> Query | None:
         return None
     try:
         return parse(query)
-    except QueryError as e:
-        raise FilterError("query", str(e), getattr(e, "position", None)) from e
-
-
-def compile_query(query: str) -> str | None:
-    """A tsquery text for `query`, or None when it matches everything (empty, or only negations handled in SQL)."""
-    if not query.strip():
-        return None
-    try:
-        return to_tsquery(parse(query))
     except QueryError as e:
         raise FilterError("query", str(e), getattr(e, "position", None)) from e
 
@@ -107,31 +95,3 @@ def _volume_warning(weekly: float) -> str | None:
 
 # Events older than any feed reaches back for (archive pages walk back by event id, not by date).
 SINCE_EVER = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
-# A calendar's window: meetings from two months back to a year ahead.
-CALENDAR_BACK = timedelta(days=60)
-CALENDAR_AHEAD = timedelta(days=365)
-
-FILTERED_MEETINGS = """
-    select i.id, i.title, i.committee, i.starts_at, i.status, i.url, i.data, i.updated_at, i.first_seen_at,
-           c.name as council_name, c.timezone,
-           (select count(*) from events ev where ev.item_id = i.id) as changes,
-           array(select a.title from items a where a.parent_id = i.id and a.kind = 'agenda_item'
-                 order by a.external_id) as agenda
-    from items i join councils c on c.slug = i.council
-    where i.kind = 'meeting' and i.starts_at >= $5 and i.starts_at < $6
-      and ($1::text is null or i.search @@ $1::tsquery)
-      and (cardinality($2::text[]) = 0 and cardinality($3::text[]) = 0
-           or i.council = any($2) or c.region = any($3))
-      and (cardinality($4::text[]) = 0 or i.committee = any($4) or i.committee_id = any($4))
-    order by i.starts_at, i.id
-    limit 2000
-"""
-
-
-async def meetings_matching(pool: asyncpg.Pool, f: FilterModel, now: datetime) -> list[Mapping[str, Any]]:
-    """The meetings a filter's calendar shows (its councils, regions, committees and query; not its kinds or event
-    types, which choose among events), each with its agenda, in date order."""
-    args = filter_args(f, SINCE_EVER)
-    return [dict(r) for r in await pool.fetch(
-        FILTERED_MEETINGS, args[0], args[1], args[2], args[3], now - CALENDAR_BACK, now + CALENDAR_AHEAD
-    )]

@@ -18,17 +18,12 @@ import asyncpg
 from multidict import MultiMapping
 from pydantic import ValidationError
 
+from notifier.delivery.calendars import meetings_matching
 from notifier.ingest.briefs import briefs_for_events
 from notifier.matching.documents import query_snippets
-from notifier.matching.search import (
-    FILTERED_EVENTS,
-    SINCE_EVER,
-    compile_query,
-    filter_args,
-    meetings_matching,
-)
+from notifier.matching.search import FILTERED_EVENTS, SINCE_EVER, filter_args
 from notifier.models import FilterModel
-from notifier.subscriptions import FilterError, describe_subscription
+from notifier.subscriptions import FilterError, compile_query, describe_subscription
 from notifier.topics.evaluate import Document, matched_terms
 from notifier.topics.parse import QueryError, parse
 
@@ -156,10 +151,6 @@ _FEED_EVENTS = f"""
     join councils c on c.slug = f.council
     order by f.id desc
 """
-
-# Meetings restricted by a filter, for calendars: $1 tsquery (or null), $2 councils, $3 regions, $4 committees,
-# $5 from, $6 to. `changes` counts the meeting's events (its SEQUENCE), `agenda` its agenda items.
-
 
 
 async def load_events(

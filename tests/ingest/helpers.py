@@ -16,9 +16,9 @@ from aiohttp import web
 from notifier.ingest.fetch import Fetcher, client_session
 from notifier.ingest.poll import poll_source
 from notifier.ingest.write import PollResult
-from notifier.matching.search import compile_query
 from notifier.settings import Settings
 from notifier.sources.freshness import ReadPlan
+from notifier.subscriptions import compile_query
 from tests.servers import CouncilServer, fixture_bytes
 
 LONDON = ZoneInfo("Europe/London")

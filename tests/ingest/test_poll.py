@@ -19,8 +19,8 @@ from arq.jobs import Job, JobStatus
 
 from notifier.ingest.poll import enqueue_due_polls, poll_source
 from notifier.matching.matcher import CURSOR_NAME
-from notifier.matching.search import compile_query
 from notifier.settings import Settings
+from notifier.subscriptions import compile_query
 from tests.factories import Factory
 from tests.ingest.helpers import (
     LONDON,

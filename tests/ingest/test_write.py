@@ -15,10 +15,10 @@ import pytest
 from notifier.ingest import write
 from notifier.ingest.normalise import content_hash
 from notifier.ingest.write import PollResult, write_poll
-from notifier.matching.search import compile_query
 from notifier.models import ItemKind
 from notifier.sources.base import Record
 from notifier.sources.moderngov import MeetingSummary, parse_meeting
+from notifier.subscriptions import compile_query
 from notifier.topics.text import tsvector_literal
 from tests.factories import Factory
 from tests.servers import fixture_bytes

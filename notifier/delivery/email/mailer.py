@@ -162,29 +162,6 @@ class Mailer:
         low = asyncio.Event()
         sent = 0
 
-        async def claim() -> None:
-            try:
-                while True:
-                    while queue.qsize() > self.concurrency:
-                        low.clear()
-                        await low.wait()
-                    claimed_at = time.monotonic()
-                    batches = await outbox.claim_email_batches(
-                        self.pool, now=run.at(), lease=self.lease, limit=self.claim_size
-                    )
-                    if not batches:
-                        return
-                    run.keeper.hold([i for b in batches for i in b.delivery_ids])
-                    works = await prepare(self.pool, batches, run.at(), claimed_at)
-                    # what `prepare` held back is already marked: nothing of it is worked on any more
-                    kept = {i for w in works for i in w.batch.delivery_ids}
-                    run.keeper.release([i for b in batches for i in b.delivery_ids if i not in kept])
-                    for work in works:
-                        queue.put_nowait(work)
-            finally:
-                for _ in range(self.concurrency):
-                    queue.put_nowait(None)
-
         async def send() -> None:
             nonlocal sent
             while (work := await queue.get()) is not None:
@@ -202,7 +179,7 @@ class Mailer:
                 sent += ok  # not `sent += await ...`: that reads `sent` before the await and loses others' counts
 
         try:
-            outcomes = await asyncio.gather(claim(), *(send() for _ in range(self.concurrency)),
+            outcomes = await asyncio.gather(self._claim(run, queue, low), *(send() for _ in range(self.concurrency)),
                                             return_exceptions=True)
         finally:
             await run.marks.close()
@@ -211,6 +188,31 @@ class Mailer:
             if isinstance(outcome, BaseException):
                 raise outcome
         return sent
+
+    async def _claim(self, run: _Run, queue: asyncio.Queue[PreparedBatch | None], low: asyncio.Event) -> None:
+        """Claim and prepare batches onto `queue` while the senders run low (`low` is set when they do); when
+        nothing is left, one None for each sender to stop on."""
+        try:
+            while True:
+                while queue.qsize() > self.concurrency:
+                    low.clear()
+                    await low.wait()
+                claimed_at = time.monotonic()
+                batches = await outbox.claim_email_batches(
+                    self.pool, now=run.at(), lease=self.lease, limit=self.claim_size
+                )
+                if not batches:
+                    return
+                run.keeper.hold([i for b in batches for i in b.delivery_ids])
+                works = await prepare(self.pool, batches, run.at(), claimed_at)
+                # what `prepare` held back is already marked: nothing of it is worked on any more
+                kept = {i for w in works for i in w.batch.delivery_ids}
+                run.keeper.release([i for b in batches for i in b.delivery_ids if i not in kept])
+                for work in works:
+                    queue.put_nowait(work)
+        finally:
+            for _ in range(self.concurrency):
+                queue.put_nowait(None)
 
     def _claim_too_old(self, work: PreparedBatch, run: _Run) -> bool:
         """Renewals have failed so long that the claim may have run out and gone to another worker: leave it to the

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from notifier import subscriptions as subs
 from notifier.ingest.briefs import MeetingBrief, document_brief, meeting_briefs
-from notifier.matching.search import compile_query
 from notifier.models import ItemKind
+from notifier.subscriptions import compile_query
 from notifier.web.api.plumbing import decode_cursor, operation, page_of, path_id, respond
 from notifier.web.api.schemas import (
     Council,
