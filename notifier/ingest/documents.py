@@ -29,8 +29,8 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from notifier.documents.child import extract_in_subprocess
-from notifier.documents.extract import ExtractedText, ExtractionError
-from notifier.ingest.fetch import Fetcher
+from notifier.documents.extract import ExtractedText, ExtractionError, TooLarge
+from notifier.ingest.fetch import Fetcher, ResponseTooLarge
 from notifier.leases import LeaseKeeper
 from notifier.settings import Settings
 from notifier.sources.base import SourceError
@@ -52,7 +52,10 @@ class DocumentState(StrEnum):
 DOCUMENT_RETRY_DELAYS = [60, 300, 1800, 7200, 21600]
 MAX_ATTEMPTS = len(DOCUMENT_RETRY_DELAYS) + 1
 # Reasons that no retry can change: the same bytes give the same answer.
-_FINAL_REASONS = frozenset({"encrypted", "no_text_layer", "unsupported_type", "too_many_pages", "empty"})
+# (`too_large`: over `document_max_bytes`, downloaded or unpacked.)
+_FINAL_REASONS = frozenset(
+    {"encrypted", "no_text_layer", "unsupported_type", "too_many_pages", "empty", TooLarge.reason}
+)
 CLAIM_BATCH = 20
 # A pass stops claiming after this long, so that it is over before the sweep queues the next one a minute later and
 # extractions at once stay near `document_concurrency` (what is left is the next pass's).
@@ -184,6 +187,8 @@ async def _download_and_extract(fetcher: Fetcher, settings: Settings, row: async
             headers["If-Modified-Since"] = row["last_modified"]
     try:
         status, body, answer, final_url = await fetcher.get(row["url"], headers, max_bytes=settings.document_max_bytes)
+    except ResponseTooLarge as e:
+        return _Outcome(reason=TooLarge.reason, error=str(e))
     except SourceError as e:
         return _Outcome(reason="download", error=str(e))
     etag, modified = answer.get("ETag"), answer.get("Last-Modified")
