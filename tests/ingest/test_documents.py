@@ -264,6 +264,23 @@ async def test_documents_failures_back_off_then_are_marked_failed(
     assert council_server.hits["/missing.pdf"] == MAX_ATTEMPTS
 
 
+async def test_documents_out_of_memory_is_tried_twice_then_marked_failed(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
+) -> None:
+    council_server.set("/paper.pdf", page_with_contents(zlib_bomb(4 * 1024 * MIB)), content_type="application/pdf")
+    await factory.item(kind="document", title="Paper", url=f"{council_server.url}/paper.pdf")
+    limited = settings.model_copy(update={"document_memory_bytes": 256 * MIB})
+    assert counts(await fetch(pool, limited))["retried"] == 1
+    [stored] = (await texts(pool)).values()
+    assert (stored["state"], stored["error_reason"]) == ("pending", "out_of_memory")
+
+    result = await fetch(pool, limited, now=stored["next_attempt_at"])
+    assert (result.retried, result.failed) == (0, 1)
+    [stored] = (await texts(pool)).values()
+    assert (stored["state"], stored["attempts"], stored["error_reason"]) == ("failed", 2, "out_of_memory")
+    assert council_server.hits["/paper.pdf"] == 2
+
+
 async def test_documents_an_expired_claim_is_released_and_done_again(
     pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
 ) -> None:
