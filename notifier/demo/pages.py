@@ -1,5 +1,5 @@
-"""The demo's ModernGov pages: the decisions registers, a decision's details, a meeting's page, the "what's new" RSS
-feed and the PDF every document link serves.
+"""The demo's ModernGov pages: the decisions registers, a decision's details, a meeting's page and the "what's new"
+RSS feed. (The PDF every document link serves is made in `reports.py`.)
 
 ModernGov's HTML, entity-encoded the way ModernGov does it (`01&#47;04&#47;2025`). The register, like the real one,
 also links a forward plan issue, which is not a decision.
@@ -22,8 +22,6 @@ __all__ = [
     "render_decisions",
     "render_meeting_page",
     "render_officer_decisions",
-    "render_pdf",
-    "render_pdf_pages",
     "render_rss",
 ]
 
@@ -276,46 +274,3 @@ def render_rss(council: Council, base: str, now: datetime) -> str:
         ]
     lines += ["  </channel>", "</rss>"]
     return "\n".join(lines) + "\n"
-
-
-def _pdf_string(text: str) -> str:
-    safe = text.encode("latin-1", "replace").decode("latin-1")
-    return "(" + safe.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
-
-
-def render_pdf(lines: Sequence[str]) -> bytes:
-    """A one-page PDF showing `lines`, with a correct cross-reference table."""
-    return render_pdf_pages([lines])
-
-
-def render_pdf_pages(pages: Sequence[Sequence[str]]) -> bytes:
-    """A PDF with one page per entry of `pages`, each showing its lines, with a correct cross-reference table.
-
-    Written by hand (the demo is data, and a PDF of text lines is a few objects): catalog, page tree and font, then
-    each page and its content stream.
-    """
-    count = len(pages)
-    kids = " ".join(f"{4 + 2 * n} 0 R" for n in range(count)).encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for n, lines in enumerate(pages):
-        text = " ".join(f"{_pdf_string(line)} '" for line in lines)
-        stream = f"BT /F1 12 Tf 16 TL 56 800 Td {text} ET".encode("latin-1")
-        objects += [
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> "
-            b"/Contents %d 0 R >>" % (5 + 2 * n),
-            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)

@@ -12,14 +12,15 @@ Under it the demo answers what the adapters ask a real ModernGov site, in the sh
   way ModernGov does it (`01&#47;04&#47;2025`). The register, like the real one, also links a forward plan issue,
   which is not a decision.
 - `ieListDocuments.aspx?CId=&MId=` (the meeting page), `mgConvert2PDF.aspx?ID=` and `documents/s{id}/{name}.pdf` (a
-  paper of a few pages, its text from `reports.py`), `mgRss.aspx?XXR=0` (RSS 2.0 "what's new").
+  paper of a few pages, made by `reports.py`), `mgRss.aspx?XXR=0` (RSS 2.0 "what's new").
 
-The answers are rendered by `webservice.py` (the web service's XML) and `pages.py` (pages, RSS, PDF); this module
-routes requests to them. Paths and parameter names are matched without regard to case, as ASP.NET does. Errors are
-answered the way an ASMX web service answers them: a missing or malformed parameter is HTTP 500 with a .NET exception
-message as text. A meeting id the council does not hold answers HTTP 200 with an empty `<meeting>` element (whitespace
-only), the "valid but empty document" that ModernGov sites give for things they do not have: an adapter must treat it
-as an answer it cannot use, never as a deletion. Unknown pages, decisions and documents are 404.
+The answers are rendered by `webservice.py` (the web service's XML), `pages.py` (pages, RSS) and `reports.py` (the
+papers' PDFs); this module routes requests to them. Paths and parameter names are matched without regard to case,
+as ASP.NET does. Errors are answered the way an ASMX web service answers them: a missing or malformed parameter is
+HTTP 500 with a .NET exception message as text. A meeting id the council does not hold answers HTTP 200 with an
+empty `<meeting>` element (whitespace only), the "valid but empty document" that ModernGov sites give for things they
+do not have: an adapter must treat it as an answer it cannot use, never as a deletion. Unknown pages, decisions and
+documents are 404.
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ from notifier.demo.pages import (
     render_decisions,
     render_meeting_page,
     render_officer_decisions,
-    render_pdf_pages,
     render_rss,
 )
-from notifier.demo.reports import report_pages
+from notifier.demo.reports import report_pdf
 from notifier.demo.timeline import DemoCouncils, DemoState
 from notifier.demo.webservice import render_committees, render_meeting, render_meetings
 
@@ -179,7 +179,7 @@ def _document_response(council: Council, document_id: int | None) -> web.Respons
     if doc is None:
         return _not_found(f"No document {document_id} at {council.name}.")
     places = FACTS[council.slug].places if council.slug in FACTS else ()
-    body = render_pdf_pages(report_pages(doc, council.name, places))
+    body = report_pdf(doc, council.name, places)
     return web.Response(body=body, content_type="application/pdf")
 
 

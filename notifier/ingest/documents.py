@@ -9,9 +9,9 @@ starts it again; nothing was stored half-way, so nothing is lost or doubled.
 
 Unchanged documents cost nothing: the download is conditional (the last answer's ETag and Last-Modified), and bytes
 whose sha256 is the one last extracted are not extracted again. A download or extraction that fails is retried on
-`DOCUMENT_RETRY_DELAYS`, then the row is marked `failed` with the reason (`encrypted`, `no_text_layer`, `corrupt`,
-`too_large`, `timed_out`, `out_of_memory`, `download`, ...). A failure holds back nothing: the matcher waits a
-bounded time for a document's text, never for ever (see `notifier.matching.documents`).
+`DOCUMENT_RETRY_DELAYS` (`out_of_memory` only once), then the row is marked `failed` with the reason (`encrypted`,
+`no_text_layer`, `corrupt`, `too_large`, `timed_out`, `out_of_memory`, `download`, ...). A failure holds back
+nothing: the matcher waits a bounded time for a document's text, never for ever (see `notifier.matching.documents`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from notifier.documents.child import extract_in_subprocess
-from notifier.documents.extract import ExtractedText, ExtractionError
-from notifier.ingest.fetch import Fetcher
+from notifier.documents.extract import ExtractedText, ExtractionError, OutOfMemory, TooLarge
+from notifier.ingest.fetch import Fetcher, ResponseTooLarge
 from notifier.leases import LeaseKeeper
 from notifier.settings import Settings
 from notifier.sources.base import SourceError
@@ -52,7 +52,14 @@ class DocumentState(StrEnum):
 DOCUMENT_RETRY_DELAYS = [60, 300, 1800, 7200, 21600]
 MAX_ATTEMPTS = len(DOCUMENT_RETRY_DELAYS) + 1
 # Reasons that no retry can change: the same bytes give the same answer.
-_FINAL_REASONS = frozenset({"encrypted", "no_text_layer", "unsupported_type", "too_many_pages", "empty"})
+# (`too_large`: over `document_max_bytes`, downloaded or unpacked.)
+_FINAL_REASONS = frozenset(
+    {"encrypted", "no_text_layer", "unsupported_type", "too_many_pages", "empty", TooLarge.reason}
+)
+# Reasons tried fewer times than the schedule allows. Out of memory is most likely the file itself (a decompression
+# bomb), and each try costs a child process up to `document_memory_bytes`: one retry, in case the pressure was
+# elsewhere on the machine.
+_ATTEMPTS_BY_REASON = {OutOfMemory.reason: 2}
 CLAIM_BATCH = 20
 # A pass stops claiming after this long, so that it is over before the sweep queues the next one a minute later and
 # extractions at once stay near `document_concurrency` (what is left is the next pass's).
@@ -184,6 +191,8 @@ async def _download_and_extract(fetcher: Fetcher, settings: Settings, row: async
             headers["If-Modified-Since"] = row["last_modified"]
     try:
         status, body, answer, final_url = await fetcher.get(row["url"], headers, max_bytes=settings.document_max_bytes)
+    except ResponseTooLarge as e:
+        return _Outcome(reason=TooLarge.reason, error=str(e))
     except SourceError as e:
         return _Outcome(reason="download", error=str(e))
     etag, modified = answer.get("ETag"), answer.get("Last-Modified")
@@ -238,7 +247,7 @@ async def _store(
 
 
 def _will_retry(attempts: int, reason: str) -> bool:
-    return reason not in _FINAL_REASONS and attempts < MAX_ATTEMPTS
+    return reason not in _FINAL_REASONS and attempts < _ATTEMPTS_BY_REASON.get(reason, MAX_ATTEMPTS)
 
 
 async def _store_text(conn: asyncpg.Connection, row: asyncpg.Record, outcome: _Outcome, *, now: datetime) -> None:

@@ -43,6 +43,11 @@ class HttpStatusError(SourceError):
         self.status = status
 
 
+class ResponseTooLarge(SourceError):
+    """The answer is over the size cap: declared so (Content-Length) or counted so (after decompression). The same
+    URL gives the same answer, so retrying is pointless while the cap stays."""
+
+
 class Fetcher:
     """HTTP for adapters: concurrency limits (overall and per host), a size cap, and conditional GET."""
 
@@ -78,7 +83,7 @@ class Fetcher:
                         )
                     declared = resp.content_length
                     if declared is not None and declared > cap:
-                        raise SourceError(f"response from {url} is {declared} bytes, over the {cap} cap")
+                        raise ResponseTooLarge(f"response from {url} is {declared} bytes, over the {cap} cap")
                     body = await self._read_capped(resp, url, cap)
                     return resp.status, body, resp.headers, str(resp.url)
             except TimeoutError as e:
@@ -93,7 +98,7 @@ class Fetcher:
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > cap:
-                raise SourceError(f"response from {url} exceeds the {cap}-byte cap")
+                raise ResponseTooLarge(f"response from {url} exceeds the {cap}-byte cap")
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -167,10 +167,18 @@ async def next_release(pool: asyncpg.Pool | asyncpg.Connection) -> datetime | No
     return until
 
 
+class QueryHits(NamedTuple):
+    """The query's terms found in an event's documents (query order), and where the first of them are."""
+
+    terms: list[str]
+    snippets: list[dict[str, Any]]
+
+
 async def query_snippets(
     conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[Mapping[str, Any]], query: Query | None
-) -> dict[int, list[dict[str, Any]]]:
-    """For history search (feeds, the preview): where in each event's documents the query's terms are, by event id.
+) -> dict[int, QueryHits]:
+    """For history search (feeds, the preview): which of the query's terms each event's documents hold, and where,
+    by event id (only events whose documents hold one).
 
     Event rows need `id`, `kind`, `item_id` and `changes`. Terms under NOT are never shown, as in alerts.
     """
@@ -179,10 +187,10 @@ async def query_snippets(
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as c:
             return await query_snippets(c, events, query)
-    out: dict[int, list[dict[str, Any]]] = {}
+    out: dict[int, QueryHits] = {}
     for event_id, docs in (await event_documents(conn, events)).items():
         terms: list[str] = []
         positive_terms(query, Document.from_text(docs.text), terms)
         if terms:
-            out[event_id] = docs.snippets(terms)
+            out[event_id] = QueryHits(terms, docs.snippets(terms))
     return out

@@ -77,7 +77,7 @@ async def preview_filter(pool: asyncpg.Pool, f: FilterModel, *, now: datetime | 
     weekly = round(total * 7 / PREVIEW_DAYS, 1)
     snippets = await query_snippets(pool, rows, parsed_query(f.query))
     return {
-        "items": [{**dict(r), "snippets": snippets.get(r["id"], [])} for r in rows],
+        "items": [{**dict(r), "snippets": hits.snippets if (hits := snippets.get(r["id"])) else []} for r in rows],
         "total": total,
         "days": PREVIEW_DAYS,
         "weekly_estimate": weekly,

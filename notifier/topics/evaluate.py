@@ -142,6 +142,25 @@ def positive_terms(q: Query, doc: Document, out: list[str]) -> None:
             out.append(text)
 
 
+def in_query_order(q: Query, *found: Iterable[str]) -> list[str]:
+    """Terms found in several texts (each list from `positive_terms`) as one list, in query order, once each."""
+    seen = {t for terms in found for t in terms}
+    out: list[str] = []
+    _positive_leaves(q, seen, out)
+    return out
+
+
+def _positive_leaves(q: Query, keep: set[str], out: list[str]) -> None:
+    t = type(q)
+    if t is And or t is Or:
+        for item in q.items:  # type: ignore[union-attr]
+            _positive_leaves(item, keep, out)
+    elif t is not Not and t is not MatchAll:
+        text = q.text  # type: ignore[union-attr]
+        if text in keep and text not in out:
+            out.append(text)
+
+
 def matched_terms(q: Query, doc: Document) -> list[str] | None:
     """The positive terms of a matching query that the document contains, in query order; None if no match.
 

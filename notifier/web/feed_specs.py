@@ -24,7 +24,7 @@ from notifier.matching.documents import query_snippets
 from notifier.matching.search import FILTERED_EVENTS, SINCE_EVER, filter_args
 from notifier.models import FilterModel
 from notifier.subscriptions import FilterError, compile_query, describe_subscription
-from notifier.topics.evaluate import Document, matched_terms
+from notifier.topics.evaluate import Document, in_query_order, positive_terms
 from notifier.topics.parse import QueryError, parse
 
 DEFAULT_LIMIT = 50
@@ -176,13 +176,16 @@ async def _add_matched_terms(pool: asyncpg.Pool, query: str, rows: list[dict[str
         q = parse(query)
     except QueryError:
         return
+    in_papers = await query_snippets(pool, rows, q)
     for r in rows:
         doc = Document.from_text("\n".join(p for p in (r["title"], r["committee"] or "", r["body"] or "") if p))
-        r["matched"] = matched_terms(q, doc) or []
-    snippets = await query_snippets(pool, rows, q)
-    for r in rows:
-        if r["id"] in snippets:
-            r["snippets"] = snippets[r["id"]]
+        own: list[str] = []
+        positive_terms(q, doc, own)
+        hits = in_papers.get(r["id"])
+        # a term may be only in the papers (an AND whose other half is in the title, or the whole topic)
+        r["matched"] = in_query_order(q, own, hits.terms) if hits else own
+        if hits:
+            r["snippets"] = hits.snippets
 
 
 async def load_meetings(pool: asyncpg.Pool, spec: FeedSpec, now: datetime) -> list[Mapping[str, Any]]:

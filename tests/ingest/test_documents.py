@@ -6,6 +6,7 @@ The documents are made here: PDFs by fpdf2 (tests/documents/makers.py), a Word f
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any, get_args
 
 import asyncpg
 import pytest
+from aiohttp import web
 from arq.connections import ArqRedis
 
 from notifier.db import MIGRATIONS_DIR
@@ -213,6 +215,39 @@ async def test_documents_each_kind_and_each_failure_is_recorded(
         assert (stored["attempts"], stored["next_attempt_at"]) == (1, now + timedelta(seconds=60))
 
 
+OVER_CAP = b"%PDF-1.4\n" + b" " * (64 * 1024)
+
+
+async def _gzipped_in_chunks(request: web.Request) -> web.StreamResponse:
+    """A small compressed answer with no Content-Length that inflates past the cap: only counting catches it."""
+    response = web.StreamResponse(headers={"Content-Type": "application/pdf", "Content-Encoding": "gzip"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    packed = gzip.compress(OVER_CAP)
+    for start in range(0, len(packed), 32):
+        await response.write(packed[start : start + 32])
+    await response.write_eof()
+    return response
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared-length", "chunked-gzip"])
+async def test_documents_over_the_size_cap_fail_at_once(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings, chunked: bool
+) -> None:
+    if chunked:
+        council_server.routes["/paper.pdf"] = _gzipped_in_chunks
+    else:
+        council_server.set("/paper.pdf", OVER_CAP, content_type="application/pdf")
+    await factory.item(kind="document", title="Paper", url=f"{council_server.url}/paper.pdf")
+    result = await fetch(pool, settings.model_copy(update={"document_max_bytes": 4096}))
+
+    assert (result.retried, result.failed) == (0, 1)
+    [stored] = (await texts(pool)).values()
+    assert (stored["state"], stored["attempts"], stored["error_reason"]) == ("failed", 1, "too_large")
+    expected = "exceeds the 4096-byte cap" if chunked else f"is {len(OVER_CAP)} bytes, over the 4096 cap"
+    assert expected in stored["error"]
+
+
 async def test_documents_failures_back_off_then_are_marked_failed(
     pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
 ) -> None:
@@ -227,6 +262,23 @@ async def test_documents_failures_back_off_then_are_marked_failed(
     assert (stored["state"], stored["attempts"], stored["error_reason"]) == ("failed", MAX_ATTEMPTS, "download")
     assert "HTTP 404" in stored["error"]
     assert council_server.hits["/missing.pdf"] == MAX_ATTEMPTS
+
+
+async def test_documents_out_of_memory_is_tried_twice_then_marked_failed(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
+) -> None:
+    council_server.set("/paper.pdf", page_with_contents(zlib_bomb(4 * 1024 * MIB)), content_type="application/pdf")
+    await factory.item(kind="document", title="Paper", url=f"{council_server.url}/paper.pdf")
+    limited = settings.model_copy(update={"document_memory_bytes": 256 * MIB})
+    assert counts(await fetch(pool, limited))["retried"] == 1
+    [stored] = (await texts(pool)).values()
+    assert (stored["state"], stored["error_reason"]) == ("pending", "out_of_memory")
+
+    result = await fetch(pool, limited, now=stored["next_attempt_at"])
+    assert (result.retried, result.failed) == (0, 1)
+    [stored] = (await texts(pool)).values()
+    assert (stored["state"], stored["attempts"], stored["error_reason"]) == ("failed", 2, "out_of_memory")
+    assert council_server.hits["/paper.pdf"] == 2
 
 
 async def test_documents_an_expired_claim_is_released_and_done_again(

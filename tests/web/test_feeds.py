@@ -226,6 +226,15 @@ async def test_feeds_search_entry_says_where_in_the_paper_the_topic_is(
     assert entry.title == "Work programme published"
     content = " ".join(entry.content[0].value.split())
     assert "p. 3: 2. Background The programme was agreed with the chair. The respite centre at" in content
+    assert "Matched: respite" in content  # the word is only in the paper
+    feed = valid_json_feed(await (await client.get("/feeds/search.json", params={"q": "respite"})).read())
+    [item] = feed["items"]
+    assert item["_notifier"]["matched_terms"] == ["respite"]
+    assert "<p>Matched: respite</p>" in item["content_html"]
+    # terms from the title and from the paper, in the query's order
+    resp = await client.get("/feeds/search.atom", params={"q": "carers programme"})
+    [entry] = feedparser.parse(await resp.read()).entries
+    assert "Matched: carers, programme" in entry.content[0].value
     # a feed without a query has no terms to point at
     resp = await client.get("/feeds/councils/leicestershire.atom")
     [entry] = feedparser.parse(await resp.read()).entries
