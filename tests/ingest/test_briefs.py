@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from notifier.delivery.email.mailer import Mailer
-from notifier.ingest.briefs import build_due_briefs, meeting_briefs
+from notifier.ingest.briefs import build_due_briefs, document_briefs, meeting_briefs
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
@@ -95,6 +95,9 @@ async def test_briefs_a_meeting_with_three_reports(pool: asyncpg.Pool, meeting: 
     assert appendix.empty and not appendix.purpose and not appendix.recommendations  # nothing invented
     assert appendix.first_paragraph is not None and appendix.first_paragraph["page"] == 1
     assert brief.topics and all(isinstance(t, str) for t in brief.topics)
+    # a paper's meeting, whether filed under the meeting or under one of its agenda items
+    papers = await document_briefs(pool, [meeting["strategy"], meeting["bcf"]])
+    assert {d.meeting_id for d in papers} == {meeting["meeting"]}
 
 
 async def test_briefs_rebuilt_when_the_text_changes(pool: asyncpg.Pool, meeting: dict[str, int]) -> None:
@@ -173,6 +176,9 @@ async def test_briefs_in_the_weekly_summary_and_the_alert(
     assert "approve the revised respite care action plan." in html_part(by_to["amy@example.org"])
     alert = " ".join(text_part(by_to["bob@example.org"]).split())
     assert "Recommendation (p. 2): (b) approve the revised respite care action plan." in alert
+    # the report is filed under an agenda item of the meeting: its alert links to the meeting's page
+    page = f"{settings.base_url}/meetings/{meeting['meeting']}"
+    assert f"Papers: {page}" in alert and f'href="{page}"' in html_part(by_to["bob@example.org"])
     assert weekly
 
 

@@ -230,13 +230,13 @@ async def with_briefs(
 ) -> list[EntryView]:
     """Entries with what their papers say: a coming meeting's purposes and recommendations, a held one's
     resolutions, a report's own purpose and recommendations; meetings link to their page here once they have
-    papers."""
+    papers, and a report to its meeting's page."""
     found = await briefs_for_events(pool, rows, now=now)
     out = []
     for r, entry in zip(rows, entries, strict=True):
         if r["item_id"] in found:
-            lines, papers = found[r["item_id"]]
-            page = f"{base_url}/meetings/{r['item_id']}" if base_url and papers else None
+            lines, meeting_id = found[r["item_id"]]
+            page = f"{base_url}/meetings/{meeting_id}" if base_url and meeting_id is not None else None
             entry = replace(entry, brief=lines, page_url=page)
         out.append(entry)
     return out
