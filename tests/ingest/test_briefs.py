@@ -213,3 +213,36 @@ async def test_briefs_a_decision_says_what_was_decided(
         await mailer.close()
     text = " ".join(text_part(smtp_server.messages[0].message).split())
     assert "The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays." in text
+
+
+async def test_briefs_weekly_summary_of_a_held_meeting_and_a_decision(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    held = await factory.item(kind="meeting", starts_at=datetime.now(UTC) - timedelta(days=2))
+    minutes = await paper(pool, factory, held, "Minutes", MINUTES)
+    await build_due_briefs(pool)
+    decision = ("The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays and Sundays "
+                "from April, to fund the extra hours from the libraries reserve, and to review the change after "
+                "twelve months with a report to the Scrutiny Commission on visits, costs and the views of residents.")
+    await factory.item(kind="decision", title="Library opening hours", body=decision)
+    await factory.subscription(await factory.subscriber("amy@example.org"), councils=["leicestershire"],
+                               frequency="weekly", weekday=0, hour=7)
+    # the week's one matched event: the meeting and the decision come from the council's items
+    await factory.event(item_id=minutes, type="document.published", summary="Minutes published", title="Minutes")
+    await match_events(pool, SubscriptionIndex(), settings)
+    now = datetime.now(UTC)
+    await pool.execute("update deliveries set next_attempt_at = $1", now)
+    mailer = Mailer.create(settings, pool)
+    try:
+        assert await mailer.send_due(now=now) == 1
+    finally:
+        await mailer.close()
+    message = smtp_server.messages[0].message
+    text = " ".join(text_part(message).split())
+    assert "Resolved (Minutes, p. 1): That the Better Care Fund quarter two return be approved." in text
+    assert f"{settings.base_url}/meetings/{held}" in text
+    # the decision's own words, cut at a word with "…"
+    assert "The Cabinet agreed to extend the opening hours of Loughborough Library" in text
+    excerpt = re.search(r"(The Cabinet agreed[^…]*)…", text)
+    assert excerpt is not None and decision.startswith(excerpt[1]) and decision[len(excerpt[1])] == " "
+    assert "The Cabinet agreed to extend" in html_part(message)
