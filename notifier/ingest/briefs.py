@@ -202,6 +202,10 @@ async def _topics(pool: asyncpg.Pool, meeting_id: int) -> list[str]:
     return key_phrases(texts, counts, max(int(total), 1), limit=TOPICS)
 
 
+def _resolved(item: str | None) -> str:
+    return f"{item} \u2014 Resolved" if item else "Resolved"
+
+
 def brief_lines(
     documents: Sequence[DocumentBrief], *, resolutions: bool, limit: int = 8
 ) -> list[tuple[str, str, int, str]]:
@@ -210,7 +214,8 @@ def brief_lines(
     lines: list[tuple[str, str, int, str]] = []
     for d in documents:
         if resolutions:
-            lines += [("Resolved", d.title, s["page"], s["text"]) for s in d.resolutions]
+            # "Item 5: Budget — Resolved" where the minutes number their items (briefs stored before have no item)
+            lines += [(_resolved(s.get("item")), d.title, s["page"], s["text"]) for s in d.resolutions]
         else:
             lines += [("Purpose", d.title, s["page"], s["text"]) for s in d.purpose]
             lines += [("Recommendation", d.title, s["page"], s["text"]) for s in d.recommendations]

@@ -210,7 +210,7 @@ def test_pages_are_numbered_from_one() -> None:
     pages = ["Agenda\nItem 1 Budget\n", "Recommendation\nThat the budget be agreed.\n", "Resolved: That it was."]
     brief = build_brief(pages)
     assert brief.recommendations == (BriefSentence("That the budget be agreed.", 2),)
-    assert brief.resolutions == (BriefSentence("That it was.", 3),)
+    assert brief.resolutions == (BriefSentence("That it was.", 3, "Item 1: Budget"),)
 
 
 def test_page_furniture_is_left_out_and_an_interrupted_entry_is_cut() -> None:
@@ -255,6 +255,28 @@ def test_brief_to_dict_shape() -> None:
     assert set(data) == {"purpose", "recommendations", "resolutions", "first_paragraph"}
     assert data["recommendations"][0] == {"text": brief.recommendations[0].text, "page": 1}
     assert data["first_paragraph"] is None
+
+
+def test_resolutions_by_agenda_item() -> None:
+    minutes = (
+        "Minutes of the Cabinet\n\n4. Apologies\n\nNone were received.\n\n5. Budget 2026/27\n\n"
+        "RESOLVED: That the budget be approved.\n\nItem 6 - Library opening hours\n\nRESOLVED:\n\n"
+        "(a) That the Saturday hours be extended;\n\n(b) That the change be reviewed in a year.\n\n"
+        "7. Recommendations\n\nThat the report be noted."
+    )
+    brief = build_brief([minutes])
+    assert [(s.item, s.text) for s in brief.resolutions] == [
+        ("Item 5: Budget 2026/27", "That the budget be approved."),
+        ("Item 6: Library opening hours", "(a) That the Saturday hours be extended;"),
+        ("Item 6: Library opening hours", "(b) That the change be reviewed in a year."),
+    ]
+    assert all(s.item is None for s in brief.recommendations)  # "7. Recommendations" is the section, no item
+    assert brief.to_dict()["resolutions"][0] == {"text": "That the budget be approved.", "page": 1,
+                                                 "item": "Item 5: Budget 2026/27"}
+    # minutes that do not number their items: no item, and no "item" key in what is stored
+    plain = build_brief(["Minutes\n\nRESOLVED: That the budget be approved."])
+    assert plain.resolutions[0].item is None and plain.to_dict()["resolutions"][0] == {
+        "text": "That the budget be approved.", "page": 1}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from notifier.delivery.email.mailer import Mailer
-from notifier.ingest.briefs import build_due_briefs, document_briefs, meeting_briefs
+from notifier.ingest.briefs import brief_lines, build_due_briefs, document_briefs, meeting_briefs
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
@@ -239,10 +239,34 @@ async def test_briefs_weekly_summary_of_a_held_meeting_and_a_decision(
         await mailer.close()
     message = smtp_server.messages[0].message
     text = " ".join(text_part(message).split())
-    assert "Resolved (Minutes, p. 1): That the Better Care Fund quarter two return be approved." in text
+    assert ("Item 5: Better Care Fund \u2014 Resolved (Minutes, p. 1): That the Better Care Fund quarter two return "
+            "be approved.") in text
     assert f"{settings.base_url}/meetings/{held}" in text
     # the decision's own words, cut at a word with "…"
     assert "The Cabinet agreed to extend the opening hours of Loughborough Library" in text
     excerpt = re.search(r"(The Cabinet agreed[^…]*)…", text)
     assert excerpt is not None and decision.startswith(excerpt[1]) and decision[len(excerpt[1])] == " "
     assert "The Cabinet agreed to extend" in html_part(message)
+
+
+async def test_briefs_resolutions_by_agenda_item_on_the_meeting_page(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    held = await factory.item(kind="meeting", starts_at=datetime.now(UTC) - timedelta(days=2))
+    await paper(pool, factory, held, "Minutes", MINUTES)
+    await build_due_briefs(pool)
+    # a brief stored before resolutions had their agenda item: shown as before
+    old = await factory.item(kind="document", title="Earlier minutes")
+    await pool.execute("update items set parent_id = $2 where id = $1", old, held)
+    await pool.execute(
+        "insert into document_briefs (item_id, text_hash, brief, phrases) values ($1, 'x', $2, '{}')",
+        old, {"purpose": [], "recommendations": [], "resolutions": [{"text": "That the minutes be signed.", "page": 2}],
+              "first_paragraph": None},
+    )
+    html = " ".join((await (await client.get(f"/meetings/{held}")).text()).split())
+    assert ("<strong>Item 5: Better Care Fund</strong> — That the Better Care Fund quarter two return be approved."
+            in html)
+    assert "<li>That the minutes be signed. <span" in html
+    docs = (await meeting_briefs(pool, [held], topics=False))[held].documents
+    assert [line[0] for line in brief_lines(docs, resolutions=True)] == [
+        "Item 5: Better Care Fund \u2014 Resolved", "Resolved"]
