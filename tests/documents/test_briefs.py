@@ -226,6 +226,39 @@ def test_page_furniture_is_left_out_and_an_interrupted_entry_is_cut() -> None:
     assert "Page" not in everything and "Printed" not in everything
 
 
+def test_list_carries_on_past_page_furniture_set_apart_by_blank_lines() -> None:
+    # As PDFium reads a Legistar agenda: blank lines around the footer and the item and file number ("44. 2017-0426")
+    footer = "\n\n{}. 2017-04{}\n\nMetro Page {} Printed on 6/13/2017"
+    pages = [
+        "Committee Agenda - Final June 15, 2017\nSUBJECT: COMMITTEE SELECTIONS\n\nAPPROVE:\n\nA. Emilie Elias, the "
+        "recommended nominee for Retired Federal or\nState judge;\n\nB. Carlos Bohorquez, the recommended nominee for "
+        "Professional" + footer.format(44, 26, 5),
+        "Committee Agenda - Final June 15, 2017\nfrom the field of municipal finance with a\nminimum of ten (10) years "
+        "of relevant experience; and\n\nC. Ryan Campbell, the recommended nominee for Professional with a\nminimum "
+        "of ten (10) years of experience in management.\n\nAttachments:" + footer.format(45, 32, 6),
+    ]
+    brief = build_brief(pages)
+    assert [t[:20] for t in texts(brief.recommendations)] == [
+        "APPROVE:", "A. Emilie Elias, the", "B. Carlos Bohorquez,", "C. Ryan Campbell, th"]
+    assert brief.recommendations[2].text.endswith(f"Professional{ELLIPSIS}")  # cut where the footer was
+    assert "2017-04" not in " ".join(texts(brief.recommendations))
+
+
+def test_sentence_carried_on_in_lower_case_across_a_blank_line() -> None:
+    # PDFium puts a blank line where lines stand apart, even inside a sentence
+    page = ("Consideration and possible action to amend the existing agreement with the consultant for the\n"
+            "additional temporary planning services requested by the department. (Garrett)\n"
+            "Recommendation: 1) Approve Amendment No. 1 to the Professional Services Agreement with the\n"
+            "consultant, increasing the agreement sum by $85,000; and, 2) Authorize\n\n"
+            "the Mayor and City Clerk to execute the amendment in a form approved by the City Attorney.\n\n"
+            "Agenda Report\n\nF. Consideration and possible action to receive and file the October 2022 cash\n"
+            "balances and the monthly treasurer's reports for the city and the authority, as\n"
+            "presented by the finance department. (Lin)\n")
+    brief = build_brief([page])
+    assert texts(brief.recommendations)[-1] == (
+        "2) Authorize the Mayor and City Clerk to execute the amendment in a form approved by the City Attorney.")
+
+
 def test_long_sentence_is_cut_at_a_word_with_an_ellipsis() -> None:
     long = "That the Council " + " ".join(f"approves scheme number {i}" for i in range(60)) + "."
     brief = build_brief([f"Recommendation\n{long}\n"])
