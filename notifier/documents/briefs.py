@@ -96,15 +96,28 @@ MIN_CHARS = 12
 FIRST_PARAGRAPH_WORDS = 12
 
 
+# An agenda item's heading in minutes: "5. Better Care Fund", "Item 5 - Budget", "12.1 Confirmation of Minutes".
+_ITEM_HEAD = re.compile(
+    r"^(?:[Ii]tem\s+)?(?P<number>\d{1,3}(?:\.\d{1,2})?[a-z]?)(?:[.:)]|\s+[–-])?\s+(?P<title>[A-Z0-9][^\n]*)$"
+)
+_ITEM_NUMBER = re.compile(r"^(?:[Ii]tem\s+)?(?P<number>\d{1,3}(?:\.\d{1,2})?[a-z]?)[.:)]?$")
+ITEM_TITLE_WORDS = 14
+
+
 @dataclass(frozen=True, slots=True)
 class BriefSentence:
-    """A sentence quoted from the document (whitespace folded, perhaps cut with "…") and its 1-based page."""
+    """A sentence quoted from the document (whitespace folded, perhaps cut with "…") and its 1-based page; a
+    resolution also has the heading of the agenda item it was under, where the minutes number their items."""
 
     text: str
     page: int
+    item: str | None = None  # "Item 5: Better Care Fund"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "page": self.page}
+        # no "item" key without one: briefs stored before items were read have none either
+        if self.item is None:
+            return {"text": self.text, "page": self.page}
+        return {"text": self.text, "page": self.page, "item": self.item}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +153,7 @@ class _Head:
 @dataclass
 class _Collector:
     found: dict[Field, list[BriefSentence]] = field(default_factory=lambda: {f: [] for f in FIELDS})
+    item: str | None = None  # the agenda item the minutes are at
 
     def add(self, name: Field, paragraph: Paragraph, unit: Unit) -> None:
         text = unit.text
@@ -147,7 +161,8 @@ class _Collector:
             text = _TRAILING_HEADING.sub("", text)
         if len(text) < MIN_CHARS and not text.endswith(":"):
             return
-        sentence = BriefSentence(cut(text, MAX_CHARS), paragraph.page_at(unit.start))
+        item = self.item if name == "resolutions" else None
+        sentence = BriefSentence(cut(text, MAX_CHARS), paragraph.page_at(unit.start), item)
         if sentence not in self.found[name]:
             self.found[name].append(sentence)
 
@@ -284,6 +299,32 @@ def _free_text(paras: Sequence[Paragraph], i: int, out: _Collector) -> int:
     return i + 1
 
 
+def _item_title(text: str) -> bool:
+    words = text.split()
+    return (
+        0 < len(words) <= ITEM_TITLE_WORDS and text[-1:] not in ".;:,"
+        and not _THAT.match(text) and any(c.isalpha() for c in text)
+    )
+
+
+def item_heading(paras: Sequence[Paragraph], i: int) -> str | None:
+    """The agenda item paras[i] opens, as "Item 5: Better Care Fund" (its number and its title as written): a
+    numbered title on its own line, or a number alone on its line over the title. None for any other paragraph,
+    and for the brief's own headings ("3. Recommendations")."""
+    text = paras[i].text
+    if heading(text) is not None:
+        return None
+    match = _ITEM_HEAD.match(text)
+    if match is not None and _item_title(match["title"]):
+        return f"Item {match['number']}: {match['title']}"
+    match = _ITEM_NUMBER.match(text)
+    if match is not None and i + 1 < len(paras):
+        title = paras[i + 1].text
+        if _item_title(title) and heading(title) is None and title[:1].isupper():
+            return f"Item {match['number']}: {title}"
+    return None
+
+
 def _first_paragraph(paras: Sequence[Paragraph], title: str | None) -> BriefSentence | None:
     skip = fold(title).casefold() if title else None
     for paragraph in paras:
@@ -303,6 +344,7 @@ def build_brief(pages: Sequence[str], *, title: str | None = None) -> Brief:
     i = 0
     while i < len(paras):
         text = paras[i].text
+        out.item = item_heading(paras, i) or out.item
         head = heading(text)
         if head is not None and head.field == "purpose":
             i = _purpose(paras, i, head.rest, out)

@@ -25,8 +25,9 @@ _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(
     r"^(?:page\s*\d+(?:\s*(?:of|/)\s*\d+)?|\d+\s*(?:of|/)\s*\d+|-?\s*\d{1,3}\s*-?|\d+(?:\.\d+)*\.?)$", re.I
 )
-# Legistar file numbers with the item number glued on ("2017-034633."): agenda numbering, not text.
-_FILE_NUMBER = re.compile(r"^\d{4}-\d{4,}\.?$")
+# Legistar file numbers with the item number, glued on after it as pypdf reads them ("2017-034633.") or before it
+# on a line of their own as PDFium does ("33. 2017-0346"): agenda numbering, not text.
+_FILE_NUMBER = re.compile(r"^(?:\d{4}-\d{4,}\.?|\d{1,3}\.\s*\d{4}-\d{4,})$")
 _WORD = re.compile(r"[^\W\d_][\w'’]*")
 _LIST_LINK = re.compile(r"(?:,|\band|\bor)$")
 
@@ -103,7 +104,10 @@ def content_lines(pages: Sequence[str], keep: Callable[[str], bool]) -> list[Lin
             if not text:
                 blank = True
             elif _PAGE_NUMBER.match(text) or _FILE_NUMBER.match(text) or _signature(text) in repeated:
+                # Blank lines before a header or footer set it apart from the page (PDFium gives them; pypdf does
+                # not): only a blank line after it says the next line starts a paragraph.
                 gap = True
+                blank = False
             else:
                 out.append(Line(text, page_number, blank, gap))
                 blank = gap = False
@@ -173,7 +177,11 @@ def _carried_on(text: str) -> bool:
 def _separator(a: Line, b: Line, kind_a: Kind, kind_b: Kind, wrapped: bool, short: int) -> str | None:
     """What joins line b to line a in one paragraph: a space, a GAP, or None when b starts a new paragraph."""
     if b.blank_before:
-        return None
+        # PDFium's text has a blank line wherever lines stand further apart than usual, even inside a sentence
+        # ("2) Authorize" / "the Mayor and City Clerk to ..."): a sentence carried on in lower case is not a new
+        # paragraph.
+        carried = kind_b is Kind.TEXT and kind_a is not Kind.ALONE and b.text[:1].islower()
+        return " " if carried and wrapped and not ends_sentence(a.text) and not a.text.endswith(":") else None
     if b.gap_before:
         carried = kind_b is Kind.TEXT and kind_a is not Kind.ALONE and b.text[:1].islower()
         return f" {GAP} " if carried and not ends_sentence(a.text) else None

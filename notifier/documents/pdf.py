@@ -114,7 +114,8 @@ def _gaps(lines: list[_Line]) -> dict[int, float]:
     return gaps
 
 
-_HYPHENATED = re.compile(r"(\w+)" + _HYPHEN_MARK + r"(\w+)")
+# The left part with any hyphenated words before it: "not-to-" / "exceed" ends a compound, and keeps its hyphen.
+_HYPHENATED = re.compile(r"((?:\w+-)*\w+)" + _HYPHEN_MARK + r"(\w+)")
 _COMPOUND = re.compile(r"\b(\w+-\w+)\b")
 
 
@@ -122,8 +123,9 @@ def join_hyphenated(pages: list[str]) -> list[str]:
     """Resolve PDFium's hyphenation marks across a document's pages.
 
     A word split between two lower-case letters ("recom-" / "mendation") is joined, unless the document also spells
-    the hyphenated form on one line ("well-being"), which shows the hyphen belongs to the word. Anything else
-    ("COVID-" / "19", "2022-" / "23", "Anti-" / "Social") keeps its hyphen.
+    the hyphenated form on one line ("well-being"), which shows the hyphen belongs to the word, or the split ends a
+    compound ("not-to-" / "exceed"). Anything else ("COVID-" / "19", "2022-" / "23", "Anti-" / "Social") keeps its
+    hyphen.
     """
     if not any(_HYPHEN_MARK in page for page in pages):
         return pages
@@ -131,7 +133,7 @@ def join_hyphenated(pages: list[str]) -> list[str]:
 
     def resolve(match: re.Match[str]) -> str:
         left, right = match[1], match[2]
-        if left[-1].islower() and right[0].islower() and f"{left}-{right}".lower() not in compounds:
+        if "-" not in left and left[-1].islower() and right[0].islower() and f"{left}-{right}".lower() not in compounds:
             return left + right
         return f"{left}-{right}"
 

@@ -94,6 +94,7 @@ class DocumentBrief:
     resolutions: list[dict[str, Any]] = field(default_factory=list)
     first_paragraph: dict[str, Any] | None = None
     read: bool = False  # its text has been read and briefed
+    meeting_id: int | None = None  # the meeting it is filed under (directly or under one of its agenda items)
 
     @property
     def empty(self) -> bool:
@@ -138,6 +139,7 @@ def _document(row: asyncpg.Record) -> DocumentBrief:
         document_id=row["id"], title=row["title"], url=row["url"], purpose=list(brief.get("purpose", [])),
         recommendations=list(brief.get("recommendations", [])), resolutions=list(brief.get("resolutions", [])),
         first_paragraph=brief.get("first_paragraph"), read=row["brief"] is not None,
+        meeting_id=row.get("meeting_id"),
     )
 
 
@@ -154,9 +156,16 @@ async def meeting_briefs(pool: asyncpg.Pool, meeting_ids: Sequence[int], *, topi
 
 
 async def document_briefs(pool: asyncpg.Pool, document_ids: Sequence[int]) -> list[DocumentBrief]:
+    """Documents with their briefs, and the meeting each is filed under (its parent, or its agenda item's)."""
     rows = await pool.fetch(
         """
-        select d.id, d.title, d.url, b.brief from items d left join document_briefs b on b.item_id = d.id
+        select d.id, d.title, d.url, b.brief,
+               case when p.kind = 'meeting' then p.id
+                    when p.kind = 'agenda_item' and g.kind = 'meeting' then g.id end as meeting_id
+        from items d
+        left join document_briefs b on b.item_id = d.id
+        left join items p on p.id = d.parent_id
+        left join items g on g.id = p.parent_id
         where d.id = any($1::bigint[]) and d.kind = 'document'
         """,
         list(document_ids),
@@ -193,6 +202,10 @@ async def _topics(pool: asyncpg.Pool, meeting_id: int) -> list[str]:
     return key_phrases(texts, counts, max(int(total), 1), limit=TOPICS)
 
 
+def _resolved(item: str | None) -> str:
+    return f"{item} \u2014 Resolved" if item else "Resolved"
+
+
 def brief_lines(
     documents: Sequence[DocumentBrief], *, resolutions: bool, limit: int = 8
 ) -> list[tuple[str, str, int, str]]:
@@ -201,7 +214,8 @@ def brief_lines(
     lines: list[tuple[str, str, int, str]] = []
     for d in documents:
         if resolutions:
-            lines += [("Resolved", d.title, s["page"], s["text"]) for s in d.resolutions]
+            # "Item 5: Budget — Resolved" where the minutes number their items (briefs stored before have no item)
+            lines += [(_resolved(s.get("item")), d.title, s["page"], s["text"]) for s in d.resolutions]
         else:
             lines += [("Purpose", d.title, s["page"], s["text"]) for s in d.purpose]
             lines += [("Recommendation", d.title, s["page"], s["text"]) for s in d.recommendations]
@@ -210,19 +224,21 @@ def brief_lines(
 
 async def briefs_for_events(
     pool: asyncpg.Pool, rows: Sequence[Mapping[str, Any]], *, now: datetime
-) -> dict[int, tuple[list[tuple[str, str, int, str]], bool]]:
-    """For event rows (`item_id`, `kind`, `starts_at`): each item's brief lines, and whether it is a meeting with
-    papers, by item id. Two queries, whatever the number of rows."""
+) -> dict[int, tuple[list[tuple[str, str, int, str]], int | None]]:
+    """For event rows (`item_id`, `kind`, `starts_at`): each item's brief lines, and the meeting whose page to link
+    (a meeting with papers, or the meeting a paper is filed under), by item id. Two queries, whatever the number of
+    rows."""
     meetings = [r["item_id"] for r in rows if r["kind"] == "meeting"]
     papers = [r["item_id"] for r in rows if r["kind"] == "document"]
     by_meeting = await meeting_briefs(pool, meetings, topics=False) if meetings else {}
     by_paper = {d.document_id: d for d in await document_briefs(pool, papers)} if papers else {}
-    out: dict[int, tuple[list[tuple[str, str, int, str]], bool]] = {}
+    out: dict[int, tuple[list[tuple[str, str, int, str]], int | None]] = {}
     for r in rows:
         if r["kind"] == "meeting":
             held = r["starts_at"] is not None and r["starts_at"] < now
             docs = by_meeting[r["item_id"]].documents
-            out[r["item_id"]] = (brief_lines(docs, resolutions=held), bool(docs))
+            out[r["item_id"]] = (brief_lines(docs, resolutions=held), r["item_id"] if docs else None)
         elif r["item_id"] in by_paper:
-            out[r["item_id"]] = (brief_lines([by_paper[r["item_id"]]], resolutions=False), False)
+            paper = by_paper[r["item_id"]]
+            out[r["item_id"]] = (brief_lines([paper], resolutions=False), paper.meeting_id)
     return out

@@ -25,6 +25,7 @@ FREQUENCIES = [
 FREQUENCY_LABELS = {value: label for value, label, _ in FREQUENCIES}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MAX_QUERY = 1000
+MAX_COMMITTEE = 200  # FilterModel's bound on an entry
 
 
 @cache
@@ -64,6 +65,8 @@ def read_values(form: MultiMapping[Any], default_timezone: str) -> dict[str, Any
         "scope": one("scope") or "choose",
         "councils": [str(v) for v in form.getall("council", [])][:300],
         "regions": [str(v) for v in form.getall("region", [])][:50],
+        # a committee comes from a meeting page's "Follow this committee" link and stays a choice on the form
+        "committees": [c for c in (str(v).strip() for v in form.getall("committee", [])) if c][:20],
         "frequency": one("frequency") or "weekly",
         "hour": one("hour") or "7",
         "weekday": one("weekday") or "0",
@@ -78,11 +81,12 @@ async def read_alert(conn: asyncpg.Pool | asyncpg.Connection, values: dict[str, 
     every = values["scope"] == "all"
     councils = [] if every else [c for c in values["councils"] if c]
     regions = [] if every else [r for r in values["regions"] if r]
+    committees = [c for c in values["committees"] if len(c) <= MAX_COMMITTEE]
     if not every and not councils and not regions and not values["query"]:
         errors["councils"] = "Choose at least one council or region, choose every council, or enter a topic"
     try:
         result.filter = await subs.validate_filter(
-            conn, FilterModel(query=values["query"], councils=councils, regions=regions)
+            conn, FilterModel(query=values["query"], councils=councils, regions=regions, committees=committees)
         )
     except subs.FilterError as e:
         if e.field == "query":
@@ -115,6 +119,7 @@ def values_of(row: Any, timezone: str) -> dict[str, Any]:
         "scope": "all" if not row["councils"] and not row["regions"] else "choose",
         "councils": list(row["councils"]),
         "regions": list(row["regions"]),
+        "committees": list(row["committees"]),
         "frequency": row["frequency"],
         "hour": str(row["hour"] if row["hour"] is not None else 7),
         "weekday": str(row["weekday"] if row["weekday"] is not None else 0),

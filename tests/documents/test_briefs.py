@@ -210,7 +210,7 @@ def test_pages_are_numbered_from_one() -> None:
     pages = ["Agenda\nItem 1 Budget\n", "Recommendation\nThat the budget be agreed.\n", "Resolved: That it was."]
     brief = build_brief(pages)
     assert brief.recommendations == (BriefSentence("That the budget be agreed.", 2),)
-    assert brief.resolutions == (BriefSentence("That it was.", 3),)
+    assert brief.resolutions == (BriefSentence("That it was.", 3, "Item 1: Budget"),)
 
 
 def test_page_furniture_is_left_out_and_an_interrupted_entry_is_cut() -> None:
@@ -224,6 +224,39 @@ def test_page_furniture_is_left_out_and_an_interrupted_entry_is_cut() -> None:
     assert texts(brief.recommendations) == ["That the Council adopt the plan" + ELLIPSIS]
     everything = " ".join(s.text for s in brief.recommendations)
     assert "Page" not in everything and "Printed" not in everything
+
+
+def test_list_carries_on_past_page_furniture_set_apart_by_blank_lines() -> None:
+    # As PDFium reads a Legistar agenda: blank lines around the footer and the item and file number ("44. 2017-0426")
+    footer = "\n\n{}. 2017-04{}\n\nMetro Page {} Printed on 6/13/2017"
+    pages = [
+        "Committee Agenda - Final June 15, 2017\nSUBJECT: COMMITTEE SELECTIONS\n\nAPPROVE:\n\nA. Emilie Elias, the "
+        "recommended nominee for Retired Federal or\nState judge;\n\nB. Carlos Bohorquez, the recommended nominee for "
+        "Professional" + footer.format(44, 26, 5),
+        "Committee Agenda - Final June 15, 2017\nfrom the field of municipal finance with a\nminimum of ten (10) years "
+        "of relevant experience; and\n\nC. Ryan Campbell, the recommended nominee for Professional with a\nminimum "
+        "of ten (10) years of experience in management.\n\nAttachments:" + footer.format(45, 32, 6),
+    ]
+    brief = build_brief(pages)
+    assert [t[:20] for t in texts(brief.recommendations)] == [
+        "APPROVE:", "A. Emilie Elias, the", "B. Carlos Bohorquez,", "C. Ryan Campbell, th"]
+    assert brief.recommendations[2].text.endswith(f"Professional{ELLIPSIS}")  # cut where the footer was
+    assert "2017-04" not in " ".join(texts(brief.recommendations))
+
+
+def test_sentence_carried_on_in_lower_case_across_a_blank_line() -> None:
+    # PDFium puts a blank line where lines stand apart, even inside a sentence
+    page = ("Consideration and possible action to amend the existing agreement with the consultant for the\n"
+            "additional temporary planning services requested by the department. (Garrett)\n"
+            "Recommendation: 1) Approve Amendment No. 1 to the Professional Services Agreement with the\n"
+            "consultant, increasing the agreement sum by $85,000; and, 2) Authorize\n\n"
+            "the Mayor and City Clerk to execute the amendment in a form approved by the City Attorney.\n\n"
+            "Agenda Report\n\nF. Consideration and possible action to receive and file the October 2022 cash\n"
+            "balances and the monthly treasurer's reports for the city and the authority, as\n"
+            "presented by the finance department. (Lin)\n")
+    brief = build_brief([page])
+    assert texts(brief.recommendations)[-1] == (
+        "2) Authorize the Mayor and City Clerk to execute the amendment in a form approved by the City Attorney.")
 
 
 def test_long_sentence_is_cut_at_a_word_with_an_ellipsis() -> None:
@@ -255,6 +288,28 @@ def test_brief_to_dict_shape() -> None:
     assert set(data) == {"purpose", "recommendations", "resolutions", "first_paragraph"}
     assert data["recommendations"][0] == {"text": brief.recommendations[0].text, "page": 1}
     assert data["first_paragraph"] is None
+
+
+def test_resolutions_by_agenda_item() -> None:
+    minutes = (
+        "Minutes of the Cabinet\n\n4. Apologies\n\nNone were received.\n\n5. Budget 2026/27\n\n"
+        "RESOLVED: That the budget be approved.\n\nItem 6 - Library opening hours\n\nRESOLVED:\n\n"
+        "(a) That the Saturday hours be extended;\n\n(b) That the change be reviewed in a year.\n\n"
+        "7. Recommendations\n\nThat the report be noted."
+    )
+    brief = build_brief([minutes])
+    assert [(s.item, s.text) for s in brief.resolutions] == [
+        ("Item 5: Budget 2026/27", "That the budget be approved."),
+        ("Item 6: Library opening hours", "(a) That the Saturday hours be extended;"),
+        ("Item 6: Library opening hours", "(b) That the change be reviewed in a year."),
+    ]
+    assert all(s.item is None for s in brief.recommendations)  # "7. Recommendations" is the section, no item
+    assert brief.to_dict()["resolutions"][0] == {"text": "That the budget be approved.", "page": 1,
+                                                 "item": "Item 5: Budget 2026/27"}
+    # minutes that do not number their items: no item, and no "item" key in what is stored
+    plain = build_brief(["Minutes\n\nRESOLVED: That the budget be approved."])
+    assert plain.resolutions[0].item is None and plain.to_dict()["resolutions"][0] == {
+        "text": "That the budget be approved.", "page": 1}
 
 
 @pytest.mark.parametrize(

@@ -78,10 +78,12 @@ def test_pdf_double_spaced_text_still_breaks_only_between_paragraphs() -> None:
 
 
 def test_pdf_line_end_hyphenation_joined_only_when_safe() -> None:
-    text = "We read the recom-\nmendation on well-\nbeing, with COVID-\n19 figures and the well-being board."
+    text = ("We read the recom-\nmendation on well-\nbeing, with COVID-\n19 figures and the well-being board, at a "
+            "not-to-\nexceed sum.")
     result = extract(pdf_pages([[text]]))
     assert result.pages == (
-        "We read the recommendation on well-being, with COVID-19 figures and the well-being board.",
+        "We read the recommendation on well-being, with COVID-19 figures and the well-being board, at a not-to-exceed "
+        "sum.",
     )
 
 

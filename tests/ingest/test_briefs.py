@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from notifier.delivery.email.mailer import Mailer
-from notifier.ingest.briefs import build_due_briefs, meeting_briefs
+from notifier.ingest.briefs import brief_lines, build_due_briefs, document_briefs, meeting_briefs
 from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
@@ -95,6 +95,9 @@ async def test_briefs_a_meeting_with_three_reports(pool: asyncpg.Pool, meeting: 
     assert appendix.empty and not appendix.purpose and not appendix.recommendations  # nothing invented
     assert appendix.first_paragraph is not None and appendix.first_paragraph["page"] == 1
     assert brief.topics and all(isinstance(t, str) for t in brief.topics)
+    # a paper's meeting, whether filed under the meeting or under one of its agenda items
+    papers = await document_briefs(pool, [meeting["strategy"], meeting["bcf"]])
+    assert {d.meeting_id for d in papers} == {meeting["meeting"]}
 
 
 async def test_briefs_rebuilt_when_the_text_changes(pool: asyncpg.Pool, meeting: dict[str, int]) -> None:
@@ -173,6 +176,9 @@ async def test_briefs_in_the_weekly_summary_and_the_alert(
     assert "approve the revised respite care action plan." in html_part(by_to["amy@example.org"])
     alert = " ".join(text_part(by_to["bob@example.org"]).split())
     assert "Recommendation (p. 2): (b) approve the revised respite care action plan." in alert
+    # the report is filed under an agenda item of the meeting: its alert links to the meeting's page
+    page = f"{settings.base_url}/meetings/{meeting['meeting']}"
+    assert f"Papers: {page}" in alert and f'href="{page}"' in html_part(by_to["bob@example.org"])
     assert weekly
 
 
@@ -207,3 +213,60 @@ async def test_briefs_a_decision_says_what_was_decided(
         await mailer.close()
     text = " ".join(text_part(smtp_server.messages[0].message).split())
     assert "The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays." in text
+
+
+async def test_briefs_weekly_summary_of_a_held_meeting_and_a_decision(
+    pool: asyncpg.Pool, factory: Factory, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    held = await factory.item(kind="meeting", starts_at=datetime.now(UTC) - timedelta(days=2))
+    minutes = await paper(pool, factory, held, "Minutes", MINUTES)
+    await build_due_briefs(pool)
+    decision = ("The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays and Sundays "
+                "from April, to fund the extra hours from the libraries reserve, and to review the change after "
+                "twelve months with a report to the Scrutiny Commission on visits, costs and the views of residents.")
+    await factory.item(kind="decision", title="Library opening hours", body=decision)
+    await factory.subscription(await factory.subscriber("amy@example.org"), councils=["leicestershire"],
+                               frequency="weekly", weekday=0, hour=7)
+    # the week's one matched event: the meeting and the decision come from the council's items
+    await factory.event(item_id=minutes, type="document.published", summary="Minutes published", title="Minutes")
+    await match_events(pool, SubscriptionIndex(), settings)
+    now = datetime.now(UTC)
+    await pool.execute("update deliveries set next_attempt_at = $1", now)
+    mailer = Mailer.create(settings, pool)
+    try:
+        assert await mailer.send_due(now=now) == 1
+    finally:
+        await mailer.close()
+    message = smtp_server.messages[0].message
+    text = " ".join(text_part(message).split())
+    assert ("Item 5: Better Care Fund \u2014 Resolved (Minutes, p. 1): That the Better Care Fund quarter two return "
+            "be approved.") in text
+    assert f"{settings.base_url}/meetings/{held}" in text
+    # the decision's own words, cut at a word with "…"
+    assert "The Cabinet agreed to extend the opening hours of Loughborough Library" in text
+    excerpt = re.search(r"(The Cabinet agreed[^…]*)…", text)
+    assert excerpt is not None and decision.startswith(excerpt[1]) and decision[len(excerpt[1])] == " "
+    assert "The Cabinet agreed to extend" in html_part(message)
+
+
+async def test_briefs_resolutions_by_agenda_item_on_the_meeting_page(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    held = await factory.item(kind="meeting", starts_at=datetime.now(UTC) - timedelta(days=2))
+    await paper(pool, factory, held, "Minutes", MINUTES)
+    await build_due_briefs(pool)
+    # a brief stored before resolutions had their agenda item: shown as before
+    old = await factory.item(kind="document", title="Earlier minutes")
+    await pool.execute("update items set parent_id = $2 where id = $1", old, held)
+    await pool.execute(
+        "insert into document_briefs (item_id, text_hash, brief, phrases) values ($1, 'x', $2, '{}')",
+        old, {"purpose": [], "recommendations": [], "resolutions": [{"text": "That the minutes be signed.", "page": 2}],
+              "first_paragraph": None},
+    )
+    html = " ".join((await (await client.get(f"/meetings/{held}")).text()).split())
+    assert ("<strong>Item 5: Better Care Fund</strong> — That the Better Care Fund quarter two return be approved."
+            in html)
+    assert "<li>That the minutes be signed. <span" in html
+    docs = (await meeting_briefs(pool, [held], topics=False))[held].documents
+    assert [line[0] for line in brief_lines(docs, resolutions=True)] == [
+        "Item 5: Better Care Fund \u2014 Resolved", "Resolved"]

@@ -3,11 +3,13 @@ PostgreSQL, Redis, the in-process worker and a real SMTP server."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -576,3 +578,57 @@ async def test_pages_preview_says_where_in_the_paper_the_topic_is(
     items = {i["title"]: i for i in (await resp.json())["items"]}
     assert items["Work programme"]["snippets"][0].startswith("p. 3: ")
     assert items["Scrutiny <b>notes</b>"]["url"] is None
+
+
+class _FormFields(HTMLParser):
+    """What a browser sends from a page's first form: its fields with their values, the ticked choices only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._forms = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._forms += 1
+        if self._forms != 1 or "name" not in a:
+            if tag == "option" and self._select and "selected" in a:
+                self.fields.append((self._select, a.get("value", "")))
+            return
+        if tag == "input" and (a.get("type") not in ("checkbox", "radio", "submit") or "checked" in a):
+            self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "select":
+            self._select = a["name"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+def form_fields(page: str) -> list[tuple[str, str]]:
+    parser = _FormFields()
+    parser.feed(page)
+    return parser.fields
+
+
+async def test_pages_follow_a_committee_from_its_meeting_page(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    await factory.council("leicestershire", name=LEICS)
+    meeting = await factory.item(kind="meeting", committee="Health & Wellbeing Board")
+    page = await (await client.get(f"/meetings/{meeting}")).text()
+    [follow] = re.findall(r'<a href="(/\?[^"]*)">Follow Health &amp; Wellbeing Board</a>', page)
+    form = await client.get(html.unescape(follow))
+    assert form.status == 200
+    fields = form_fields(await form.text())
+    assert ("committee", "Health & Wellbeing Board") in fields and ("council", "leicestershire") in fields
+    fields = [(k, v) for k, v in fields if k != "email"] + [("email", "amy@example.org"), ("action", "subscribe")]
+    done = await client.post("/subscribe", data=fields)
+    assert "Check your email" in await done.text()
+    row = await pool.fetchrow("select councils, committees from subscriptions")
+    assert (row["councils"], row["committees"]) == (["leicestershire"], ["Health & Wellbeing Board"])
+    # unticked, the committee is dropped and the alert follows the whole council
+    await client.post("/subscribe", data=[(k, v) for k, v in fields if k != "committee"])
+    assert await pool.fetchval("select count(*) from subscriptions where committees = '{}'") == 1

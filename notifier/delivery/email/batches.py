@@ -30,6 +30,8 @@ FAILING_SOURCE_STREAK = 3
 # Gmail clips messages over ~100 KB: an email lists at most this many entries.
 MAX_ENTRIES = 100
 WEEKLY_SECTION_LIMIT = 30
+# A decision's text read for its excerpt (EXCERPT_CHARS of it, whitespace folded): enough, without the whole text.
+DECISION_TEXT_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,13 +232,13 @@ async def with_briefs(
 ) -> list[EntryView]:
     """Entries with what their papers say: a coming meeting's purposes and recommendations, a held one's
     resolutions, a report's own purpose and recommendations; meetings link to their page here once they have
-    papers."""
+    papers, and a report to its meeting's page."""
     found = await briefs_for_events(pool, rows, now=now)
     out = []
     for r, entry in zip(rows, entries, strict=True):
         if r["item_id"] in found:
-            lines, papers = found[r["item_id"]]
-            page = f"{base_url}/meetings/{r['item_id']}" if base_url and papers else None
+            lines, meeting_id = found[r["item_id"]]
+            page = f"{base_url}/meetings/{meeting_id}" if base_url and meeting_id is not None else None
             entry = replace(entry, brief=lines, page_url=page)
         out.append(entry)
     return out
@@ -257,12 +259,15 @@ async def _weekly(
     names = {r["council"]: r["council_name"] for r in rows}
     whole = sorted({c for r in rows if not r["query"] for c in (r["councils"] or [r["council"]])})
     if whole:
-        items = [i for i in await pool.fetch(_WEEK_ITEMS, whole, now - timedelta(days=7), now + timedelta(days=7),
-                                             WEEKLY_SECTION_LIMIT, now) if (i["id"], i["section"]) not in seen]
+        week = await pool.fetch(_WEEK_ITEMS, whole, now - timedelta(days=7), now + timedelta(days=7),
+                                WEEKLY_SECTION_LIMIT, now, DECISION_TEXT_CHARS)
+        items = [i for i in week if (i["id"], i["section"]) not in seen]
         views = [
             EntryView(
                 event_type=_ITEM_EVENT[item["kind"]], council=item["council_name"], title=item["title"],
                 what=item["status"] or "", committee=item["committee"], url=item["url"], when=item["starts_at"],
+                # a decision in the council's words, as its alert gives it
+                excerpt=make_excerpt(item["body"] or "", []) if item["kind"] == "decision" else "",
             )
             for item in items
         ]
@@ -315,10 +320,11 @@ _BATCH_ROWS = """
 """
 
 # A council's week from its items: meetings in the past 7 days (held) and the next 7 (upcoming), decisions and
-# documents first seen in the past 7 days.
+# documents first seen in the past 7 days; a decision's text only as far as its excerpt can reach.
 _WEEK_ITEMS = """
     select * from (
         select i.id, i.kind, i.council, c.name as council_name, i.title, i.committee, i.starts_at, i.url, i.status,
+               case when i.kind = 'decision' then left(i.body, $6) end as body,
                case
                    when i.kind = 'meeting' and i.starts_at >= $5 then 'upcoming'
                    when i.kind = 'meeting' then 'held'
