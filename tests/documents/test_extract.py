@@ -467,7 +467,11 @@ def extraction_children() -> list[int]:
     """The ids of this process's live children running the extraction module (from /proc)."""
     children = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            pids = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread (of the default executor, say) that ended while the list was read
+        for pid in pids:
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
             except FileNotFoundError:
