@@ -90,6 +90,14 @@ class EndpointStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class DisabledBy(StrEnum):
+    """What disabled an endpoint; should match the CHECK on webhook_endpoints.disabled_by
+    (migrations/0008_endpoint_disabled_by.sql). Only `FAILURES` is owed a notice to the partner."""
+
+    FAILURES = "failures"  # every delivery failed for days
+    GONE = "gone"  # the receiver answered 410 Gone
+
+
 # ---- API bodies and shared shapes -----------------------------------------------------------------------------------
 
 class FilterModel(BaseModel):
