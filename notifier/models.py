@@ -141,7 +141,7 @@ class SubscriberCreate(BaseModel):
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subscriber_id: int
+    subscriber_id: int = Field(ge=1, lt=2**63)  # a bigint: a larger number is a 422, not a database error
     filter: FilterModel = Field(default_factory=FilterModel)
     frequency: Frequency = Frequency.IMMEDIATE
     hour: int | None = Field(default=None, ge=0, le=23)
