@@ -90,6 +90,14 @@ class EndpointStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class DisabledBy(StrEnum):
+    """What disabled an endpoint; should match the CHECK on webhook_endpoints.disabled_by
+    (migrations/0008_endpoint_disabled_by.sql). Only `FAILURES` is owed a notice to the partner."""
+
+    FAILURES = "failures"  # every delivery failed for days
+    GONE = "gone"  # the receiver answered 410 Gone
+
+
 # ---- API bodies and shared shapes -----------------------------------------------------------------------------------
 
 class FilterModel(BaseModel):
@@ -133,7 +141,7 @@ class SubscriberCreate(BaseModel):
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subscriber_id: int
+    subscriber_id: int = Field(ge=1, lt=2**63)  # a bigint: a larger number is a 422, not a database error
     filter: FilterModel = Field(default_factory=FilterModel)
     frequency: Frequency = Frequency.IMMEDIATE
     hour: int | None = Field(default=None, ge=0, le=23)

@@ -183,10 +183,28 @@ async def notify_endpoint_disabled(ctx: WorkerContext, endpoint_id: int) -> str:
     result = await mailer.send_notice(rendered, notice["contact_email"])
     if result.ok:
         return "sent"
-    await endpoints.notice_not_sent(pool, endpoint_id)  # owed still: the retry claims it again
-    if result.permanent:
+    if result.permanent:  # left claimed: handed back, the sweeper would queue it again and again
         return f"failed: {result.message}"
+    await endpoints.notice_not_sent(pool, endpoint_id)  # owed still: the retry claims it again
     raise Retry(defer=CONFIRM_RETRY_DELAYS[min(ctx.get("job_try", 1), len(CONFIRM_RETRY_DELAYS)) - 1])
+
+
+def notice_job_id(endpoint_id: int, disabled_at: datetime) -> str:
+    """The one job telling a partner of one disablement: the pass that disabled the endpoint and every sweep after
+    it name the same job, so arq queues it once."""
+    return f"disabled:{endpoint_id}:{disabled_at.astimezone(UTC):%Y%m%dT%H%M%S.%f}"
+
+
+async def queue_disabled_notices(pool: asyncpg.Pool, redis: ArqRedis) -> int:
+    """Queue a notice for every endpoint owed one (disabled for failing, its partner not yet told); returns how many
+    are owed. The sending pass calls this once its outcomes are committed, and the sweeper again in case that
+    worker died first or Redis lost the job."""
+    owed = await endpoints.notices_owed(pool)
+    for endpoint_id, disabled_at in owed:
+        await redis.enqueue_job(
+            "notify_endpoint_disabled", endpoint_id, _job_id=notice_job_id(endpoint_id, disabled_at)
+        )
+    return len(owed)
 
 
 async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
@@ -194,9 +212,8 @@ async def deliver_webhooks(ctx: WorkerContext) -> dict[str, int]:
     pass every minute is the safety net)."""
     result = await ctx["webhooks"].send_due()
     redis = ctx["redis"]
-    for endpoint_id in result.disabled:
-        await redis.enqueue_job("notify_endpoint_disabled", endpoint_id, _job_id=f"disabled:{endpoint_id}:"
-                                f"{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    if result.disabled:
+        await queue_disabled_notices(ctx["pool"], redis)
     due = await next_due(ctx["pool"])
     if due is not None and due - datetime.now(UTC) < timedelta(minutes=1):
         await redis.enqueue_job("deliver_webhooks", _job_id=f"webhooks:{due:%Y%m%dT%H%M%S}", _defer_until=due)
@@ -271,9 +288,10 @@ async def release_claims(ctx: WorkerContext) -> int:
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     """Recover from lost jobs and dead workers: claims of gone senders and expired leases, events the matcher has
-    not reached."""
+    not reached, notices owed to partners whose endpoints were disabled."""
     pool = ctx["pool"]
     released = await release_claims(ctx)
+    notices = await queue_disabled_notices(pool, ctx["redis"])
     behind = await pool.fetchval(
         """
         select max(e.id) from events e
@@ -291,7 +309,7 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
         """
     )
     await outbox.forget_gone_workers(pool, older_than=timedelta(days=1))
-    return {"released": released, "matcher_behind": int(behind is not None)}
+    return {"released": released, "matcher_behind": int(behind is not None), "notices_owed": notices}
 
 
 # ---- wiring ----
@@ -330,6 +348,8 @@ def worker_functions() -> list[Function]:
             _observed("send_confirmation", send_confirmation), name="send_confirmation",
             max_tries=len(CONFIRM_RETRY_DELAYS) + 1,
         ),
+        # also a job, so a sweep can be asked for between the scheduled ones
+        func(_observed("sweep", sweep), name="sweep", max_tries=1, timeout=SWEEP_TIMEOUT),
         func(_observed("verify_websub", verify_websub), name="verify_websub", max_tries=3, timeout=SWEEP_TIMEOUT),
         func(_observed("expire_websub", expire_websub), name="expire_websub", max_tries=3, timeout=SWEEP_TIMEOUT),
     ]
@@ -354,8 +374,8 @@ def cron_jobs() -> list[Any]:
             _observed("deliver_webhooks", deliver_webhooks), name="deliver_webhooks_cron", minute=minute, second=30,
             unique=True, timeout=SEND_TIMEOUT,
         ),
-        cron(_observed("sweep", sweep), name="sweep", minute=minute, second=SWEEP_SECONDS, run_at_startup=True,
-             unique=True, timeout=SWEEP_TIMEOUT),
+        cron(_observed("sweep", sweep), name="sweep_cron", minute=minute, second=SWEEP_SECONDS,
+             run_at_startup=True, unique=True, timeout=SWEEP_TIMEOUT),
         cron(
             _observed("sweep_documents", sweep_documents), name="sweep_documents", minute=minute, second=50,
             run_at_startup=True, unique=True, timeout=SWEEP_TIMEOUT,

@@ -192,13 +192,15 @@ class WebhookReceiver:
 
     Every request is verified with the `standardwebhooks` reference implementation against each secret set for its
     name (`secrets[name]`), and recorded. A plan entry is a status code (with `Retry-After: 1` for 429 and 503),
-    `("sleep", seconds)`, or `("redirect", path)`.
+    `("sleep", seconds)`, or `("redirect", path)`. The most requests open at once for a name is `peak_in_flight`.
     """
 
     def __init__(self) -> None:
         self.secrets: dict[str, list[str]] = {}
         self.plans: dict[str, list[Any]] = {}
         self.received: list[Received] = []
+        self.in_flight: dict[str, int] = {}  # requests being answered, by name
+        self.peak_in_flight: dict[str, int] = {}  # the most open at once, by name
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -210,9 +212,17 @@ class WebhookReceiver:
         return [r for r in self.received if 200 <= r.status < 300 and r.verified_by and name in (None, r.name)]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        self.in_flight[name] = self.in_flight.get(name, 0) + 1
+        self.peak_in_flight[name] = max(self.peak_in_flight.get(name, 0), self.in_flight[name])
+        try:
+            return await self._answer(request, name)
+        finally:
+            self.in_flight[name] -= 1
+
+    async def _answer(self, request: web.Request, name: str) -> web.StreamResponse:
         from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-        name = request.match_info["name"]
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
         verified = []

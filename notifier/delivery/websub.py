@@ -178,8 +178,8 @@ async def _subscribe(conn: asyncpg.Connection, req: Mapping[str, Any], lease: ti
         values ($1, $2, $3, $4, $5)
         on conflict (topic, url) where channel = 'websub' do update
             set secret = excluded.secret, lease_expires_at = excluded.lease_expires_at, status = 'active',
-                disabled_reason = null, disabled_at = null, failure_streak = 0, failing_since = null,
-                updated_at = now()
+                disabled_reason = null, disabled_at = null, disabled_by = null, failure_streak = 0,
+                failing_since = null, updated_at = now()
         returning id
         """,
         req["callback"], req["secret"] or "", Channel.WEBSUB.value, req["topic"], expires,

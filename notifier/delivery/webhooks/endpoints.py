@@ -135,7 +135,7 @@ async def enable(pool: asyncpg.Pool, partner_id: int, endpoint_id: int) -> dict[
         found = await conn.fetchval(
             """
             update webhook_endpoints
-            set status = 'active', disabled_reason = null, disabled_at = null, failure_streak = 0,
+            set status = 'active', disabled_reason = null, disabled_at = null, disabled_by = null, failure_streak = 0,
                 failing_since = null, updated_at = now()
             where id = $1 and partner_id = $2
             returning id
@@ -202,20 +202,40 @@ async def attempts(
     return [dict(r) for r in rows]
 
 
+# An endpoint owed a notice: disabled for failing (not for a 410), its partner not yet told, and a contact to tell.
+_NOTICE_OWED = """
+    w.status = 'disabled' and w.disabled_by = 'failures' and w.disabled_notice_sent_at is null
+    and p.id = w.partner_id and p.contact_email is not null
+"""
+
+
 async def disabled_notice_due(pool: asyncpg.Pool, endpoint_id: int) -> dict[str, Any] | None:
-    """Claim the one notice owed to a partner whose endpoint was disabled: the endpoint, its partner's name and
-    contact, or None when nothing is owed (already told, re-enabled, or no contact address)."""
+    """Claim the one notice owed to a partner whose endpoint was disabled for failing: the endpoint, its partner's
+    name and contact, or None when nothing is owed (already told, re-enabled, disabled by a 410, no contact)."""
     row = await pool.fetchrow(
-        """
+        f"""
         update webhook_endpoints w set disabled_notice_sent_at = now()
         from partners p
-        where w.id = $1 and p.id = w.partner_id and w.status = 'disabled' and w.disabled_notice_sent_at is null
-          and p.contact_email is not null
+        where w.id = $1 and {_NOTICE_OWED}
         returning w.id, w.url, w.disabled_reason, w.disabled_at, p.name as partner_name, p.contact_email
         """,
         endpoint_id,
     )
     return dict(row) if row is not None else None
+
+
+async def notices_owed(pool: asyncpg.Pool, *, limit: int = 1000) -> list[tuple[int, datetime]]:
+    """The endpoints owed a disabled notice, each with when it was disabled (which names that disablement)."""
+    rows = await pool.fetch(
+        f"""
+        select w.id, w.disabled_at from webhook_endpoints w, partners p
+        where {_NOTICE_OWED}
+        order by w.id
+        limit $1
+        """,
+        limit,
+    )
+    return [(r["id"], r["disabled_at"]) for r in rows]
 
 
 async def notice_not_sent(pool: asyncpg.Pool, endpoint_id: int) -> None:

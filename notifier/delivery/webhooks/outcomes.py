@@ -18,6 +18,7 @@ import asyncpg
 
 from notifier.delivery import outbox
 from notifier.leases import LeaseKeeper
+from notifier.models import DisabledBy
 
 if TYPE_CHECKING:
     from notifier.delivery.webhooks.sender import PassResult
@@ -132,7 +133,8 @@ async def _mark_retries(conn: asyncpg.Connection, retries: list[Outcome]) -> Non
 
 async def _endpoint_health(conn: asyncpg.Connection, group: list[Outcome]) -> list[int]:
     """A success clears an endpoint's failure streak; failures lengthen it; a 410, or failing everything for
-    `DISABLE_AFTER`, disables it. Returns the endpoints disabled here."""
+    `DISABLE_AFTER`, disables it (only the latter is owed a notice to the partner: a 410 is the receiver's own
+    word). Returns the endpoints disabled here."""
     ok = {o.endpoint_id for o in group if o.kind == "sent"}
     failing: dict[int, list[Outcome]] = {}
     for o in group:
@@ -164,11 +166,12 @@ async def _endpoint_health(conn: asyncpg.Connection, group: list[Outcome]) -> li
         """
         update webhook_endpoints
         set status = 'disabled', disabled_at = $3, disabled_notice_sent_at = null, updated_at = $3,
+            disabled_by = case when id = any($2::bigint[]) then $5 else $6 end,
             disabled_reason = case when id = any($2::bigint[]) then 'the endpoint answered 410 Gone'
                                    else 'every delivery failed for 5 days' end
         where status = 'active' and (id = any($2::bigint[]) or (id = any($1::bigint[]) and failing_since <= $4))
         returning id
         """,
-        ids, gone, now, now - DISABLE_AFTER,
+        ids, gone, now, now - DISABLE_AFTER, DisabledBy.GONE.value, DisabledBy.FAILURES.value,
     )
     return [r["id"] for r in rows]

@@ -21,6 +21,7 @@ from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
 from notifier.web.app import create_app
+from notifier.worker import WorkerContext, deliver_webhooks, notice_job_id
 from tests.delivery.webhooks.resolver import TableResolver
 from tests.factories import Factory
 from tests.ingest.helpers import fetcher
@@ -413,10 +414,11 @@ async def test_webhook_endpoint_crud(
     assert await pool.fetchval("select count(*) from subscriptions where channel = 'webhook'") == 1
 
 
-async def test_webhook_endpoint_failing_for_days_is_disabled_and_its_partner_told_once(
+async def fail_for_days(
     client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
-    settings: Settings, send: Send, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
-) -> None:
+    settings: Settings, send: Send,
+) -> dict[str, Any]:
+    """An endpoint whose every delivery has failed, the first five days ago; its next failure disables it."""
     await factory.council()
     made = await endpoint(client, key, receiver)
     await factory.event(title="Cabinet")
@@ -424,19 +426,74 @@ async def test_webhook_endpoint_failing_for_days_is_disabled_and_its_partner_tol
     receiver.plans["a"] = [500, 500]
     assert (await send()).disabled == []
     assert await pool.fetchval("select failure_streak from webhook_endpoints") == 1
-    # the first failure was five days ago
     await pool.execute("update webhook_endpoints set failing_since = now() - interval '5 days 1 minute'")
     await move_clock(pool)
-    assert (await send()).disabled == [made["id"]]
-    row = await pool.fetchrow("select status, disabled_reason, failure_streak from webhook_endpoints")
-    assert tuple(row) == ("disabled", "every delivery failed for 5 days", 2)
+    return made
 
-    # the worker's job tells the partner's contact, once however often it runs
-    for attempt in range(2):
-        await redis.enqueue_job("notify_endpoint_disabled", made["id"], _job_id=f"notice-{attempt}")
-        await run_jobs()
+
+def assert_told(smtp_server: SmtpServer, receiver: WebhookReceiver) -> None:
     [notice] = smtp_server.messages
     assert notice.rcpt_tos == ["tech@dementia.example"]
     text = notice.raw.decode()
     assert "Your webhook endpoint was disabled" in text and receiver.endpoint("a") in text
     assert "every delivery failed for 5 days" in text and "List-Unsubscribe" not in text
+
+
+async def test_webhook_endpoint_failing_for_days_is_disabled_and_its_partner_told_once(
+    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
+    settings: Settings, send: Send, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
+) -> None:
+    await fail_for_days(client, key, receiver, factory, pool, settings, send)
+    # the worker's sending pass disables the endpoint and queues the notice, which the worker then sends
+    await redis.enqueue_job("deliver_webhooks", _job_id="webhooks:test")
+    await run_jobs()
+    row = await pool.fetchrow("select status, disabled_by, disabled_reason, failure_streak from webhook_endpoints")
+    assert tuple(row) == ("disabled", "failures", "every delivery failed for 5 days", 2)
+    assert_told(smtp_server, receiver)
+    # told once, however often the sweeper looks afterwards
+    for n in range(2):
+        await redis.enqueue_job("sweep", _job_id=f"sweep:{n}")
+        await run_jobs()
+    assert len(smtp_server.messages) == 1
+
+
+async def test_webhook_disabled_notice_lost_from_the_queue_is_sent_by_the_sweeper(
+    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
+    settings: Settings, send: Send, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
+) -> None:
+    made = await fail_for_days(client, key, receiver, factory, pool, settings, send)
+    sender = WebhookSender.create(settings, pool)
+    try:  # the worker's job, run by itself: the notice it queues is left in the queue
+        ctx = WorkerContext(pool=pool, redis=redis, webhooks=sender)
+        assert (await deliver_webhooks(ctx))["disabled"] == 1
+    finally:
+        await sender.close()
+    disabled_at = await pool.fetchval("select disabled_at from webhook_endpoints")
+    queued = [job.job_id for job in await redis.queued_jobs()]
+    assert queued == [notice_job_id(made["id"], disabled_at)]
+    await redis.flushdb()  # Redis loses it (or the worker died before it was queued)
+    assert smtp_server.messages == []
+
+    for n in range(3):
+        await redis.enqueue_job("sweep", _job_id=f"sweep:{n}")
+        await run_jobs()
+    assert_told(smtp_server, receiver)
+    assert await pool.fetchval("select disabled_notice_sent_at is not null from webhook_endpoints")
+
+
+async def test_webhook_endpoint_gone_is_owed_no_notice(
+    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
+    settings: Settings, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
+) -> None:
+    await factory.council()
+    await endpoint(client, key, receiver)
+    await factory.event(title="Cabinet")
+    await match(pool, settings)
+    receiver.plans["a"] = [410]
+    await redis.enqueue_job("deliver_webhooks", _job_id="webhooks:test")
+    await run_jobs()
+    await redis.enqueue_job("sweep", _job_id="sweep:0")
+    await run_jobs()
+    row = await pool.fetchrow("select status, disabled_by, disabled_notice_sent_at from webhook_endpoints")
+    assert tuple(row) == ("disabled", "gone", None)
+    assert smtp_server.messages == []  # the receiver said 410 itself: nobody is emailed

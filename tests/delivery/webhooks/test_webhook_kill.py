@@ -160,7 +160,8 @@ async def test_a_slow_endpoint_does_not_hold_up_the_others(
     for n in range(12):
         await factory.event(title=f"Meeting {n}")
     await match_events(pool, SubscriptionIndex(), settings)
-    sender = WebhookSender.create(settings.model_copy(update={"webhook_endpoint_concurrency": 2}), pool)
+    per_endpoint = 2
+    sender = WebhookSender.create(settings.model_copy(update={"webhook_endpoint_concurrency": per_endpoint}), pool)
     finished: dict[str, float] = {}
 
     async def watch(name: str, r: WebhookReceiver) -> None:
@@ -179,3 +180,4 @@ async def test_a_slow_endpoint_does_not_hold_up_the_others(
     assert result.sent == 24
     # the fast partner had all twelve while the slow one, two at a time, was still working through its own
     assert finished["fast"] < finished["slow"]
+    assert 1 <= slow.peak_in_flight["slow"] <= per_endpoint  # never more requests open at the slow one than allowed
