@@ -171,21 +171,20 @@ CONFIRM_RETRY_DELAYS = [10, 60, 300, 1800]
 
 async def notify_endpoint_disabled(ctx: WorkerContext, endpoint_id: int) -> str:
     """Tell a partner, once, that one of its webhook endpoints was disabled."""
-    pool = ctx["pool"]
-    notice = await endpoints.disabled_notice_due(pool, endpoint_id)
-    if notice is None:
-        return "nothing owed"
-    mailer = ctx["mailer"]
-    rendered = render_endpoint_disabled(
-        partner_name=notice["partner_name"], url=notice["url"], reason=notice["disabled_reason"] or "disabled",
-        disabled_at=notice["disabled_at"], endpoint_id=notice["id"], env=mailer.env,
-    )
-    result = await mailer.send_notice(rendered, notice["contact_email"])
-    if result.ok:
-        return "sent"
-    if result.permanent:  # left claimed: handed back, the sweeper would queue it again and again
-        return f"failed: {result.message}"
-    await endpoints.notice_not_sent(pool, endpoint_id)  # owed still: the retry claims it again
+    async with ctx["pool"].acquire() as conn, conn.transaction():
+        notice = await endpoints.disabled_notice_due(conn, endpoint_id)
+        if notice is None:
+            return "nothing owed"
+        mailer = ctx["mailer"]
+        rendered = render_endpoint_disabled(
+            partner_name=notice["partner_name"], url=notice["url"], reason=notice["disabled_reason"] or "disabled",
+            disabled_at=notice["disabled_at"], endpoint_id=notice["id"], env=mailer.env,
+        )
+        result = await mailer.send_notice(rendered, notice["contact_email"])
+        if result.ok or result.permanent:  # a permanent refusal is marked too: tried again, it would be refused again
+            await endpoints.notice_sent(conn, endpoint_id)
+            return "sent" if result.ok else f"failed: {result.message}"
+    # Not marked: the notice is owed still, and the retry locks it again.
     raise Retry(defer=CONFIRM_RETRY_DELAYS[min(ctx.get("job_try", 1), len(CONFIRM_RETRY_DELAYS)) - 1])
 
 

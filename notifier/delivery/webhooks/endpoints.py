@@ -209,19 +209,26 @@ _NOTICE_OWED = """
 """
 
 
-async def disabled_notice_due(pool: asyncpg.Pool, endpoint_id: int) -> dict[str, Any] | None:
-    """Claim the one notice owed to a partner whose endpoint was disabled for failing: the endpoint, its partner's
-    name and contact, or None when nothing is owed (already told, re-enabled, disabled by a 410, no contact)."""
-    row = await pool.fetchrow(
+async def disabled_notice_due(conn: asyncpg.Connection, endpoint_id: int) -> dict[str, Any] | None:
+    """Lock the one notice owed to a partner whose endpoint was disabled for failing, inside the caller's
+    transaction: the endpoint, its partner's name and contact, or None when nothing is owed (already told,
+    re-enabled, disabled by a 410, no contact) or another worker holds it. The lock lasts as long as the sending:
+    a worker that dies while sending leaves the notice owed, and the sweeper queues it again."""
+    row = await conn.fetchrow(
         f"""
-        update webhook_endpoints w set disabled_notice_sent_at = now()
-        from partners p
+        select w.id, w.url, w.disabled_reason, w.disabled_at, p.name as partner_name, p.contact_email
+        from webhook_endpoints w, partners p
         where w.id = $1 and {_NOTICE_OWED}
-        returning w.id, w.url, w.disabled_reason, w.disabled_at, p.name as partner_name, p.contact_email
+        for update of w skip locked
         """,
         endpoint_id,
     )
     return dict(row) if row is not None else None
+
+
+async def notice_sent(conn: asyncpg.Connection, endpoint_id: int) -> None:
+    """Mark a locked notice as given (sent, or refused for good by the partner's mail server)."""
+    await conn.execute("update webhook_endpoints set disabled_notice_sent_at = now() where id = $1", endpoint_id)
 
 
 async def notices_owed(pool: asyncpg.Pool, *, limit: int = 1000) -> list[tuple[int, datetime]]:
@@ -237,7 +244,3 @@ async def notices_owed(pool: asyncpg.Pool, *, limit: int = 1000) -> list[tuple[i
     )
     return [(r["id"], r["disabled_at"]) for r in rows]
 
-
-async def notice_not_sent(pool: asyncpg.Pool, endpoint_id: int) -> None:
-    """Hand back a claimed notice that could not be sent, so a retry sends it."""
-    await pool.execute("update webhook_endpoints set disabled_notice_sent_at = null where id = $1", endpoint_id)

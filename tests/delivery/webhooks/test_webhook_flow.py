@@ -5,91 +5,24 @@ never slept through."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from notifier.delivery.webhooks.payload import MAX_BODY_BYTES
-from notifier.delivery.webhooks.sender import WebhookSender
 from notifier.ingest.documents import fetch_due_documents
-from notifier.matching.matcher import SubscriptionIndex, match_events
 from notifier.partners import create_partner
 from notifier.settings import Settings
 from notifier.web.app import create_app
-from notifier.worker import WorkerContext, deliver_webhooks, notice_job_id
+from tests.delivery.webhooks.helpers import Send, auth, endpoint, match, move_clock
 from tests.delivery.webhooks.resolver import TableResolver
 from tests.factories import Factory
 from tests.ingest.helpers import fetcher
 from tests.ingest.test_documents import REPORT
-from tests.servers import CouncilServer, SmtpServer, WebhookReceiver
-
-Send = Callable[..., Any]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def client(settings: Settings, pool: asyncpg.Pool, redis: ArqRedis) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(settings))) as c:
-        yield c
-
-
-@pytest.fixture
-async def key(pool: asyncpg.Pool, factory: Factory) -> str:
-    await factory.council()  # the endpoints here follow Leicestershire
-    _, api_key = await create_partner(pool, "Dementia UK", contact_email="tech@dementia.example")
-    return api_key
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-async def send(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Send]:
-    """`await send(**settings_overrides)`: one sending pass of the worker's webhook sender."""
-    made: list[WebhookSender] = []
-
-    async def run(resolver: TableResolver | None = None, **overrides: Any) -> Any:
-        sender = WebhookSender.create(settings.model_copy(update=overrides), pool, resolver=resolver)
-        made.append(sender)
-        return await sender.send_due()
-
-    yield run
-    for s in made:
-        await s.close()
-
-
-async def endpoint(client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, name: str = "a",
-                   **filter_: Any) -> dict[str, Any]:
-    resp = await client.post("/api/v1/webhooks", headers=auth(key), json={
-        "url": receiver.endpoint(name), "filter": filter_ or {"councils": ["leicestershire"]},
-        "description": "newsroom feed",
-    })
-    assert resp.status == 201, await resp.text()
-    made: dict[str, Any] = await resp.json()
-    receiver.secrets[name] = [made["secret"]]
-    return made
-
-
-async def match(pool: asyncpg.Pool, settings: Settings) -> int:
-    return (await match_events(pool, SubscriptionIndex(), settings)).deliveries
-
-
-async def move_clock(pool: asyncpg.Pool) -> None:
-    """Every pending delivery falls due now, as if its retry time had come."""
-    await pool.execute("update deliveries set next_attempt_at = now() where status = 'pending'")
+from tests.servers import CouncilServer, WebhookReceiver
 
 
 async def test_webhook_delivers_a_matched_event_signed(
@@ -412,88 +345,3 @@ async def test_webhook_endpoint_crud(
     assert (await client.delete(f"/api/v1/webhooks/{first['id']}", headers=auth(key))).status == 204
     assert (await client.get(f"/api/v1/webhooks/{first['id']}", headers=auth(key))).status == 404
     assert await pool.fetchval("select count(*) from subscriptions where channel = 'webhook'") == 1
-
-
-async def fail_for_days(
-    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
-    settings: Settings, send: Send,
-) -> dict[str, Any]:
-    """An endpoint whose every delivery has failed, the first five days ago; its next failure disables it."""
-    await factory.council()
-    made = await endpoint(client, key, receiver)
-    await factory.event(title="Cabinet")
-    await match(pool, settings)
-    receiver.plans["a"] = [500, 500]
-    assert (await send()).disabled == []
-    assert await pool.fetchval("select failure_streak from webhook_endpoints") == 1
-    await pool.execute("update webhook_endpoints set failing_since = now() - interval '5 days 1 minute'")
-    await move_clock(pool)
-    return made
-
-
-def assert_told(smtp_server: SmtpServer, receiver: WebhookReceiver) -> None:
-    [notice] = smtp_server.messages
-    assert notice.rcpt_tos == ["tech@dementia.example"]
-    text = notice.raw.decode()
-    assert "Your webhook endpoint was disabled" in text and receiver.endpoint("a") in text
-    assert "every delivery failed for 5 days" in text and "List-Unsubscribe" not in text
-
-
-async def test_webhook_endpoint_failing_for_days_is_disabled_and_its_partner_told_once(
-    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
-    settings: Settings, send: Send, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
-) -> None:
-    await fail_for_days(client, key, receiver, factory, pool, settings, send)
-    # the worker's sending pass disables the endpoint and queues the notice, which the worker then sends
-    await redis.enqueue_job("deliver_webhooks", _job_id="webhooks:test")
-    await run_jobs()
-    row = await pool.fetchrow("select status, disabled_by, disabled_reason, failure_streak from webhook_endpoints")
-    assert tuple(row) == ("disabled", "failures", "every delivery failed for 5 days", 2)
-    assert_told(smtp_server, receiver)
-    # told once, however often the sweeper looks afterwards
-    for n in range(2):
-        await redis.enqueue_job("sweep", _job_id=f"sweep:{n}")
-        await run_jobs()
-    assert len(smtp_server.messages) == 1
-
-
-async def test_webhook_disabled_notice_lost_from_the_queue_is_sent_by_the_sweeper(
-    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
-    settings: Settings, send: Send, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
-) -> None:
-    made = await fail_for_days(client, key, receiver, factory, pool, settings, send)
-    sender = WebhookSender.create(settings, pool)
-    try:  # the worker's job, run by itself: the notice it queues is left in the queue
-        ctx = WorkerContext(pool=pool, redis=redis, webhooks=sender)
-        assert (await deliver_webhooks(ctx))["disabled"] == 1
-    finally:
-        await sender.close()
-    disabled_at = await pool.fetchval("select disabled_at from webhook_endpoints")
-    queued = [job.job_id for job in await redis.queued_jobs()]
-    assert queued == [notice_job_id(made["id"], disabled_at)]
-    await redis.flushdb()  # Redis loses it (or the worker died before it was queued)
-    assert smtp_server.messages == []
-
-    for n in range(3):
-        await redis.enqueue_job("sweep", _job_id=f"sweep:{n}")
-        await run_jobs()
-    assert_told(smtp_server, receiver)
-    assert await pool.fetchval("select disabled_notice_sent_at is not null from webhook_endpoints")
-
-
-async def test_webhook_endpoint_gone_is_owed_no_notice(
-    client: TestClient[Any, Any], key: str, receiver: WebhookReceiver, factory: Factory, pool: asyncpg.Pool,
-    settings: Settings, redis: ArqRedis, run_jobs: Any, smtp_server: SmtpServer,
-) -> None:
-    await factory.council()
-    await endpoint(client, key, receiver)
-    await factory.event(title="Cabinet")
-    await match(pool, settings)
-    receiver.plans["a"] = [410]
-    await redis.enqueue_job("deliver_webhooks", _job_id="webhooks:test")
-    await run_jobs()
-    await redis.enqueue_job("sweep", _job_id="sweep:0")
-    await run_jobs()
-    row = await pool.fetchrow("select status, disabled_by, disabled_notice_sent_at from webhook_endpoints")
-    assert tuple(row) == ("disabled", "gone", None)
-    assert smtp_server.messages == []  # the receiver said 410 itself: nobody is emailed
