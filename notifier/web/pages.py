@@ -182,12 +182,16 @@ def _last_paused_day(until: datetime, timezone: str) -> str:
 async def alerts_in_words(request: web.Request, rows: list[Any], timezone: str) -> list[dict[str, Any]]:
     """Each subscription with its filter and its schedule in words, for the pages that list them."""
     now = datetime.now(UTC)
+    settings = request.app[SETTINGS]
     descriptions = await _describe(request, rows)
     return [
         {
             "id": r["id"],
             "description": description,
-            "schedule": forms.schedule_in_words(r["frequency"], r["hour"], r["weekday"], timezone),
+            "schedule": forms.schedule_in_words(
+                r["frequency"], r["hour"], r["weekday"], timezone,
+                default_hour=settings.digest_hour, default_weekday=settings.weekly_day,
+            ),
             "frequency_label": forms.FREQUENCY_LABELS[r["frequency"]],
             "paused": _last_paused_day(r["paused_until"], timezone) if r["paused_until"] and r["paused_until"] > now
             else None,
