@@ -506,7 +506,22 @@ async def test_pages_manage_export_and_erase(
     assert [s["id"] for s in data["subscriptions"]] == [dementia, housing]
     assert data["suppression"] is None
 
-    erased = await post(client, path, {"action": "erase"})
+    # the button asks first, and deletes nothing
+    asked = await post(client, path, {"action": "erase"}, allow_redirects=False)
+    assert (asked.status, asked.headers["Location"]) == (303, f"{path}/erase")
+    confirm = await client.get(f"{path}/erase")
+    assert confirm.status == 200
+    page = main_text(await confirm.text())
+    assert "This deletes the address <strong>grace@example.org</strong>, 2 alerts" in page
+    assert "Are you sure?" in page
+    assert f'<form method="post" action="{path}/erase">' in page
+    assert await pool.fetchval("select count(*) from subscriptions") == 2
+    # the confirmation's own token, bound to its own path: the manage page's token does not erase
+    refused = await client.post(f"{path}/erase", data={"csrf": make_csrf(settings.secret_key, path)})
+    assert refused.status == 403
+    assert await pool.fetchval("select count(*) from subscribers") == 1
+
+    erased = await post(client, f"{path}/erase")
     assert erased.status == 200
     assert "Your data is deleted" in await erased.text()
     assert await pool.fetchval("select count(*) from subscribers") == 0
