@@ -126,6 +126,32 @@ async def test_security_subscribing_is_limited_per_client_address(
     assert await pool.fetchval("select count(*) from subscribers") == 2
 
 
+async def test_security_previews_are_limited_per_client_address(
+    settings: Settings, pool: asyncpg.Pool, redis: object, factory: Factory
+) -> None:
+    await factory.council()
+    limited = settings.model_copy(update={"preview_rate_limit_per_client_per_hour": 2})
+    params = {"query": "dementia", "council": "leicestershire"}
+    async with TestClient(TestServer(create_app(limited))) as client:
+        answers = [await client.get("/preview", params=params, headers={"Accept": "application/json"})
+                   for _ in range(3)]
+        assert [r.status for r in answers] == [200, 200, 429]
+        over = answers[2]
+        assert over.content_type == "application/json"
+        assert (await over.json())["error"].startswith("This connection has asked for too many previews")
+        assert over.headers["Retry-After"].isdigit()
+        # the same bucket behind the plain page and the form's Preview button
+        page = await client.get("/preview", params=params)
+        assert page.status == 429
+        assert "<h1>Too many requests</h1>" in await page.text()
+        button = await post(client, "/subscribe", {**params, "action": "preview"})
+        assert button.status == 429
+        # subscribing has a bucket of its own
+        resp = await post(client, "/subscribe", {"email": "person@example.org", "council": "leicestershire"})
+        assert resp.status == 200
+    assert await pool.fetchval("select count(*) from subscribers") == 1
+
+
 async def test_security_council_text_is_escaped(client: TestClient[Any, Any], factory: Factory) -> None:
     await factory.council("evil", name='<script>alert("x")</script> Council', region="<b>Region</b>")
     page = await (await client.get("/")).text()
