@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from notifier.settings import Settings
@@ -167,3 +168,23 @@ async def test_security_unknown_page_is_a_page_not_a_bare_error(client: TestClie
     assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
     api = await client.get("/api/v1/no-such-thing")
     assert api.content_type == "application/problem+json"
+
+
+async def test_security_unhandled_error_is_a_plain_page_without_a_trace(
+    settings: Settings, pool: asyncpg.Pool, redis: object
+) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("connection string postgresql://secret@db")
+
+    app = create_app(settings)
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/broken")
+        page = await resp.text()
+        assert resp.status == 500
+        assert "<h1>Sorry, there is a problem with the service</h1>" in page
+        assert "Traceback" not in page and "RuntimeError" not in page and "secret" not in page
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        api = await client.get("/broken", headers={"Accept": "application/json"})
+        assert api.status == 500
+        assert "secret" not in await api.text()
