@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     subscribe_rate_limit_per_hour: int = Field(default=20, ge=1)
     subscribe_rate_limit_per_client_per_hour: int = Field(default=60, ge=1)  # per client address, any email
+    # live previews per client address: one a pause in typing, each a 30-day count
+    preview_rate_limit_per_client_per_hour: int = Field(default=600, ge=1)
 
     # Processes
     demo: bool = False

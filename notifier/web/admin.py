@@ -20,6 +20,7 @@ from itsdangerous import BadSignature, TimestampSigner
 
 from notifier.delivery.timing import alert_times
 from notifier.ingest.freshness import source_freshness
+from notifier.models import Channel
 from notifier.web.keys import POOL, REDIS, SETTINGS
 from notifier.web.pages import client_limited, message
 from notifier.web.security import ADMIN_COOKIE, render
@@ -28,6 +29,8 @@ routes = web.RouteTableDef()
 ALERT_TIMES_WINDOW = timedelta(hours=24)  # the time-to-alert figures cover the last day's immediate alerts
 
 SESSION_SECONDS = 12 * 3600
+# the channels the matcher makes deliveries for (a feed is read, not delivered)
+DELIVERY_CHANNELS = [Channel.EMAIL.value, Channel.WEBHOOK.value, Channel.WEBSUB.value]
 
 
 def _signer(request: web.Request) -> TimestampSigner:
@@ -164,8 +167,9 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
     )
     failures = await pool.fetch(
         """
-        select d.id, s.channel, d.status, d.attempts, d.last_error, d.next_attempt_at, d.created_at, e.summary
-        from deliveries d join subscriptions s on s.id = d.subscription_id join events e on e.id = d.event_id
+        select d.id, s.channel, d.status, d.attempts, d.last_error, d.next_attempt_at, d.created_at, e.summary,
+               d.event_id is null as test_ping
+        from deliveries d join subscriptions s on s.id = d.subscription_id left join events e on e.id = d.event_id
         where d.last_error is not null and d.status in ('pending', 'failed')
         order by d.created_at desc limit 25
         """
@@ -182,6 +186,8 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         "sources": sources,
         "runs": runs,
         "queues": await _queues(request),
+        # every channel that delivers, with a row of noughts before its first delivery, and any other present
+        "delivery_channels": DELIVERY_CHANNELS + sorted(counts.keys() - set(DELIVERY_CHANNELS)),
         "delivery_counts": counts,
         "statuses": ["pending", "sending", "sent", "failed", "skipped"],
         "failures": failures,

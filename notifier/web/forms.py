@@ -127,11 +127,17 @@ def values_of(row: Any, timezone: str) -> dict[str, Any]:
     }
 
 
-def schedule_in_words(frequency: str, hour: int | None, weekday: int | None, timezone: str) -> str:
+def schedule_in_words(
+    frequency: str, hour: int | None, weekday: int | None, timezone: str, *, default_hour: int, default_weekday: int
+) -> str:
+    """When the emails go out, as the matcher schedules them (matching/matcher.py `_due`): at the alert's own hour,
+    or the configured digest hour (NOTIFIER_DIGEST_HOUR) when it has none, as weekly alerts made here do not; on
+    its own day, or the configured weekly day."""
+    at = f"{hour if hour is not None else default_hour:02d}:00 ({timezone})"
     if frequency == "daily":
-        return f"Every day at {hour if hour is not None else 7:02d}:00 ({timezone})"
+        return f"Every day at {at}"
     if frequency == "weekly":
-        return f"Every {WEEKDAYS[weekday if weekday is not None else 0]}"
+        return f"Every {WEEKDAYS[weekday if weekday is not None else default_weekday]} at {at}"
     return "As it happens, a few minutes after each update"
 
 

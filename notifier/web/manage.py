@@ -111,9 +111,8 @@ async def manage(request: web.Request) -> web.Response:
     form = await request.post()
     action = str(form.get("action", ""))
     pool = request.app[POOL]
-    if action == "erase":
-        await subs.erase(pool, subscriber["id"])
-        return message(request, "Your data is deleted", "We hold nothing about you any more, and send you nothing.")
+    if action == "erase":  # asked first, on a page of its own: nothing is deleted by this one click
+        raise web.HTTPSeeOther(f"/manage/{request.match_info['token']}/erase")
     try:
         subscription_id = int(str(form.get("subscription", "")))
     except ValueError:
@@ -141,6 +140,34 @@ async def manage(request: web.Request) -> web.Response:
         await subs.rotate_feed_token(pool, subscription_id)
         raise _back(request, "New feed links made. The old links no longer work: update your feed reader.")
     return message(request, "Unknown action", "That is not something this page can do.", status=400)
+
+
+@routes.get("/manage/{token}/erase")
+async def erase_page(request: web.Request) -> web.Response:
+    """What erasing deletes, and the one button that does it."""
+    try:
+        subscriber = await _subscriber(request, _subscriber_id(request))
+    except TokenError as e:
+        return expired_or_invalid(request, e)
+    except _Gone:
+        return _gone(request)
+    alert_count = await request.app[POOL].fetchval(
+        "select count(*) from subscriptions where subscriber_id = $1 and channel = 'email'", subscriber["id"]
+    )
+    context = {"token": request.match_info["token"], "email": subscriber["email"], "alert_count": alert_count}
+    return render("erase.html", request, context)
+
+
+@routes.post("/manage/{token}/erase")
+async def erase(request: web.Request) -> web.Response:
+    try:
+        subscriber = await _subscriber(request, _subscriber_id(request))
+    except TokenError as e:
+        return expired_or_invalid(request, e)
+    except _Gone:
+        return _gone(request)
+    await subs.erase(request.app[POOL], subscriber["id"])
+    return message(request, "Your data is deleted", "We hold nothing about you any more, and send you nothing.")
 
 
 # ---- add and edit an alert ----

@@ -62,13 +62,21 @@ async def _over_subscribe_limit(request: web.Request, email: str) -> bool:
     return await _count(request, key, limit)
 
 
+async def _client_over(request: web.Request, bucket: str, limit: int) -> int | None:
+    """Count one more in this client address's hourly `bucket`; when that goes over `limit`, the seconds until the
+    bucket empties."""
+    hour = int(time.time() // 3600)
+    if not await _count(request, f"notifier:{bucket}-client:{request.remote or 'unknown'}:{hour}", limit):
+        return None
+    return max(1, (hour + 1) * 3600 - int(time.time()))
+
+
 async def client_limited(request: web.Request) -> web.Response | None:
     """A clear 429 page when one client address sends too many forms this hour, whatever addresses it gives."""
-    hour = int(time.time() // 3600)
-    key = f"notifier:subscribe-client:{request.remote or 'unknown'}:{hour}"
-    if not await _count(request, key, request.app[SETTINGS].subscribe_rate_limit_per_client_per_hour):
+    limit = request.app[SETTINGS].subscribe_rate_limit_per_client_per_hour
+    retry_after = await _client_over(request, "subscribe", limit)
+    if retry_after is None:
         return None
-    retry_after = (hour + 1) * 3600 - int(time.time())
     response = message(
         request,
         "Too many requests",
@@ -76,6 +84,23 @@ async def client_limited(request: web.Request) -> web.Response | None:
         f"Please try again in {max(1, retry_after // 60)} minutes. No alert was made from what you sent.",
         status=429,
     )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+async def preview_limited(request: web.Request) -> web.Response | None:
+    """A 429 when one client address asks for too many previews this hour: JSON for the live preview (which shows
+    its `error`), the plain page otherwise."""
+    limit = request.app[SETTINGS].preview_rate_limit_per_client_per_hour
+    retry_after = await _client_over(request, "preview", limit)
+    if retry_after is None:
+        return None
+    said = "This connection has asked for too many previews in the last hour."
+    later = f"Please try again in {max(1, retry_after // 60)} minutes."
+    if "json" in request.headers.get("Accept", ""):
+        response = web.json_response({"error": f"{said} {later}"}, status=429)
+    else:
+        response = message(request, "Too many requests", said, later, status=429)
     response.headers["Retry-After"] = str(retry_after)
     return response
 
@@ -90,6 +115,9 @@ def _where(snippet: dict[str, object], title: str) -> str:
 @routes.get("/preview")
 async def preview(request: web.Request) -> web.Response:
     """The live preview behind the form's topic field: what the alert would have sent lately, as JSON."""
+    limited = await preview_limited(request)
+    if limited is not None:
+        return limited
     values = forms.read_values(request.query, request.app[SETTINGS].default_timezone)
     alert = await forms.read_alert(request.app[POOL], values)
     error = alert.errors.get("query") or alert.errors.get("councils")
@@ -131,6 +159,10 @@ async def subscribe(request: web.Request) -> web.Response:
                 if values["email"] else "Enter your email address"
             )
     errors.update(alert.errors)
+    if previewing and not errors:
+        limited = await preview_limited(request)
+        if limited is not None:
+            return limited
     if errors or previewing:
         found = await preview_filter(pool, alert.filter) if not errors else None
         return await _render_index(request, values, errors, found)
@@ -182,12 +214,16 @@ def _last_paused_day(until: datetime, timezone: str) -> str:
 async def alerts_in_words(request: web.Request, rows: list[Any], timezone: str) -> list[dict[str, Any]]:
     """Each subscription with its filter and its schedule in words, for the pages that list them."""
     now = datetime.now(UTC)
+    settings = request.app[SETTINGS]
     descriptions = await _describe(request, rows)
     return [
         {
             "id": r["id"],
             "description": description,
-            "schedule": forms.schedule_in_words(r["frequency"], r["hour"], r["weekday"], timezone),
+            "schedule": forms.schedule_in_words(
+                r["frequency"], r["hour"], r["weekday"], timezone,
+                default_hour=settings.digest_hour, default_weekday=settings.weekly_day,
+            ),
             "frequency_label": forms.FREQUENCY_LABELS[r["frequency"]],
             "paused": _last_paused_day(r["paused_until"], timezone) if r["paused_until"] and r["paused_until"] > now
             else None,

@@ -1,11 +1,13 @@
 """The pages in a real browser (headless Chromium driven by Playwright), with JavaScript on and off: subscribe,
 the confirmation email opened from the outbox page, confirm, manage (add, edit, pause, rotate the feed links),
-one-click unsubscribe; keyboard-only use; the operator page; a cross-site form post refused. Every page visited is
-checked by axe-core and photographed at 1280 and 375 px (tests/browser/checks.py)."""
+one-click unsubscribe, deleting everything; keyboard-only use; the operator page; a cross-site form post refused;
+the error pages. Every page visited, with JavaScript on and off, is checked by axe-core and photographed at 1280
+and 375 px (tests/browser/checks.py)."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,10 +53,16 @@ async def resident_journey(
     page: Page, site: Site, pool: asyncpg.Pool, run_jobs: Any, axe: str | None, shots: Path | None, js: bool
 ) -> None:
     async def check(name: str) -> None:
-        await check_page(page, axe, shots, name)
+        # the same pages without JavaScript look different (no council search, no live preview): their own names
+        await check_page(page, axe, shots, name if js else f"{name}-no-js", javascript=js)
 
     await page.goto(site.base + "/")
     await check("subscribe")
+    if not js:  # the form with its errors as the server shows it (the keyboard test has it with JavaScript)
+        await page.click("button:has-text('Subscribe')")
+        await expect(page.locator(".error-summary")).to_contain_text("Enter your email address")
+        await check("subscribe-errors")
+        await page.goto(site.base + "/")
     await page.fill("#email", "resident@example.org")
     if js:  # the search narrows the list and opens the region it found
         await page.fill("#council-search", "rutl")
@@ -70,10 +78,12 @@ async def resident_journey(
     if js:
         await expect(page.locator("#live-preview")).to_contain_text("1 update in the last 30 days")
         await expect(page.locator("#live-preview")).to_contain_text("Dementia Strategy")
-    else:
+        await check("subscribe-live-preview")
+    else:  # the Preview button: the page again from the server, with what the topic matched
         await page.click("text=Preview recent matches")
         await expect(page.locator("#preview")).to_contain_text("1 update in the last 30 days")
         assert await page.is_checked("#council-rutland")
+        await check("subscribe-preview")
     await page.check("#frequency-daily")
     await page.select_option("#hour", "18")
     await page.click("button:has-text('Subscribe')")
@@ -100,6 +110,10 @@ async def resident_journey(
     await page.click("text=Add an alert")
     await expect(page.locator("h1")).to_have_text("Add an alert")
     await check("add-alert")
+    # nothing chosen: the form again, its errors summarised at the top and tied to their fields
+    await page.click("button:has-text('Add alert')")
+    await expect(page.locator(".error-summary")).to_contain_text("Choose at least one council or region")
+    await check("add-alert-errors")
     await page.check("#scope-all")
     await page.fill("#query", '"mental health"')
     await page.check("#frequency-weekly")
@@ -107,7 +121,7 @@ async def resident_journey(
     await page.click("button:has-text('Add alert')")
     await expect(page.locator("[role=status]")).to_have_text("Alert added.")
     await expect(page.locator("main")).to_contain_text('"mental health" in every council')
-    await expect(page.locator("main")).to_contain_text("Every Friday")
+    await expect(page.locator("main")).to_contain_text("Every Friday at 07:00 (Europe/London)")
 
     # edit the first: Camden added, now as it happens
     await page.click("a:has-text('Change') >> nth=0")
@@ -122,7 +136,12 @@ async def resident_journey(
     row = await pool.fetchrow("select councils, frequency from subscriptions order by id limit 1")
     assert (sorted(row["councils"]), row["frequency"]) == (["camden", "leicestershire", "rutland"], "immediate")
 
-    # pause the first until a date
+    # pause the first until a date: a past one first, and the manage page comes back with the error
+    past = (datetime.now(UTC) - timedelta(days=3)).date()
+    await page.fill("input[name=until] >> nth=0", past.isoformat())
+    await page.click("button:has-text('Pause') >> nth=0")
+    await expect(page.locator(".error-summary")).to_contain_text("must be today or in the future")
+    await check("manage-errors")
     day = (datetime.now(UTC) + timedelta(days=14)).date()
     await page.fill("input[name=until] >> nth=0", day.isoformat())
     await page.click("button:has-text('Pause') >> nth=0")
@@ -152,6 +171,21 @@ async def resident_journey(
     assert await pool.fetchval("select reason from suppressions") == "unsubscribed"
     await page.goto(unsubscribe)
     await check("unsubscribe")
+    await page.click("button:has-text('Stop all emails')")
+    await expect(page.locator("h1")).to_have_text("Unsubscribed")
+    await check("unsubscribed")
+
+    # deleting everything asks first, on a page of its own
+    await page.goto(manage_url)
+    await page.click("button:has-text('Delete all my data')")
+    await expect(page.locator("h1")).to_have_text("Delete all your data")
+    await expect(page.locator("main")).to_contain_text("Are you sure?")
+    await check("erase-confirm")
+    assert await pool.fetchval("select count(*) from subscribers") == 1
+    await page.click("button:has-text('Yes, delete all my data')")
+    await expect(page.locator("h1")).to_have_text("Your data is deleted")
+    await check("erased")
+    assert await pool.fetchval("select count(*) from subscribers") == 0
 
 
 async def test_browser_resident_journey_with_javascript(
@@ -167,13 +201,13 @@ async def test_browser_resident_journey_with_javascript(
 
 
 async def test_browser_resident_journey_without_javascript(
-    browser: Browser, site: Site, factory: Factory, pool: asyncpg.Pool, run_jobs: Any
+    browser: Browser, site: Site, factory: Factory, pool: asyncpg.Pool, run_jobs: Any, axe_source: str,
+    artifacts: Path,
 ) -> None:
     await councils(factory)
     context = await browser.new_context(java_script_enabled=False)
     page = await context.new_page()
-    # axe runs only where the page's JavaScript does; the pages are the same HTML, checked with it on above
-    await resident_journey(page, site, pool, run_jobs, None, None, js=False)
+    await resident_journey(page, site, pool, run_jobs, axe_source, artifacts, js=False)
 
 
 async def tab_to(page: Page, selector: str, limit: int = 400) -> None:
@@ -302,11 +336,21 @@ async def test_browser_error_pages_are_clear_and_accessible(
     await expect(page.locator("h1")).to_have_text("This link is not valid")
     await check_page(page, axe_source, artifacts, "bad-link")
 
+    # a confirmation link signed long ago: the page offers a fresh one
+    long_ago = Tokens(site.settings.secret_key, clock=lambda: time.time() - 30 * 86400)
+    response = await page.goto(f"{site.base}/confirm/{long_ago.make('confirm', 1, 1)}")
+    assert response is not None and response.status == 410
+    await expect(page.locator("h1")).to_have_text("This link has expired")
+    await check_page(page, axe_source, artifacts, "expired-link")
+    await page.fill("#email", "someone@example.org")
+    await page.click("button:has-text('Send me a new link')")
+    await expect(page.locator("h1")).to_have_text("Check your email")
+
     # one connection sending the form over and over: the page says so, and when to come back
     await page.goto(site.base + "/")
     token = await page.get_attribute("input[name=csrf]", "value")
     form = {"csrf": token or "", "email": "someone@example.org", "council": "rutland", "frequency": "weekly"}
-    for _ in range(site.settings.subscribe_rate_limit_per_client_per_hour):
+    for _ in range(site.settings.subscribe_rate_limit_per_client_per_hour - 1):  # the resend above was one
         assert (await page.request.post(site.base + "/subscribe", form=form)).status == 200
     await page.fill("#email", "someone@example.org")
     await page.click("summary:has-text('East Midlands')")

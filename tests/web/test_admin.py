@@ -12,6 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
+from notifier.delivery.webhooks import endpoints
+from notifier.models import FilterModel
+from notifier.partners import create_partner
 from notifier.settings import Settings
 from notifier.web.app import create_app
 from notifier.web.keys import SETTINGS
@@ -146,3 +149,40 @@ async def test_admin_page_shows_staleness_and_time_to_alert(
     assert "Time to alert, last 24 hours" in page
     # three immediate email alerts: 2, 4 and 9 minutes from seen to sent
     assert '<th scope="row">email</th><td class="num">3</td><td class="num">4.0 min</td>' in page
+
+
+async def test_admin_deliveries_show_every_channel_and_failed_test_pings(
+    admin: TestClient[Any, Any], factory: Factory, pool: asyncpg.Pool
+) -> None:
+    """WebSub deliveries are counted in a row of their own, and a failing webhook test ping (no event) is listed."""
+    event = await factory.event(council="rutland", title="Cabinet")
+    hub = await pool.fetchval(
+        """
+        insert into webhook_endpoints (url, secret, channel, topic, lease_expires_at)
+        values ('https://reader.example/cb', '', 'websub', 'http://notifier.test/feeds/all.atom',
+                now() + interval '1 day') returning id
+        """
+    )
+    websub = await pool.fetchval(
+        "insert into subscriptions (endpoint_id, channel, feed_token, confirmed_at) "
+        "values ($1, 'websub', 'w', now()) returning id",
+        hub,
+    )
+    await pool.execute(
+        "insert into deliveries (subscription_id, event_id, status, sent_at) values ($1, $2, 'sent', now())",
+        websub, event,
+    )
+    partner, _ = await create_partner(pool, "Newsroom")
+    endpoint, _ = await endpoints.create(pool, partner, "https://newsroom.example/hook", FilterModel(), None)
+    await endpoints.ping(pool, endpoint)
+    await pool.execute("update deliveries set attempts = 3, last_error = 'HTTP 502 from the endpoint' "
+                       "where event_id is null")
+    await sign_in(admin)
+    page = " ".join((await (await admin.get("/admin")).text()).split())
+    counts = '<td class="num">{}</td><td class="num">0</td><td class="num">{}</td><td class="num">0</td>' \
+             '<td class="num">0</td>'
+    assert '<th scope="row">email</th>' + counts.format(0, 0) in page
+    assert '<th scope="row">webhook</th>' + counts.format(1, 0) in page
+    assert '<th scope="row">websub</th>' + counts.format(0, 1) in page
+    assert ("<td>webhook</td><td><em>Test ping</em></td><td>pending</td><td class=\"num\">3</td>"
+            "<td>HTTP 502 from the endpoint</td>") in page

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from arq.connections import ArqRedis
 
 from notifier import subscriptions as subs
 from notifier.settings import Settings
 from notifier.tokens import Tokens
+from notifier.web.app import create_app
+from notifier.web.forms import schedule_in_words
 from tests.factories import Factory
 from tests.web.test_pages import post, two_alerts
 
@@ -36,7 +40,7 @@ async def test_manage_add_a_cross_council_alert(
     assert (row["query"], row["councils"], row["regions"], row["weekday"]) == ("dementia OR asthma", [], [], 2)
     assert row["confirmed_at"] is not None  # the manage link came by email: the address is proven
     page = await (await client.get(resp.headers["Location"])).text()
-    assert "Alert added." in page and "Every Wednesday" in page
+    assert "Alert added." in page and "Every Wednesday at 07:00 (Europe/London)" in page
 
 
 async def test_manage_add_with_nothing_chosen_says_what_to_do(
@@ -119,3 +123,41 @@ async def test_rotate_feed_token_gives_a_fresh_token(pool: asyncpg.Pool, factory
     assert len(token) >= 32
     with pytest.raises(LookupError):
         await subs.rotate_feed_token(pool, 10**9)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "hour", "weekday", "words"),
+    [
+        ("immediate", None, None, "As it happens, a few minutes after each update"),
+        ("daily", 18, None, "Every day at 18:00 (Europe/Paris)"),
+        ("daily", None, None, "Every day at 09:00 (Europe/Paris)"),
+        ("weekly", None, 4, "Every Friday at 09:00 (Europe/Paris)"),
+        ("weekly", 6, 0, "Every Monday at 06:00 (Europe/Paris)"),
+        ("weekly", None, None, "Every Wednesday at 09:00 (Europe/Paris)"),
+    ],
+)
+def test_schedule_in_words(frequency: str, hour: int | None, weekday: int | None, words: str) -> None:
+    assert schedule_in_words(frequency, hour, weekday, "Europe/Paris", default_hour=9, default_weekday=2) == words
+
+
+async def test_manage_weekly_schedule_in_words_is_when_the_digest_is_due(
+    settings: Settings, pool: asyncpg.Pool, redis: ArqRedis, factory: Factory, run_jobs: Any
+) -> None:
+    """The words on the page are the hour the matcher schedules: a weekly alert made here has no hour of its own,
+    so it goes out at the configured digest hour, in the subscriber's zone."""
+    grace, _, _ = await two_alerts(factory)
+    path = manage_path(settings, grace)
+    nine = settings.model_copy(update={"digest_hour": 9})
+    async with TestClient(TestServer(create_app(nine))) as client:
+        resp = await post(client, f"{path}/new", {"scope": "all", "query": "libraries", "frequency": "weekly",
+                                                  "weekday": "4", "timezone": "Europe/Paris"}, allow_redirects=False)
+        assert resp.status == 303
+        page = await (await client.get(resp.headers["Location"])).text()
+    assert "Every Friday at 09:00 (Europe/Paris)" in page
+    weekly = await pool.fetchval("select id from subscriptions where query = 'libraries'")
+    event = await factory.event(title="Libraries review")
+    await redis.enqueue_job("match_events", _job_id=f"match:{event}")
+    await run_jobs(digest_hour=9)
+    due = await pool.fetchval("select next_attempt_at from deliveries where subscription_id = $1", weekly)
+    local = due.astimezone(ZoneInfo("Europe/Paris"))
+    assert (local.strftime("%A"), local.hour, local.minute) == ("Friday", 9, 0)

@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from notifier import subscriptions as subs
 from notifier.settings import Settings
 from notifier.tokens import TokenData, TokenError, Tokens
+from notifier.web.app import create_app
 from notifier.web.keys import SETTINGS
 from notifier.web.security import make_csrf
 from tests.factories import Factory
@@ -197,6 +198,40 @@ async def test_pages_subscribe_same_answer_for_new_known_and_suppressed_addresse
     assert await pool.fetchval("select count(*) from subscriptions") == 1
     await run_jobs()
     assert len(smtp_server.messages) == 1
+
+
+async def test_pages_subscribe_limit_per_address_is_silent(
+    settings: Settings, pool: asyncpg.Pool, redis: ArqRedis, factory: Factory, smtp_server: SmtpServer,
+    run_jobs: Any,
+) -> None:
+    """Over the per-address limit the page says what it always says, and nothing more is made or sent."""
+    await factory.council()
+    limited = settings.model_copy(update={"subscribe_rate_limit_per_hour": 2})
+    async with TestClient(TestServer(create_app(limited))) as client:
+        answers = [await subscribe(client, email, query=query)
+                   for email, query in (("ivy@example.org", "dementia"), ("ivy@example.org", "housing"),
+                                        ("IVY@example.org", "libraries"))]
+    assert [status for status, _ in answers] == [200, 200, 200]
+    pages = {main_text(page).replace("IVY@", "ivy@") for _, page in answers}
+    assert len(pages) == 1 and "<h1>Check your email</h1>" in pages.pop()
+    assert [r["query"] for r in await pool.fetch("select query from subscriptions order by id")] == [
+        "dementia", "housing"
+    ]
+    await run_jobs()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ivy@example.org"], ["ivy@example.org"]]
+
+
+async def test_pages_subscribe_to_a_whole_region(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, factory: Factory
+) -> None:
+    await factory.council()
+    await factory.council("camden", region="London")
+    index = await (await client.get("/")).text()
+    assert 'name="region" value="East Midlands"' in index
+    status, page = await subscribe(client, "jo@example.org", query="parks", council="", region="East Midlands")
+    assert (status, "Check your email" in page) == (200, True)
+    row = await pool.fetchrow("select query, councils, regions from subscriptions")
+    assert (row["query"], row["councils"], row["regions"]) == ("parks", [], ["East Midlands"])
 
 
 async def test_pages_subscribe_rejects_bad_input_with_the_form_again(
@@ -508,7 +543,22 @@ async def test_pages_manage_export_and_erase(
     assert [s["id"] for s in data["subscriptions"]] == [dementia, housing]
     assert data["suppression"] is None
 
-    erased = await post(client, path, {"action": "erase"})
+    # the button asks first, and deletes nothing
+    asked = await post(client, path, {"action": "erase"}, allow_redirects=False)
+    assert (asked.status, asked.headers["Location"]) == (303, f"{path}/erase")
+    confirm = await client.get(f"{path}/erase")
+    assert confirm.status == 200
+    page = main_text(await confirm.text())
+    assert "This deletes the address <strong>grace@example.org</strong>, 2 alerts" in page
+    assert "Are you sure?" in page
+    assert f'<form method="post" action="{path}/erase">' in page
+    assert await pool.fetchval("select count(*) from subscriptions") == 2
+    # the confirmation's own token, bound to its own path: the manage page's token does not erase
+    refused = await client.post(f"{path}/erase", data={"csrf": make_csrf(settings.secret_key, path)})
+    assert refused.status == 403
+    assert await pool.fetchval("select count(*) from subscribers") == 1
+
+    erased = await post(client, f"{path}/erase")
     assert erased.status == 200
     assert "Your data is deleted" in await erased.text()
     assert await pool.fetchval("select count(*) from subscribers") == 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from notifier.settings import Settings
@@ -126,6 +127,32 @@ async def test_security_subscribing_is_limited_per_client_address(
     assert await pool.fetchval("select count(*) from subscribers") == 2
 
 
+async def test_security_previews_are_limited_per_client_address(
+    settings: Settings, pool: asyncpg.Pool, redis: object, factory: Factory
+) -> None:
+    await factory.council()
+    limited = settings.model_copy(update={"preview_rate_limit_per_client_per_hour": 2})
+    params = {"query": "dementia", "council": "leicestershire"}
+    async with TestClient(TestServer(create_app(limited))) as client:
+        answers = [await client.get("/preview", params=params, headers={"Accept": "application/json"})
+                   for _ in range(3)]
+        assert [r.status for r in answers] == [200, 200, 429]
+        over = answers[2]
+        assert over.content_type == "application/json"
+        assert (await over.json())["error"].startswith("This connection has asked for too many previews")
+        assert over.headers["Retry-After"].isdigit()
+        # the same bucket behind the plain page and the form's Preview button
+        page = await client.get("/preview", params=params)
+        assert page.status == 429
+        assert "<h1>Too many requests</h1>" in await page.text()
+        button = await post(client, "/subscribe", {**params, "action": "preview"})
+        assert button.status == 429
+        # subscribing has a bucket of its own
+        resp = await post(client, "/subscribe", {"email": "person@example.org", "council": "leicestershire"})
+        assert resp.status == 200
+    assert await pool.fetchval("select count(*) from subscribers") == 1
+
+
 async def test_security_council_text_is_escaped(client: TestClient[Any, Any], factory: Factory) -> None:
     await factory.council("evil", name='<script>alert("x")</script> Council', region="<b>Region</b>")
     page = await (await client.get("/")).text()
@@ -141,3 +168,23 @@ async def test_security_unknown_page_is_a_page_not_a_bare_error(client: TestClie
     assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
     api = await client.get("/api/v1/no-such-thing")
     assert api.content_type == "application/problem+json"
+
+
+async def test_security_unhandled_error_is_a_plain_page_without_a_trace(
+    settings: Settings, pool: asyncpg.Pool, redis: object
+) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("connection string postgresql://secret@db")
+
+    app = create_app(settings)
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/broken")
+        page = await resp.text()
+        assert resp.status == 500
+        assert "<h1>Sorry, there is a problem with the service</h1>" in page
+        assert "Traceback" not in page and "RuntimeError" not in page and "secret" not in page
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        api = await client.get("/broken", headers={"Accept": "application/json"})
+        assert api.status == 500
+        assert "secret" not in await api.text()
