@@ -3,13 +3,15 @@ handing due sources to the queue.
 
 A broken response is a failed poll: it is recorded (poll_runs, the source's failure streak and back-off) and leaves
 every stored item untouched. A poll of one source never runs twice at once, across any number of workers: it holds
-a PostgreSQL advisory lock keyed by the source id for as long as it runs.
+a short lease on the source (`sources.poll_lease_until`), renewed while it runs, and takes a pooled connection only
+for its reads and its writes, never while it waits on the council's server.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -17,15 +19,17 @@ from arq.connections import ArqRedis
 
 from notifier.ingest.fetch import Fetcher
 from notifier.ingest.write import PollResult, write_poll
+from notifier.leases import LeaseKeeper
 from notifier.metrics import Metrics
 from notifier.models import ItemKind, SourceKind
-from notifier.sources.base import Adapter, SourceError, SourceState
+from notifier.sources.base import Adapter, Record, SourceError, SourceState
 from notifier.sources.freshness import ReadPlan
 
 log = logging.getLogger(__name__)
 
-# classid half of the two-key advisory lock; the source id is the other half
-POLL_LOCK_CLASS = 0x706F6C6C  # "poll"
+# A poll's lease on its source, renewed every third of it while the poll runs: a worker that dies mid-poll holds
+# the source up for at most this long.
+POLL_LEASE = timedelta(seconds=30)
 
 # How long a source handed to the queue is not handed over again (see enqueue_due_polls).
 ENQUEUE_CLAIM = timedelta(minutes=10)
@@ -84,40 +88,36 @@ async def poll_source(
     max_backoff: timedelta | None = None,
     force: bool = False,
 ) -> PollResult:
-    """Poll one source now. Safe to call concurrently and repeatedly: a second caller finds the lock taken.
+    """Poll one source now. Safe to call concurrently and repeatedly: a second caller finds the lease taken.
 
-    The poll holds one pooled connection from start to end (the advisory lock is that connection's) and does all its
-    database work on it: a poll that needed a second connection while holding the first could wait forever for one
-    when every pooled connection is held by a poll.
+    The poll takes a pooled connection for its reads and again for its writes, one at a time, and none while the
+    adapter waits on the council's server: a worker polls as many councils at once as it runs jobs, not as many as
+    its pool has connections, and never waits for a second connection while holding one.
     """
     result = PollResult(source_id)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    async with pool.acquire() as conn:
-        got = await conn.fetchval("select pg_try_advisory_lock($1, $2)", POLL_LOCK_CLASS, source_id)
-        if not got:
-            result.skipped = "a poll of this source is already running"
-            return result
-        try:
-            source = await conn.fetchrow(
-                f"""
-                select s.*, c.timezone, {HOST_SOURCES} as host_sources
-                from sources s join councils c on c.slug = s.council
-                where s.id = $1
-                """,
-                source_id,
-            )
-            if source is None:
-                result.skipped = "no such source"
-                return result
-            if not source["enabled"] and not force:
-                result.skipped = "source is disabled"
-                return result
-            await _poll_locked(conn, fetcher, source, result, started, max_backoff)
-        finally:
-            await conn.execute("select pg_advisory_unlock($1, $2)", POLL_LOCK_CLASS, source_id)
+    if not await pool.fetchval(
+        """
+        update sources set poll_lease_until = now() + $2::interval
+        where id = $1 and (poll_lease_until is null or poll_lease_until < now())
+        returning true
+        """,
+        source_id,
+        POLL_LEASE,
+    ):
+        exists = await pool.fetchval("select true from sources where id = $1", source_id)
+        result.skipped = "a poll of this source is already running" if exists else "no such source"
+        return result
+    keeper = LeaseKeeper(pool, POLL_LEASE, renew_poll_leases)
+    keeper.hold([source_id])
+    try:
+        source = await _poll_leased(pool, fetcher, source_id, result, started, t0, max_backoff, force)
+    finally:
+        await keeper.close()
+        await pool.execute("update sources set poll_lease_until = null where id = $1", source_id)
     result.duration_ms = int((time.perf_counter() - t0) * 1000)
-    if metrics is not None:
+    if metrics is not None and source is not None:
         outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"
         metrics.polls.labels(source["kind"], outcome).inc()
         for event_type in result.event_types:
@@ -125,25 +125,86 @@ async def poll_source(
     return result
 
 
-async def _poll_locked(
-    conn: asyncpg.Connection,
+async def renew_poll_leases(pool: asyncpg.Pool, source_ids: Sequence[int], lease: timedelta) -> int:
+    """Extend the poll leases still held on these sources."""
+    status = await pool.execute(
+        """
+        update sources set poll_lease_until = now() + $2::interval
+        where id = any($1::bigint[]) and poll_lease_until is not null
+        """,
+        list(source_ids),
+        lease,
+    )
+    return int(status.split()[-1])
+
+
+async def _poll_leased(
+    pool: asyncpg.Pool,
     fetcher: Fetcher,
-    source: asyncpg.Record,
+    source_id: int,
     result: PollResult,
     started: datetime,
+    t0: float,
     max_backoff: timedelta | None,
-) -> None:
-    source_id: int = source["id"]
-    t0 = time.perf_counter()
+    force: bool,
+) -> asyncpg.Record | None:
+    """The poll of a source whose lease this caller holds: read, collect, write. Returns the source's row (None when
+    the poll was skipped)."""
+    async with pool.acquire() as conn:
+        source = await conn.fetchrow(
+            f"""
+            select s.*, c.timezone, {HOST_SOURCES} as host_sources
+            from sources s join councils c on c.slug = s.council
+            where s.id = $1
+            """,
+            source_id,
+        )
+        if source is None:
+            result.skipped = "no such source"
+            return None
+        if not source["enabled"] and not force:
+            result.skipped = "source is disabled"
+            return None
+        state = await _source_state(conn, source, started)
     fetch = fetcher.for_source(source["etag"], source["last_modified"])
-    adapter = adapter_for(source["kind"])
-    kinds: frozenset[ItemKind] | None = getattr(adapter, "known_kinds", None)
+    records: list[Record] | None = None
+    try:
+        records = await adapter_for(source["kind"]).collect(source["url"], fetch, state)
+    except SourceError as e:
+        result.error = str(e)
+    except Exception as e:  # an adapter bug must fail this poll, not the worker
+        log.exception("adapter %s crashed on source %s", source["kind"], source_id)
+        result.error = f"internal error parsing the response: {type(e).__name__}: {e}"
+    async with pool.acquire() as conn:
+        if not result.error:
+            try:
+                await write_poll(
+                    conn, source, [] if records is None else records, started=started, fetch=fetch, result=result,
+                    t0=t0,
+                )
+                result.not_modified = records is None
+                await _poll_sooner(conn, source, started)
+                return source
+            except Exception as e:
+                log.exception("writing poll of source %s failed", source_id)
+                result.error = f"could not store the results: {type(e).__name__}: {e}"
+                result.records = result.events = 0
+                result.event_ids, result.event_types = [], []
+        result.http_status = fetch.http_status
+        await _record_failure(conn, source, result, started, t0, max_backoff or timedelta(days=1))
+    log.warning("poll of source %s (%s) failed: %s", source_id, source["url"], result.error)
+    return source
+
+
+async def _source_state(conn: asyncpg.Connection, source: asyncpg.Record, started: datetime) -> SourceState:
+    """What the adapter is told of its source: the stored data of the kinds it looks at, its timing and budget."""
+    kinds: frozenset[ItemKind] | None = getattr(adapter_for(source["kind"]), "known_kinds", None)
     known_rows = await conn.fetch(
         "select kind, external_id, data from items where source_id = $1 and ($2::text[] is null or kind = any($2))",
-        source_id,
+        source["id"],
         None if kinds is None else sorted(k.value for k in kinds),
     )
-    state = SourceState(
+    return SourceState(
         now=started,
         timezone=source["timezone"],
         options=source["options"],
@@ -152,29 +213,6 @@ async def _poll_locked(
         poll_interval=source["poll_interval"],
         host_sources=source["host_sources"],
     )
-    try:
-        records = await adapter.collect(source["url"], fetch, state)
-    except SourceError as e:
-        result.error = str(e)
-    except Exception as e:  # an adapter bug must fail this poll, not the worker
-        log.exception("adapter %s crashed on source %s", source["kind"], source_id)
-        result.error = f"internal error parsing the response: {type(e).__name__}: {e}"
-    else:
-        try:
-            await write_poll(
-                conn, source, [] if records is None else records, started=started, fetch=fetch, result=result, t0=t0
-            )
-            result.not_modified = records is None
-            await _poll_sooner(conn, source, started)
-            return
-        except Exception as e:
-            log.exception("writing poll of source %s failed", source_id)
-            result.error = f"could not store the results: {type(e).__name__}: {e}"
-            result.records = result.events = 0
-            result.event_ids, result.event_types = [], []
-    result.http_status = fetch.http_status
-    await _record_failure(conn, source, result, started, t0, max_backoff or timedelta(days=1))
-    log.warning("poll of source %s (%s) failed: %s", source_id, source["url"], result.error)
 
 
 async def _poll_sooner(conn: asyncpg.Connection, source: asyncpg.Record, started: datetime) -> None:

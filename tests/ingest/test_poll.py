@@ -14,9 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 
+from notifier.db import create_pool
 from notifier.ingest.poll import enqueue_due_polls, poll_source
 from notifier.matching.matcher import CURSOR_NAME
 from notifier.settings import Settings
@@ -462,8 +464,51 @@ async def test_poll_concurrent_polls_of_one_source_one_runs_one_skips(
     }
     assert council_server.hits[f"{WS}/GetCommittees"] == 1
     assert len(await poll_runs(pool, source_id)) == 1
-    # The lock is released: the next poll runs.
+    # The lease is given back: the next poll runs.
     assert (await poll(pool, settings, source_id)).skipped is None
+
+
+async def test_poll_holds_no_database_connection_while_the_council_answers(
+    factory: Factory, council_server: CouncilServer, settings: Settings
+) -> None:
+    # Two councils polled at once by a worker whose pool has one connection: both wait on their servers together.
+    site = manchester(council_server)
+    open_now, most = 0, 0
+
+    async def committees(request: web.Request) -> web.Response:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        await asyncio.sleep(0.3)
+        open_now -= 1
+        return web.Response(body=fixture_bytes("moderngov/committees.xml"), content_type="text/xml")
+
+    site.server.routes[f"{WS}/GetCommittees"] = committees
+    first = await factory.source("manchester", url=council_server.url)
+    second = await factory.source("leicestershire", url=council_server.url)
+    one = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with fetcher(settings) as f:
+            results = await asyncio.gather(poll_source(one, f, first), poll_source(one, f, second))
+    finally:
+        await one.close()
+    assert [(r.error, r.skipped, r.records) for r in results] == [(None, None, 6), (None, None, 6)]
+    assert most == 2
+
+
+async def test_poll_lease_held_by_a_dead_worker_runs_out(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
+) -> None:
+    manchester(council_server)
+    source_id = await factory.source("manchester", url=council_server.url)
+    # a worker died mid-poll: its lease stands until it runs out, then the next poll takes the source
+    await pool.execute("update sources set poll_lease_until = now() + interval '20 seconds' where id = $1", source_id)
+    assert (await poll(pool, settings, source_id)).skipped == "a poll of this source is already running"
+    await pool.execute("update sources set poll_lease_until = now() - interval '1 second' where id = $1", source_id)
+    result = await poll(pool, settings, source_id)
+    assert (result.skipped, result.error, result.records) == (None, None, 6)
+    assert await pool.fetchval("select poll_lease_until from sources where id = $1", source_id) is None
+    assert (await poll(pool, settings, 10**9)).skipped == "no such source"
 
 
 async def test_poll_disabled_source_is_skipped_unless_forced(
