@@ -2,7 +2,8 @@
 another process, beside the ceiling measured in the same run: a bare aiohttp handler returning the same bytes (and
 a bare 304); and the cold render of a 50-entry feed (resolve, one query, render) in each format.
 
-Run from the repository root as `.venv/bin/python bench/feeds.py [--seconds 10] [--connections 32] [--rounds 2]`.
+Run from the repository root as `.venv/bin/python bench/feeds.py [--seconds 10] [--connections 32] [--rounds 2]
+[--uvloop]` (`--uvloop`: a third server, the application on uvloop's event loop, in the same rounds).
 
 One command does everything: wrk (installed with apt-get when missing), a fresh database (migrated by the service's
 own runner, dropped at the end) on the PostgreSQL server of NOTIFIER_TEST_DATABASE_URL with a council of 600 events
@@ -53,12 +54,18 @@ def settings(database_url: str) -> Settings:
                     secret_key="bench-secret-key-" + "x" * 32)
 
 
-def serve_app(database_url: str, port: int) -> None:
+def serve_app(database_url: str, port: int, loop: str = "asyncio") -> None:
     from aiohttp import web
 
     from notifier.web.app import create_app
 
-    web.run_app(create_app(settings(database_url)), host="127.0.0.1", port=port, access_log=None, print=None)
+    event_loop = None
+    if loop == "uvloop":
+        import uvloop
+
+        event_loop = uvloop.new_event_loop()
+    web.run_app(create_app(settings(database_url)), host="127.0.0.1", port=port, access_log=None, print=None,
+                loop=event_loop)
 
 
 def serve_ceiling(body_path: str, headers_path: str, port: int) -> None:
@@ -193,6 +200,8 @@ async def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--events", type=int, default=600)
+    ap.add_argument("--uvloop", action="store_true",
+                    help="also serve the application on uvloop's event loop, measured in the same rounds")
     args = ap.parse_args()
     binary = ensure_wrk()
     print(f"{platform.python_version()} on {os.cpu_count()} cores; load average before: {os.getloadavg()}")
@@ -233,8 +242,13 @@ async def run(args: argparse.Namespace, binary: str, url: str, children: list[su
     plain = {"Accept-Encoding": "identity"}
     not_modified = {**plain, "If-None-Match": headers["ETag"]}
     pids = {"app": children[0].pid, "ceiling": children[1].pid}
+    order = [("app", app_url), ("ceiling", ceiling_url)]
+    if args.uvloop:
+        children.append(spawn(here, "--serve-app", url, "8633", "uvloop"))
+        await wait_for(f"http://127.0.0.1:8633{FEED}")
+        pids["app on uvloop"] = children[-1].pid
+        order.append(("app on uvloop", f"http://127.0.0.1:8633{FEED}"))
     for r in range(args.rounds):
-        order = [("app", app_url), ("ceiling", ceiling_url)]
         for who, target in order if r % 2 == 0 else order[::-1]:
             for kind, hdrs in (("200", plain), ("304", not_modified)):
                 before = _cpu_seconds(pids[who])
@@ -249,10 +263,10 @@ async def run(args: argparse.Namespace, binary: str, url: str, children: list[su
 
 def report(figures: dict[str, list[tuple[float, float, float]]], cold: dict[str, list[float]], size: int) -> None:
     print(f"\nfeed: {FEED}, 50 entries, {size:,} bytes; wrk -t1, medians of the rounds")
-    print(f"{'':14} {'req/s':>10} {'p99 ms':>8} {'server CPU ms/req':>18}")
+    print(f"{'':18} {'req/s':>10} {'p99 ms':>8} {'server CPU ms/req':>18}")
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in figures.items()}
     for k, (rate, p99, cpu) in med.items():
-        print(f"{k:14} {rate:>10,.0f} {p99:>8.2f} {cpu:>18.3f}")
+        print(f"{k:18} {rate:>10,.0f} {p99:>8.2f} {cpu:>18.3f}")
     for kind in ("200", "304"):
         app, ceiling = med[f"app {kind}"], med[f"ceiling {kind}"]
         ratio = app[0] / ceiling[0]
@@ -260,6 +274,10 @@ def report(figures: dict[str, list[tuple[float, float, float]]], cold: dict[str,
         print(f"cached {kind}: {ratio:.0%} of the ceiling (by server CPU a request: {ceiling[2] / app[2]:.0%}), "
               f"p99 {app[1]:.2f} ms (target >= {TARGET_RATIO:.0%}, p99 < {TARGET_P99_MS:g} ms): "
               f"{'met' if ok else 'NOT met'}")
+        if f"app on uvloop {kind}" in med:
+            uv = med[f"app on uvloop {kind}"]
+            print(f"  on uvloop: {uv[0] / app[0]:.2f}x the requests a second of asyncio's loop, server CPU a request "
+                  f"{uv[2] / app[2]:.2f}x, p99 {uv[1]:.2f} ms")
     print("\ncold render (resolve + one query + render), ms:")
     for fmt, times in cold.items():
         print(f"  {fmt:5} p50 {p(times, 0.5):6.2f}  p99 {p(times, 0.99):6.2f}")
@@ -270,7 +288,7 @@ def report(figures: dict[str, list[tuple[float, float, float]]], cold: dict[str,
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-app":
-        serve_app(sys.argv[2], int(sys.argv[3]))
+        serve_app(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
     elif len(sys.argv) > 1 and sys.argv[1] == "--serve-ceiling":
         serve_ceiling(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
