@@ -78,17 +78,20 @@ class FeedCache:
         if self._fresh <= 0:  # trusting nothing: every request reads for itself
             return await resolve()
         pending = self._resolving.get(url)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        task = asyncio.ensure_future(resolve())
-        self._resolving[url] = task
-        try:
-            spec = await asyncio.shield(task)
-        finally:
-            if self._resolving.get(url) is task:
-                del self._resolving[url]
-        self._remember_spec(url, spec)
-        return spec
+        if pending is None:
+            # The resolution is settled by its task, not by the request that started it: that request may be
+            # cancelled (its client gone) while others wait for the answer, or while none does.
+            pending = self._resolving[url] = asyncio.ensure_future(resolve())
+            pending.add_done_callback(lambda task: self._settled(url, task))
+        return await asyncio.shield(pending)
+
+    def _settled(self, url: str, task: asyncio.Future[FeedSpec]) -> None:
+        """A resolution is done: remember its answer; a failure is read here, so that one no request waits for any
+        more is not reported as lost (the requests that wait get it from `shield`)."""
+        if self._resolving.get(url) is task:
+            del self._resolving[url]
+        if not task.cancelled() and task.exception() is None:
+            self._remember_spec(url, task.result())
 
     def _remember_spec(self, url: str, spec: FeedSpec) -> None:
         if self._fresh <= 0:

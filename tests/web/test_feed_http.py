@@ -4,6 +4,7 @@ rendered feeds that a new event invalidates."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from multidict import MultiDict
 from notifier.settings import Settings
 from notifier.web.app import create_app
 from notifier.web.feed_cache import FeedCache
-from notifier.web.feed_specs import FeedSpec, resolve
+from notifier.web.feed_specs import FeedNotFound, FeedSpec, resolve
 from tests.factories import Factory
 
 FEED = "/feeds/councils/leicestershire.atom"
@@ -109,6 +110,45 @@ async def test_feed_http_a_process_trusts_what_it_read_only_while_fresh(factory:
     assert await trusting.spec(FEED, resolving(FEED)) is specs[0]
     await trusting.spec(FEED + "?limit=5", resolving(FEED + "?limit=5"))
     assert asked == [FEED, FEED + "?limit=5"]
+
+
+async def test_feed_http_a_resolution_outlives_the_request_that_started_it() -> None:
+    cache = FeedCache(fresh=60)
+    started, go_on = asyncio.Event(), asyncio.Event()
+    asked: list[str] = []
+
+    async def read() -> FeedSpec:
+        asked.append("read")
+        started.set()
+        await go_on.wait()
+        raise FeedNotFound("no such feed")
+
+    lost: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: lost.append(context))
+    try:
+        first = asyncio.ensure_future(cache.spec(FEED, read))
+        await started.wait()
+        first.cancel()  # its client went away
+        second = asyncio.ensure_future(cache.spec(FEED, read))  # still answered by the same resolution
+        await asyncio.sleep(0)
+        go_on.set()
+        outcomes = await asyncio.gather(first, second, return_exceptions=True)
+        assert [type(o).__name__ for o in outcomes] == ["CancelledError", "FeedNotFound"]
+        assert asked == ["read"]
+        # and a failure nobody waits for any more is read, not reported as never retrieved
+        go_on.clear()
+        alone = asyncio.ensure_future(cache.spec(FEED, read))
+        await started.wait()
+        alone.cancel()
+        go_on.set()
+        await asyncio.gather(alone, return_exceptions=True)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()
+        assert lost == []
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_feed_http_a_failed_resolution_fails_every_request_waiting_for_it(factory: Factory) -> None:
