@@ -3,6 +3,7 @@ feed links and their rotation, export and erasure. The manage token in the URL i
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from notifier import subscriptions as subs
 from notifier.tokens import TokenError, Tokens
@@ -46,19 +48,31 @@ def _gone(request: web.Request) -> web.Response:
                    status=404)
 
 
+def _by_link(handler: Handler) -> Handler:
+    """A page reached by a manage link: a link expired or tampered with, or for an address or alert that is gone,
+    is answered with its own page, whichever step of the handler finds it."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except TokenError as e:
+            return expired_or_invalid(request, e)
+        except _Gone:
+            return _gone(request)
+
+    return answer
+
+
 def _back(request: web.Request, notice: str) -> web.HTTPSeeOther:
     # Post/Redirect/Get, so a reload does not repeat the change
     return web.HTTPSeeOther(f"/manage/{request.match_info['token']}?notice={quote(notice)}")
 
 
 @routes.get("/manage/{token}")
+@_by_link
 async def manage_page(request: web.Request) -> web.Response:
-    try:
-        subscriber = await _subscriber(request, _subscriber_id(request))
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    except _Gone:
-        return _gone(request)
+    subscriber = await _subscriber(request, _subscriber_id(request))
     return await _render(request, subscriber, notice=request.query.get("notice"))
 
 
@@ -101,13 +115,9 @@ def _pause_until(text: str, timezone: str) -> datetime:
 
 
 @routes.post("/manage/{token}")
+@_by_link
 async def manage(request: web.Request) -> web.Response:
-    try:
-        subscriber = await _subscriber(request, _subscriber_id(request))
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    except _Gone:
-        return _gone(request)
+    subscriber = await _subscriber(request, _subscriber_id(request))
     form = await request.post()
     action = str(form.get("action", ""))
     pool = request.app[POOL]
@@ -143,14 +153,10 @@ async def manage(request: web.Request) -> web.Response:
 
 
 @routes.get("/manage/{token}/erase")
+@_by_link
 async def erase_page(request: web.Request) -> web.Response:
     """What erasing deletes, and the one button that does it."""
-    try:
-        subscriber = await _subscriber(request, _subscriber_id(request))
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    except _Gone:
-        return _gone(request)
+    subscriber = await _subscriber(request, _subscriber_id(request))
     alert_count = await request.app[POOL].fetchval(
         "select count(*) from subscriptions where subscriber_id = $1 and channel = 'email'", subscriber["id"]
     )
@@ -159,13 +165,9 @@ async def erase_page(request: web.Request) -> web.Response:
 
 
 @routes.post("/manage/{token}/erase")
+@_by_link
 async def erase(request: web.Request) -> web.Response:
-    try:
-        subscriber = await _subscriber(request, _subscriber_id(request))
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    except _Gone:
-        return _gone(request)
+    subscriber = await _subscriber(request, _subscriber_id(request))
     await subs.erase(request.app[POOL], subscriber["id"])
     return message(request, "Your data is deleted", "We hold nothing about you any more, and send you nothing.")
 
@@ -204,14 +206,10 @@ async def _own_alert(request: web.Request, subscriber_id: int) -> Any:
 
 @routes.get("/manage/{token}/new")
 @routes.get("/manage/{token}/alerts/{id}")
+@_by_link
 async def alert_page(request: web.Request) -> web.Response:
-    try:
-        subscriber = await _subscriber(request, _subscriber_id(request))
-        row = await _own_alert(request, subscriber["id"]) if "id" in request.match_info else None
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    except _Gone:
-        return _gone(request)
+    subscriber = await _subscriber(request, _subscriber_id(request))
+    row = await _own_alert(request, subscriber["id"]) if "id" in request.match_info else None
     if row is None:
         values = forms.read_values(request.query, subscriber["timezone"])
     else:
@@ -221,15 +219,11 @@ async def alert_page(request: web.Request) -> web.Response:
 
 @routes.post("/manage/{token}/new")
 @routes.post("/manage/{token}/alerts/{id}")
+@_by_link
 async def save_alert(request: web.Request) -> web.Response:
     """Add an alert (confirmed: the manage link itself came by email) or change one."""
-    try:
-        subscriber = await _subscriber(request, _subscriber_id(request))
-        row = await _own_alert(request, subscriber["id"]) if "id" in request.match_info else None
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    except _Gone:
-        return _gone(request)
+    subscriber = await _subscriber(request, _subscriber_id(request))
+    row = await _own_alert(request, subscriber["id"]) if "id" in request.match_info else None
     pool = request.app[POOL]
     values = forms.read_values(await request.post(), subscriber["timezone"])
     alert = await forms.read_alert(pool, values)
@@ -250,12 +244,9 @@ async def save_alert(request: web.Request) -> web.Response:
 
 
 @routes.get("/manage/{token}/export")
+@_by_link
 async def export(request: web.Request) -> web.Response:
-    try:
-        subscriber_id = _subscriber_id(request)
-    except TokenError as e:
-        return expired_or_invalid(request, e)
-    exported = await subs.export(request.app[POOL], subscriber_id)
+    exported = await subs.export(request.app[POOL], _subscriber_id(request))
     if exported is None:
         return message(request, "No data", "We hold nothing about this address.", status=404)
     return web.Response(
