@@ -26,7 +26,7 @@ from arq.connections import ArqRedis, RedisSettings
 from notifier.db import create_pool, migrate
 from notifier.embedded import EmbeddedPostgres, EmbeddedRedis
 from notifier.settings import Settings
-from tests.servers import CouncilServer, SmtpServer
+from tests.servers import CouncilServer, SmtpServer, WebhookReceiver
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -180,6 +180,15 @@ async def council_server() -> AsyncIterator[CouncilServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A partner's server that verifies every webhook request with the `standardwebhooks` reference library."""
+    r = WebhookReceiver()
+    await r.start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture

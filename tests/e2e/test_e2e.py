@@ -50,14 +50,6 @@ async def councils() -> AsyncIterator[FakeCouncils]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def stack(settings: Settings, pool: asyncpg.Pool, queue: tuple[str, ArqRedis], smtp_server: SmtpServer,
                 tmp_path: Path) -> AsyncIterator[Stack]:
     s = Stack(settings, queue[0], smtp_server.url, tmp_path)

@@ -1,6 +1,6 @@
-"""What the webhook tests share: a receiver that verifies every request with the `standardwebhooks` reference
-implementation, the web app, a partner's key, one sending pass of the worker's sender, and endpoints made through
-the API."""
+"""What the webhook tests share: the web app, a partner's key and one sending pass of the worker's sender (the
+receiver, which verifies every request with the `standardwebhooks` reference implementation, is in tests/conftest.py
+for the end-to-end tests too)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,6 @@ from notifier.web.app import create_app
 from tests.delivery.webhooks.helpers import Send
 from tests.delivery.webhooks.resolver import TableResolver
 from tests.factories import Factory
-from tests.servers import WebhookReceiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ again between the check and the connect."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from aiohttp.abc import ResolveResult
 
 from notifier.delivery.webhooks.endpoints import create as create_endpoint
@@ -38,14 +36,6 @@ class RebindingResolver(TableResolver):
         answers = await super().resolve(host, port, family)
         self.table[host] = self.later
         return answers
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def one_pass(settings: Settings, pool: asyncpg.Pool, dns: RebindingResolver) -> PassResult:
