@@ -78,6 +78,18 @@ async def meeting(pool: asyncpg.Pool, factory: Factory) -> dict[str, int]:
     }
 
 
+async def match_and_send(pool: asyncpg.Pool, settings: Settings) -> int:
+    """Match the events written so far and send every delivery now, digests included; returns the emails sent."""
+    await match_events(pool, SubscriptionIndex(), settings)
+    now = datetime.now(UTC)
+    await pool.execute("update deliveries set next_attempt_at = $1", now)
+    mailer = Mailer.create(settings, pool)
+    try:
+        return await mailer.send_due(now=now)
+    finally:
+        await mailer.close()
+
+
 async def test_briefs_a_meeting_with_three_reports(pool: asyncpg.Pool, meeting: dict[str, int]) -> None:
     assert sorted(await build_due_briefs(pool)) == sorted([meeting["strategy"], meeting["bcf"], meeting["appendix"]])
     assert await build_due_briefs(pool) == []  # nothing changed: nothing built again
@@ -161,14 +173,7 @@ async def test_briefs_in_the_weekly_summary_and_the_alert(
     await factory.event(item_id=meeting["meeting"], type="agenda.published", summary="Agenda published")
     await factory.event(item_id=meeting["strategy"], type="document.published", summary="Report published",
                         title="Dementia strategy progress report")
-    await match_events(pool, SubscriptionIndex(), settings)
-    now = datetime.now(UTC)
-    await pool.execute("update deliveries set next_attempt_at = $1", now)
-    mailer = Mailer.create(settings, pool)
-    try:
-        assert await mailer.send_due(now=now) == 2
-    finally:
-        await mailer.close()
+    assert await match_and_send(pool, settings) == 2
     by_to = {m.rcpt_tos[0]: m.message for m in smtp_server.messages}
     summary = " ".join(text_part(by_to["amy@example.org"]).split())
     assert "Recommendation (Better Care Fund Q2 report, p. 3): It is recommended that the Board approves" in summary
@@ -203,14 +208,7 @@ async def test_briefs_a_decision_says_what_was_decided(
     await factory.event(type="decision.published", kind="decision", title="Library opening hours",
                         body="The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays.",
                         summary="Decision: Library opening hours")
-    await match_events(pool, SubscriptionIndex(), settings)
-    now = datetime.now(UTC)
-    await pool.execute("update deliveries set next_attempt_at = $1", now)
-    mailer = Mailer.create(settings, pool)
-    try:
-        assert await mailer.send_due(now=now) == 1
-    finally:
-        await mailer.close()
+    assert await match_and_send(pool, settings) == 1
     text = " ".join(text_part(smtp_server.messages[0].message).split())
     assert "The Cabinet agreed to extend the opening hours of Loughborough Library on Saturdays." in text
 
@@ -229,14 +227,7 @@ async def test_briefs_weekly_summary_of_a_held_meeting_and_a_decision(
                                frequency="weekly", weekday=0, hour=7)
     # the week's one matched event: the meeting and the decision come from the council's items
     await factory.event(item_id=minutes, type="document.published", summary="Minutes published", title="Minutes")
-    await match_events(pool, SubscriptionIndex(), settings)
-    now = datetime.now(UTC)
-    await pool.execute("update deliveries set next_attempt_at = $1", now)
-    mailer = Mailer.create(settings, pool)
-    try:
-        assert await mailer.send_due(now=now) == 1
-    finally:
-        await mailer.close()
+    assert await match_and_send(pool, settings) == 1
     message = smtp_server.messages[0].message
     text = " ".join(text_part(message).split())
     assert ("Item 5: Better Care Fund \u2014 Resolved (Minutes, p. 1): That the Better Care Fund quarter two return "
