@@ -107,8 +107,11 @@ async def fetch_due_documents(
 
     async def one(row: asyncpg.Record) -> None:
         try:
-            async with limit:
-                outcome = await _download_and_extract(fetcher, settings, row)
+            if row["reindex"] and row["pages"] is not None:  # only its words back into the item's search vector
+                outcome = _Outcome(status=304, etag=row["etag"], last_modified=row["last_modified"])
+            else:
+                async with limit:
+                    outcome = await _download_and_extract(fetcher, settings, row)
             await _store(pool, row, outcome, result, now=now or datetime.now(UTC))
         finally:
             keeper.release([row["item_id"]])
@@ -145,7 +148,7 @@ async def claim_documents(
             limit $3
             for update skip locked
         )
-        returning t.item_id, t.url, t.etag, t.last_modified, t.content_hash, t.attempts, t.pages, t.kind
+        returning t.item_id, t.url, t.etag, t.last_modified, t.content_hash, t.attempts, t.pages, t.kind, t.reindex
         """,
         now,
         lease,
@@ -257,7 +260,7 @@ async def _store_text(conn: asyncpg.Connection, row: asyncpg.Record, outcome: _O
     await conn.execute(
         """
         update document_texts
-        set state = 'ready', lease_until = null, error = null, error_reason = null, attempts = 0,
+        set state = 'ready', lease_until = null, error = null, error_reason = null, attempts = 0, reindex = false,
             etag = $2, last_modified = $3, content_hash = coalesce($4, content_hash), bytes = coalesce($5, bytes),
             kind = coalesce($6, kind), pages = coalesce($7::text[], pages), truncated = coalesce($8, truncated),
             extracted_at = case when $7::text[] is null then extracted_at else $9 end, updated_at = $9

@@ -152,6 +152,31 @@ async def test_documents_repoll_of_unchanged_documents_downloads_and_extracts_no
         council_server.url + moved, "ready", before["60909"]["extracted_at"])
 
 
+async def test_documents_a_renamed_paper_keeps_its_words_without_a_second_download(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
+) -> None:
+    # The paper's server sends no validators, so a download could not be a conditional GET: it would be the whole
+    # file again. A new title rewrites the item's search vector from its own text; the paper's words go back in
+    # from the stored text.
+    site = manchester_here(council_server)
+    source_id = await factory.source("manchester", url=council_server.url)
+    await poll(pool, settings, source_id)
+    await fetch(pool, settings)
+    before = await texts(pool)
+    here = council_server.url.encode()
+    site.meeting("4967", fixture_bytes("moderngov/meeting_with_minutes.xml").replace(MANCHESTER, here)
+                 .replace(b"DRAFT WP  FEBRUARY 2026", b"Work programme February 2026"))  # fmt: skip
+    await stale_details(pool)
+    await poll(pool, settings, source_id, force=True)
+    assert (await texts(pool))["60909"]["reindex"] is True
+    assert counts(await fetch(pool, settings)) == {"extracted": 0, "unchanged": 1, "retried": 0, "failed": 0}
+    assert (council_server.hits[PAPER], council_server.hits[MINUTES]) == (1, 1)
+    after = (await texts(pool))["60909"]
+    assert (after["state"], after["reindex"], after["pages"]) == ("ready", False, before["60909"]["pages"])
+    assert await found(pool, "respite") == [("document", "60909")]
+    assert await pool.fetchval("select title from items where external_id = '60909'") == "Work programme February 2026"
+
+
 async def stale_details(pool: asyncpg.Pool) -> None:
     """Make the meetings' details due to be read again at the next poll (as time passing would)."""
     await pool.execute(
