@@ -77,6 +77,24 @@ async def texts(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
     return {r["external_id"]: dict(r) for r in rows}
 
 
+async def polled_and_read(
+    pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
+) -> tuple[ModernGovSite, int, dict[str, dict[str, Any]]]:
+    """Manchester polled once and its papers read: the site, the source and the stored texts."""
+    site = manchester_here(council_server)
+    source_id = await factory.source("manchester", url=council_server.url)
+    await poll(pool, settings, source_id)
+    await fetch(pool, settings)
+    return site, source_id, await texts(pool)
+
+
+def republish(site: ModernGovSite, old: bytes, new: bytes) -> None:
+    """The meeting with minutes as the council now publishes it: `old` replaced with `new` in its details."""
+    here = site.server.url.encode()
+    site.meeting("4967", fixture_bytes("moderngov/meeting_with_minutes.xml").replace(MANCHESTER, here)
+                 .replace(old, new))  # fmt: skip
+
+
 def counts(result: DocumentsResult) -> dict[str, int]:
     return result.as_dict()
 
@@ -122,11 +140,7 @@ async def test_documents_of_a_poll_are_downloaded_extracted_and_searched(
 async def test_documents_repoll_of_unchanged_documents_downloads_and_extracts_nothing(
     pool: asyncpg.Pool, factory: Factory, council_server: CouncilServer, settings: Settings
 ) -> None:
-    site = manchester_here(council_server)
-    source_id = await factory.source("manchester", url=council_server.url)
-    await poll(pool, settings, source_id)
-    await fetch(pool, settings)
-    before = await texts(pool)
+    site, source_id, before = await polled_and_read(pool, factory, council_server, settings)
     assert (council_server.hits[PAPER], council_server.hits[MINUTES]) == (1, 1)
 
     details = council_server.hits[f"{WS}/GetMeeting?lMeetingId=4967"]
@@ -140,9 +154,7 @@ async def test_documents_repoll_of_unchanged_documents_downloads_and_extracts_no
     # The same paper at a new address: downloaded once more, but the same bytes are not extracted again.
     moved = PAPER + "&v=2"
     council_server.set(moved, REPORT, content_type="application/pdf")
-    here = council_server.url.encode()
-    site.meeting("4967", fixture_bytes("moderngov/meeting_with_minutes.xml").replace(MANCHESTER, here)
-                 .replace(PAPER.encode() + b"<", moved.replace("&", "&amp;").encode() + b"<"))  # fmt: skip
+    republish(site, PAPER.encode() + b"<", moved.replace("&", "&amp;").encode() + b"<")
     await stale_details(pool)
     await poll(pool, settings, source_id, force=True)
     assert counts(await fetch(pool, settings)) == {"extracted": 0, "unchanged": 1, "retried": 0, "failed": 0}
@@ -158,14 +170,8 @@ async def test_documents_a_renamed_paper_keeps_its_words_without_a_second_downlo
     # The paper's server sends no validators, so a download could not be a conditional GET: it would be the whole
     # file again. A new title rewrites the item's search vector from its own text; the paper's words go back in
     # from the stored text.
-    site = manchester_here(council_server)
-    source_id = await factory.source("manchester", url=council_server.url)
-    await poll(pool, settings, source_id)
-    await fetch(pool, settings)
-    before = await texts(pool)
-    here = council_server.url.encode()
-    site.meeting("4967", fixture_bytes("moderngov/meeting_with_minutes.xml").replace(MANCHESTER, here)
-                 .replace(b"DRAFT WP  FEBRUARY 2026", b"Work programme February 2026"))  # fmt: skip
+    site, source_id, before = await polled_and_read(pool, factory, council_server, settings)
+    republish(site, b"DRAFT WP  FEBRUARY 2026", b"Work programme February 2026")
     await stale_details(pool)
     await poll(pool, settings, source_id, force=True)
     assert (await texts(pool))["60909"]["reindex"] is True
