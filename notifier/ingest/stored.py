@@ -23,6 +23,9 @@ class Stored:
     data: Any
     parent_missing: bool
     record: Record | None
+    # When the content changed: the key of its stored parent, when that parent is an item of the same source (the
+    # only parent `write_poll` links to), so a record whose parent stayed the same is not linked again.
+    parent: Key | None = None
 
 
 async def read_stored(
@@ -48,16 +51,20 @@ async def read_stored(
     )
     parent_ids = {r["parent_id"] for r in rows if r["parent_id"] is not None and not r["same"]}
     parents: dict[int, tuple[str, str]] = {}
+    linked: set[int] = set()
     if parent_ids:
         for p in await conn.fetch(
-            "select id, kind, external_id from items where id = any($1::bigint[])", list(parent_ids)
+            "select id, kind, external_id, source_id from items where id = any($1::bigint[])", list(parent_ids)
         ):
             parents[p["id"]] = (p["kind"], p["external_id"])
+            if p["source_id"] == source_id:
+                linked.add(p["id"])
     stored: dict[Key, Stored] = {}
     for row in rows:
         record = None if row["same"] else _row_to_record(row, parents)
+        parent = record.parent if record is not None and row["parent_id"] in linked else None
         stored[(ItemKind(row["kind"]), row["external_id"])] = Stored(
-            row["id"], row["content_hash"], row["data"], row["parent_id"] is None, record
+            row["id"], row["content_hash"], row["data"], row["parent_id"] is None, record, parent
         )
     return stored
 
