@@ -77,7 +77,8 @@ async def write_poll(
     source_id: int = source["id"]
     result = result if result is not None else PollResult(source_id)
     records = _dedupe(records)
-    hashes = {(r.kind, r.external_id): content_hash(r) for r in records}
+    # Filled in by the read for stored records, and as they are written for new ones.
+    hashes: dict[Key, str] = {}
     async with conn.transaction():
         stored = await read_stored(conn, source_id, records, hashes)
         ids = {key: st.id for key, st in stored.items()}
@@ -154,7 +155,7 @@ async def _write_items(
     source: Mapping[str, Any],
     plan: _Plan,
     ids: dict[Key, int],
-    hashes: Mapping[Key, str],
+    hashes: dict[Key, str],
     started: datetime,
     meanwhile: Callable[[], None],
 ) -> None:
@@ -254,7 +255,7 @@ async def _insert_items(
     source_id: int,
     council: str,
     records: Sequence[Record],
-    hashes: Mapping[Key, str],
+    hashes: dict[Key, str],
     now: datetime,
     lines: Lines,
     meanwhile: Callable[[], None] | None,
@@ -317,7 +318,7 @@ _INSERT_ITEMS = """
 """
 
 
-def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str], lines: Lines) -> list[list[Any]]:
+def _insert_args(records: Sequence[Record], hashes: dict[Key, str], lines: Lines) -> list[list[Any]]:
     """The column arrays of `_INSERT_ITEMS` ($4 on) for `records`."""
     vectors = _search_vectors(records, lines)
     return [
@@ -330,9 +331,13 @@ def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str], lines: Li
     ]
 
 
-def _content_columns(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+def _content_columns(records: Sequence[Record], hashes: dict[Key, str]) -> list[list[Any]]:
     """The column arrays of what a record says, as inserted and updated: committee and committee id, title, body,
-    start, status, URL, publication date, data (JSON text) and content hash."""
+    start, status, URL, publication date, data (JSON text) and content hash (made here, and kept in `hashes`, for
+    a record the read did not hash)."""
+    for r in records:
+        if (r.kind, r.external_id) not in hashes:
+            hashes[(r.kind, r.external_id)] = content_hash(r)
     return [
         [r.committee for r in records],
         [r.committee_id for r in records],
@@ -370,7 +375,7 @@ async def _update_items(
     records: Sequence[Record],
     old: Mapping[Key, Record],
     ids: Mapping[Key, int],
-    hashes: Mapping[Key, str],
+    hashes: dict[Key, str],
     now: datetime,
     lines: Lines,
     meanwhile: Callable[[], None] | None,
