@@ -77,7 +77,8 @@ async def write_poll(
     source_id: int = source["id"]
     result = result if result is not None else PollResult(source_id)
     records = _dedupe(records)
-    hashes = {(r.kind, r.external_id): content_hash(r) for r in records}
+    # Filled in by the read for stored records, and as they are written for new ones.
+    hashes: dict[Key, str] = {}
     async with conn.transaction():
         stored = await read_stored(conn, source_id, records, hashes)
         ids = {key: st.id for key, st in stored.items()}
@@ -122,6 +123,8 @@ class _Plan:
     bookkeeping: list[tuple[int, Any]] = field(default_factory=list)
     # Unchanged records whose stored row has no parent yet (it was stored before its parent was).
     orphans: list[Record] = field(default_factory=list)
+    # The stored parent of each changed record whose parent is an item of the same source.
+    parents: dict[Key, Key] = field(default_factory=dict)
 
 
 def _plan_for(records: Sequence[Record], stored: Mapping[Key, Stored]) -> _Plan:
@@ -136,6 +139,8 @@ def _plan_for(records: Sequence[Record], stored: Mapping[Key, Stored]) -> _Plan:
         if before.record is not None:
             plan.old[key] = before.record
             plan.changed.append(r)
+            if before.parent is not None:
+                plan.parents[key] = before.parent
             continue
         plan.old[key] = r
         if (data := _json_data(r.data)) != before.data:
@@ -150,22 +155,25 @@ async def _write_items(
     source: Mapping[str, Any],
     plan: _Plan,
     ids: dict[Key, int],
-    hashes: Mapping[Key, str],
+    hashes: dict[Key, str],
     started: datetime,
     meanwhile: Callable[[], None],
 ) -> None:
     """Insert the new records, rewrite the changed ones and link children to parents; fills in `ids`. Calls
-    `meanwhile` once, while the last group of new records is inserted (or first, when there is none)."""
+    `meanwhile` once, while the changed records are rewritten, or else while the last group of new records is
+    inserted (or first, when there is neither)."""
     source_id: int = source["id"]
     lines: Lines = {}
+    updated = [r for r in plan.changed if (r.kind, r.external_id) in plan.old]
     inserted, unlinked = await _insert_items(
-        conn, source_id, source["council"], plan.fresh, hashes, started, lines, meanwhile
+        conn, source_id, source["council"], plan.fresh, hashes, started, lines, meanwhile if not updated else None
     )
     ids.update(inserted)
-    updated = [r for r in plan.changed if (r.kind, r.external_id) in plan.old]
-    await _update_items(conn, updated, plan.old, ids, hashes, started, lines)
+    await _update_items(conn, updated, plan.old, ids, hashes, started, lines, meanwhile if updated else None)
     await _update_bookkeeping(conn, plan.bookkeeping)
-    await _link_parents(conn, source_id, [*updated, *unlinked, *plan.orphans])
+    # A changed record whose stored parent is the one it names is linked already.
+    relink = [r for r in updated if r.parent is None or r.parent != plan.parents.get((r.kind, r.external_id))]
+    await _link_parents(conn, source_id, [*relink, *unlinked, *plan.orphans])
 
 
 async def _record_success(
@@ -247,17 +255,17 @@ async def _insert_items(
     source_id: int,
     council: str,
     records: Sequence[Record],
-    hashes: Mapping[Key, str],
+    hashes: dict[Key, str],
     now: datetime,
     lines: Lines,
-    meanwhile: Callable[[], None],
+    meanwhile: Callable[[], None] | None,
 ) -> tuple[dict[Key, int], list[Record]]:
     """Insert records seen for the first time; returns their ids, and those whose parent could not be set yet.
 
     Parents go in before their children (meetings, then agenda items, then documents) so each row is written with
     its parent_id: setting it afterwards would write every child row, and all its indexes, a second time. Each
     group's rows are prepared (search vectors are most of the work) while PostgreSQL inserts the group before,
-    and `meanwhile` is called while it inserts the last.
+    and `meanwhile` (when given) is called while it inserts the last.
     """
     ids: dict[Key, int] = {}
     unlinked: list[Record] = []
@@ -266,7 +274,7 @@ async def _insert_items(
     try:
         for level in [*_parent_levels(records), []]:
             args = _insert_args(level, hashes, lines) if level else None
-            if not level:
+            if not level and meanwhile is not None:
                 meanwhile()
             if in_flight is not None:
                 rows, in_flight = await in_flight, None
@@ -310,7 +318,7 @@ _INSERT_ITEMS = """
 """
 
 
-def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str], lines: Lines) -> list[list[Any]]:
+def _insert_args(records: Sequence[Record], hashes: dict[Key, str], lines: Lines) -> list[list[Any]]:
     """The column arrays of `_INSERT_ITEMS` ($4 on) for `records`."""
     vectors = _search_vectors(records, lines)
     return [
@@ -323,9 +331,13 @@ def _insert_args(records: Sequence[Record], hashes: Mapping[Key, str], lines: Li
     ]
 
 
-def _content_columns(records: Sequence[Record], hashes: Mapping[Key, str]) -> list[list[Any]]:
+def _content_columns(records: Sequence[Record], hashes: dict[Key, str]) -> list[list[Any]]:
     """The column arrays of what a record says, as inserted and updated: committee and committee id, title, body,
-    start, status, URL, publication date, data (JSON text) and content hash."""
+    start, status, URL, publication date, data (JSON text) and content hash (made here, and kept in `hashes`, for
+    a record the read did not hash)."""
+    for r in records:
+        if (r.kind, r.external_id) not in hashes:
+            hashes[(r.kind, r.external_id)] = content_hash(r)
     return [
         [r.committee for r in records],
         [r.committee_id for r in records],
@@ -363,36 +375,74 @@ async def _update_items(
     records: Sequence[Record],
     old: Mapping[Key, Record],
     ids: Mapping[Key, int],
-    hashes: Mapping[Key, str],
+    hashes: dict[Key, str],
     now: datetime,
     lines: Lines,
+    meanwhile: Callable[[], None] | None,
 ) -> None:
-    """Rewrite stored records whose content changed. The search vector is only rebuilt when the searched text
-    changed: a meeting that moves keeps its words."""
+    """Rewrite stored records whose content changed, calling `meanwhile` (when given) while PostgreSQL does. The
+    search vector is only rebuilt when the searched text changed: a meeting that moves keeps its words."""
     if not records:
+        if meanwhile is not None:
+            meanwhile()
         return
     rebuilt = _search_vectors(
         [r for r in records if _search_text(r) != _search_text(old[(r.kind, r.external_id)])], lines
     )
-    searches = [rebuilt.get((r.kind, r.external_id)) for r in records]
-    await conn.execute(
-        """
-        update items i
-        set committee = t.committee, committee_id = t.committee_id, title = t.title, body = t.body,
-            starts_at = t.starts_at, status = t.status, url = t.url, published_at = t.published_at,
-            data = t.data::jsonb, content_hash = t.content_hash, search = coalesce(t.search::tsvector, i.search),
-            updated_at = $1
+    update = asyncio.ensure_future(
+        conn.execute(
+            _UPDATE_ITEMS,
+            now,
+            [ids[(r.kind, r.external_id)] for r in records],
+            *_content_columns(records, hashes),
+            [rebuilt.get((r.kind, r.external_id)) for r in records],
+        )
+    )
+    try:
+        # Let the statement go out before the caller's work.
+        await asyncio.sleep(0)
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:
+        # `meanwhile` failed with the rewrite under way: the connection must not be left mid-query.
+        with contextlib.suppress(Exception):
+            await update
+        raise
+    await update
+
+
+# Rows whose URL, data and search vector stay as stored are rewritten without naming those columns, so the
+# documents' row trigger (`update of url, data, search`) is not run for them: for such a row it writes nothing (the
+# URL, declared size and words it compares are the same, and its document_texts row is there, which `kept` checks),
+# and it cost PostgreSQL more than the row's rewrite. Both halves read the same snapshot, so every row is rewritten
+# once, by one or the other; a changed search vector ($13 not null) always takes the full rewrite.
+_UPDATE_ITEMS = """
+    with t as (
+        select t.*, coalesce(i.data::text = t.data::jsonb::text and i.url is not distinct from t.url
+                             and t.search is null
+                             and (i.kind <> 'document' or i.url is null
+                                  or exists (select from document_texts d where d.item_id = i.id)), false) as kept
         from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[],
                     $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::text[])
              as t(id, committee, committee_id, title, body, starts_at, status, url, published_at, data, content_hash,
                   search)
-        where i.id = t.id
-        """,
-        now,
-        [ids[(r.kind, r.external_id)] for r in records],
-        *_content_columns(records, hashes),
-        searches,
+        join items i on i.id = t.id
+    ), kept as (
+        update items i
+        set committee = t.committee, committee_id = t.committee_id, title = t.title, body = t.body,
+            starts_at = t.starts_at, status = t.status, published_at = t.published_at, content_hash = t.content_hash,
+            updated_at = $1
+        from t
+        where i.id = t.id and t.kept
     )
+    update items i
+    set committee = t.committee, committee_id = t.committee_id, title = t.title, body = t.body,
+        starts_at = t.starts_at, status = t.status, url = t.url, published_at = t.published_at,
+        data = t.data::jsonb, content_hash = t.content_hash, search = coalesce(t.search::tsvector, i.search),
+        updated_at = $1
+    from t
+    where i.id = t.id and not t.kept
+"""
 
 
 async def _update_bookkeeping(conn: asyncpg.Connection, rows: Sequence[tuple[int, Any]]) -> None:

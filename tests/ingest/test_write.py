@@ -190,3 +190,65 @@ async def test_write_poll_failing_while_a_group_is_inserted_stores_nothing_and_l
         with pytest.raises(RuntimeError, match="tokeniser broke"):
             await write_counted(conn, source_id, meeting_records("meeting_with_minutes.xml"))
         assert await conn.fetchval("select count(*) from items") == 0
+
+
+async def test_write_poll_moved_meeting_leaves_its_papers_texts_alone_and_notes_those_that_changed(
+    pool: asyncpg.Pool, factory: Factory
+) -> None:
+    # A moved meeting rewrites every paper's row; what is noted of each paper's text must be what the documents'
+    # trigger makes of it: nothing for a paper whose URL and size stayed, pending again for one whose URL changed,
+    # and a row for a paper stored without one (as before 0003).
+    source_id = await factory.source("leicestershire")
+    first = meeting_records("meeting_7001_word_html.xml")
+    papers = [r for r in first if r.kind is ItemKind.DOCUMENT and r.url is not None]
+    async with pool.acquire() as conn:
+        await write_counted(conn, source_id, first)
+        # One pending row for each paper with a URL, from the insert.
+        noted = await conn.fetch(
+            "select i.external_id, d.state from document_texts d join items i on i.id = d.item_id"
+        )
+        assert sorted(r["external_id"] for r in noted) == sorted(r.external_id for r in papers)
+        assert {r["state"] for r in noted} == {"pending"}
+        await conn.execute("update document_texts set state = 'ready', etag = 'e', pages = '{words}'")
+        missing, renamed = papers[0], papers[1]
+        await conn.execute(
+            "delete from document_texts d using items i where i.id = d.item_id and i.kind = 'document'"
+            " and i.external_id = $1",
+            missing.external_id,
+        )
+        before = {r["item_id"]: dict(r) for r in await conn.fetch("select * from document_texts")}
+
+        new_url = f"{renamed.url}&v=2"
+        moved = [
+            replace(r, url=new_url) if r.external_id == renamed.external_id and r.kind is ItemKind.DOCUMENT else r
+            for r in meeting_records("meeting_7001_word_html.xml", day="01/10/2026")
+        ]
+        _, inserted, updated = await write_counted(conn, source_id, moved)
+        after = {r["item_id"]: dict(r) for r in await conn.fetch("select * from document_texts")}
+        papers_now = await conn.fetch("select id, external_id from items where kind = 'document'")
+        ids = {r["external_id"]: r["id"] for r in papers_now}
+
+    assert (inserted, updated) == (0, len(moved))
+    assert after[ids[missing.external_id]]["state"] == "pending"
+    assert after[ids[renamed.external_id]]["state"] == "pending"
+    assert after[ids[renamed.external_id]]["etag"] is None
+    assert after[ids[renamed.external_id]]["url"] == new_url
+    del after[ids[missing.external_id]], after[ids[renamed.external_id]], before[ids[renamed.external_id]]
+    assert after == before
+
+
+async def test_write_poll_failing_while_rows_are_rewritten_stores_nothing_and_leaves_the_connection_usable(
+    pool: asyncpg.Pool, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The diff runs while PostgreSQL rewrites the moved meeting's rows; it fails there.
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("diff broke")
+
+    source_id = await factory.source("leicestershire")
+    async with pool.acquire() as conn:
+        await write_counted(conn, source_id, meeting_records("meeting_with_minutes.xml"))
+        before = await stored_items(conn)
+        monkeypatch.setattr(write, "diff_poll", failing)
+        with pytest.raises(RuntimeError, match="diff broke"):
+            await write_counted(conn, source_id, meeting_records("meeting_with_minutes.xml", day="01/10/2026"))
+        assert await stored_items(conn) == before
