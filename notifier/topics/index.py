@@ -15,9 +15,12 @@ under a few keys in `scope → key → entry`:
 An entry holds groups to verify, and arrays of subscription ids for filters that hold whenever the key fires (no
 query, or a query that is the key itself, and nothing else to check): most answers are referenced as they are,
 without a look at their filter, and an event's answer (`Matches`) is a list of such arrays, each with its terms:
-nothing is made per matching subscription. Groups to verify carry their query compiled once (topics.verify): set
-tests first, so most candidates are settled without walking a query; those whose query needs a second stem are
-filed under it inside the entry, and offered only when the event has it too.
+nothing is made per matching subscription. Filters that need one more check beside the key (negated words, a
+second stem, a long prefix, one structural check, or an OR's words under a structural key) are kept the same way,
+as ids behind that check (topics.held): the event settles the check once for all of them, and their groups are not
+touched. Groups still to verify carry their query compiled once (topics.verify): set tests first, so most
+candidates are settled without walking a query; those whose query needs a second stem are filed under it inside the
+entry, and offered only when the event has it too.
 
 Loading many subscriptions at once (a worker's start) goes through `Percolator.bulk()`: the cyclic garbage
 collector is paused meanwhile (otherwise it walks the growing index again and again: about half the build time at
@@ -32,14 +35,17 @@ import operator
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from notifier.topics.evaluate import ANY, EMPTY, FILTER_SETS, PREFIX_MARK, Document, EventFacts, Filter
+from notifier.topics.held import READY, VERIFIED, Held, holding, update
+from notifier.topics.held import answer as answer_held
 from notifier.topics.parse import Query
 from notifier.topics.plan import Planner, event_scopes
 from notifier.topics.verify import (
     COLLECT,
-    FIXED,
     NO_TEST,
+    VERIFY,
     Chunk,
     Group,
     IdChunk,
@@ -53,10 +59,11 @@ from notifier.topics.verify import (
 
 __all__ = ["Match", "Matches", "Percolator", "event_keys"]
 
+
 class _Entry:
     """What one (scope, key) offers; each part is made when first needed (most entries have one)."""
 
-    __slots__ = ("alternatives", "groups", "pairs", "ready")
+    __slots__ = ("alternatives", "groups", "held", "pairs", "ready")
 
     def __init__(self) -> None:
         # Ids of filters that hold whenever this key fires (no query, or the query is this key, and no other
@@ -70,9 +77,12 @@ class _Entry:
         # event has that stem too. Most candidates are turned away here, by one lookup in the event's stems,
         # before their group is touched: at a million filters a touch is a few cache misses.
         self.pairs: dict[str, list[Group]] | None = None
+        # Ids of filters that hold when one more condition does, by that condition (topics.held); one
+        # (condition, answers) pair as it is, without a dict, when there is one (most entries that have any).
+        self.held: Held | tuple[str, Any] | None = None
 
     def empty(self) -> bool:
-        return not self.ready and not self.alternatives and not self.groups and not self.pairs
+        return not self.ready and not self.alternatives and not self.groups and not self.pairs and not self.held
 
     def add_group(self, group: Group, second: str) -> None:
         """Add a group to verify, offered when the event has the stem `second` as well (always for "")."""
@@ -210,8 +220,7 @@ class Percolator:
                 group.subs = new_ids(group.subs, sub_id)
             else:
                 group.subs.append(sub_id)
-            for ids in self._ready_ids(group):
-                ids.append(sub_id)
+            self._keep(group, [sub_id], True)
         self._subs[sub_id] = group
 
     def remove(self, sub_id: int) -> None:
@@ -223,8 +232,7 @@ class Percolator:
             group.subs.remove(sub_id)
             if len(group.subs) == 1:
                 group.subs = group.subs[0]
-            for ids in self._ready_ids(group):
-                ids.remove(sub_id)
+            self._keep(group, [sub_id], False)
             return
         self._unfile(group)
         del self._groups[group.filt]
@@ -258,15 +266,11 @@ class Percolator:
                 keyed[key] = _Entry()
                 if key.startswith(PREFIX_MARK):
                     self._prefixed.setdefault(scope, {})[key] = keyed[key]
-        if not self._answered(group):
+        if holding(group) == VERIFIED:
             for scope, key in keys:
                 self._index[scope][key].add_group(group, self._second(group, key))
             return
-        for ids in self._ready_ids(group):
-            if isinstance(group.subs, int):
-                ids.append(group.subs)
-            else:
-                ids.extend(group.subs)
+        self._keep(group, [group.subs] if isinstance(group.subs, int) else list(group.subs), True)
 
     def _second(self, group: Group, key: str) -> str:
         """The stem a group filed under key is paired with: the rarest other stem its query needs, or ""."""
@@ -274,11 +278,6 @@ class Percolator:
         if not others:
             return ""
         return min(others, key=lambda stem: (self._planner.key_rate(stem), stem))
-
-    @staticmethod
-    def _answered(group: Group) -> bool:
-        """Whether a group is answered without verification: its matches are kept ready in its entries."""
-        return not group.checks and (group.test.mode == FIXED or group.test.mode == COLLECT)
 
     def _key_terms(self, group: Group) -> list[tuple[str, ...]]:
         """For a group answered without verification: the terms each of its keys stands for."""
@@ -293,10 +292,8 @@ class Percolator:
         ]
 
     def _ready_ids(self, group: Group) -> list[array[int]]:
-        """For a group answered without verification: in each of its entries, the array of ids answered with the
-        terms of that key (made if missing). Empty for groups to verify: their ids are read from the group."""
-        if not self._answered(group):
-            return []
+        """For a group answered without verification and without a condition: in each of its entries, the array
+        of ids answered with the terms of that key (made if missing)."""
         out = []
         for (scope, key), terms in zip(group.keys, self._key_terms(group), strict=True):
             entry = self._index[scope][key]
@@ -315,10 +312,35 @@ class Percolator:
             out.append(found[0])
         return out
 
+    def _keep(self, group: Group, subs: list[int], keep: bool) -> None:
+        """Add (or take out) subscriptions of a group answered without verification where its ids are kept: its
+        entries' ready ids, or behind its condition (topics.held). Nothing for groups to verify."""
+        how = holding(group)
+        if how == VERIFIED:
+            return
+        if how == READY:
+            for ids in self._ready_ids(group):
+                if keep:
+                    ids.extend(subs)
+                else:
+                    for sub in subs:
+                        ids.remove(sub)
+            return
+        ((scope, key),) = group.keys
+        entry = self._index[scope][key]
+        for sub in subs:
+            entry.held = update(entry.held, group, how, sub, keep)
+
     def _merged_terms(self, sub_id: int, found: set[str]) -> tuple[str, ...]:
         """The terms of a subscription found under several of its keys, in query order."""
         group = self._subs[sub_id]
-        order = [text for _, _, text in group.test.data] if group.test.mode == COLLECT else group.terms
+        test = group.test
+        if test.mode == COLLECT:
+            order = [text for _, _, text in test.data]
+        elif test.mode == VERIFY:  # an OR of words held as alternatives
+            order = [item.text for item in test.data.items]
+        else:
+            order = list(group.terms)
         return tuple(t for t in dict.fromkeys(order) if t in found)
 
     def _set_test(self, group: Group, q: Query | None, by_terms: bool) -> None:
@@ -340,15 +362,14 @@ class Percolator:
 
     def _unfile(self, group: Group) -> None:
         """Take the last subscription of a group out of the index."""
-        answered = self._answered(group)
-        for ids in self._ready_ids(group):
-            ids.remove(group.subs)  # type: ignore[arg-type]  # the last one: an int
+        how = holding(group)
+        self._keep(group, [group.subs], False)  # type: ignore[list-item]  # the last one: an int
         for scope, key in group.keys:
             keyed = self._index[scope]
             entry = keyed[key]
-            if not answered:
+            if how == VERIFIED:
                 entry.remove_group(group)
-            else:
+            elif how == READY:
                 entry.ready = [chunk for chunk in entry.ready or () if chunk[1]] or None
                 entry.alternatives = [chunk for chunk in entry.alternatives or () if chunk[1]] or None
             if entry.empty():
@@ -387,6 +408,8 @@ class Percolator:
                     alternatives += entry.alternatives
                 if entry.groups:
                     pending.append(entry.groups)
+                if entry.held is not None:
+                    answer_held(entry.held, doc, in_scopes, chunks, alternatives)
                 pairs = entry.pairs
                 if pairs:
                     if len(pairs) <= len(stems):

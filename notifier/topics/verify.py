@@ -50,9 +50,9 @@ class Matches:
     `by_terms()` the chunks (what the matcher needs: one snippet search per distinct terms), and iterating gives a
     `Match` per subscription. Read it before the index changes: the chunks are the index's own arrays.
 
-    `alternatives` are the chunks of filters filed under several keys: a subscription the event found under two
-    of them is in two chunks, with the terms of each; it is answered once, with the terms of both in query order
-    (`merge` gives them).
+    `alternatives` are the chunks of filters filed under several keys (or an OR's words kept under one, see
+    topics.held): a subscription the event found under two of them is in two chunks, with the terms of each; it is
+    answered once, with the terms of both in query order (`merge` gives them).
     """
 
     __slots__ = ("_alternatives", "_chunks", "_merge")
@@ -74,12 +74,10 @@ class Matches:
 
     def ids(self) -> array[int]:
         """Every matched subscription's id (each once)."""
-        chunks = self._chunks
-        # Most chunks are one subscription: converted in one call, then the arrays are copied in.
-        out = array("q", [subs for _, subs in chunks if type(subs) is int])
-        for _, subs in chunks:
-            if type(subs) is not int:
-                out += subs  # type: ignore[arg-type]
+        every = [subs for _, subs in self._chunks]
+        # Many chunks are one subscription: converted in one call; the arrays' contents joined in C and added.
+        out = array("q", [subs for subs in every if type(subs) is int])
+        out.frombytes(b"".join([subs for subs in every if type(subs) is not int]))  # type: ignore[misc]
         alternatives = self._alternatives
         if len(alternatives) == 1:
             out += alternatives[0][1]

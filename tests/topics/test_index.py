@@ -342,3 +342,58 @@ def test_percolator_matches_answers_in_chunks_of_equal_terms() -> None:
     assert sorted(found) == sorted(p.match(event("asthma, dementia and care")))
     p.remove(1)
     assert sorted(p.matches(event("asthma")).ids()) == [2, 5]
+
+
+def _brute(table: dict[int, Filter], ev: EventFacts) -> set[Match]:
+    return {Match(sub_id, terms) for sub_id, f in table.items() if (terms := filter_matches(f, ev)) is not None}
+
+
+def test_percolator_holds_answers_behind_one_condition() -> None:
+    """Filters needing one check beside their key (negated words, a second stem, a long prefix, one structural
+    check, an OR's words under a structural key) are answered from ids kept behind that check, shared, grown and
+    shrunk like any other answer."""
+    p = Percolator()
+    for text in ["planning report", "planning committee", "dementia care", "appeal hearing", "environment"]:
+        p.observe(event(text))
+    shapes = [
+        Filter(parse("planning -appeal")),  # guarded: the key's word, unless a negated word
+        Filter(parse("plans -appeal -hearing")),  # same stem and guard, other terms
+        Filter(parse("-appeal"), councils=fs("leicestershire")),  # guarded under the council's every-event key
+        Filter(parse("dementia care")),  # paired: the key and one more stem
+        Filter(parse("dementia care -parking")),
+        Filter(parse("environm*")),  # prefixed: a prefix longer than its key
+        Filter(parse("environme* -appeal")),
+        Filter(councils=fs("leicestershire"), committees=fs("Cabinet")),  # scoped: one structural check
+        Filter(parse("planning"), kinds=fs("agenda_item", "decision")),
+        Filter(councils=fs("leicestershire", "rutland"), kinds=fs("agenda_item")),
+        Filter(parse("planning OR plans OR dementia OR care"), kinds=fs("agenda_item")),  # alternatives by word
+    ]
+    table: dict[int, Filter] = {}
+    try:
+        with p.bulk():  # the load path first, then changes one at a time
+            for sub_id in range(2 * len(shapes)):  # two subscriptions per filter: ids as ints, then arrays
+                table[sub_id] = shapes[sub_id % len(shapes)]
+                p.add(sub_id, table[sub_id])
+    finally:
+        gc.unfreeze()
+    for sub_id in range(2 * len(shapes), 3 * len(shapes)):  # and one more each, after
+        table[sub_id] = shapes[sub_id % len(shapes)]
+        p.add(sub_id, table[sub_id])
+    assert any(entry.held for keyed in p._index.values() for entry in keyed.values())
+    evs = [
+        event("Planning plans for dementia care and the environment"),
+        event("Planning appeal: plans, dementia care, parking and the environmental hearing"),
+        event("plans and an appeal", committee="Cabinet", kind="decision"),
+        event("environmental planning", council="rutland", region=None, committee="Cabinet", committee_id=None),
+        event("environmental planning", council="kent", region="South East", committee="Cabinet"),
+    ]
+    for removing in [*range(len(table)), None]:
+        for ev in evs:
+            found = p.matches(ev)
+            assert sorted(found.ids()) == sorted({m.sub_id for m in _brute(table, ev)})
+            assert set(p.match(ev)) == _brute(table, ev)
+            assert len(p.match(ev)) == len(found)
+        if removing is not None:
+            p.remove(removing)
+            del table[removing]
+    assert p._index == {}  # every condition and array emptied went
