@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # when a worker is killed outright.
 MARK_LINGER = 0.0
 MARK_BATCH = 100
+# A claim reads up to this many due deliveries for each group it may claim: a digest's group has 5-20 of them, and a
+# claim that stopped at `limit` deliveries took a handful of digests, each claim and its reads costing a statement.
+CLAIM_SCAN = 8
 
 
 @dataclass(frozen=True)
@@ -55,22 +58,25 @@ async def claim_email_batches(
     little later ride in the same email instead of following it a minute after.
 
     The cost is that of the rows claimed, whatever the size of the tables: the due deliveries are read in order
-    from the partial index on `next_attempt_at` until `limit` email ones are found, and their groups' other
+    from the partial index on `next_attempt_at`, `CLAIM_SCAN` times `limit` email ones at most, and the groups' other
     deliveries through the subscriber's subscriptions.
     """
     # one statement, so its own transaction: no BEGIN and COMMIT round trips around it
     rows = await pool.fetch(
         """
-        with due_groups as (
-            select distinct x.subscriber_id, x.frequency
-            from (
-                select s.subscriber_id, s.frequency
-                from deliveries d
-                join subscriptions s on s.id = d.subscription_id
-                where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel = 'email'
-                order by d.next_attempt_at
-                limit $3
-            ) x
+        with due as (
+            select s.subscriber_id, s.frequency, d.next_attempt_at
+            from deliveries d
+            join subscriptions s on s.id = d.subscription_id
+            where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel = 'email'
+            order by d.next_attempt_at
+            limit $3 * $4::int
+        ),
+        due_groups as (
+            select subscriber_id, frequency from due
+            group by subscriber_id, frequency
+            order by min(next_attempt_at)
+            limit $3
         ),
         claimable as (
             select d.id
@@ -91,6 +97,7 @@ async def claim_email_batches(
         now,
         lease,
         limit,
+        CLAIM_SCAN,
     )
     groups: dict[tuple[int, str], list[asyncpg.Record]] = defaultdict(list)
     for r in rows:
