@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # when a worker is killed outright.
 MARK_LINGER = 0.0
 MARK_BATCH = 100
+# A claim reads up to this many due deliveries for each group it may claim: a digest's group has 5-20 of them, and a
+# claim that stopped at `limit` deliveries took a handful of digests, each claim and its reads costing a statement.
+CLAIM_SCAN = 8
 
 
 @dataclass(frozen=True)
@@ -55,22 +58,25 @@ async def claim_email_batches(
     little later ride in the same email instead of following it a minute after.
 
     The cost is that of the rows claimed, whatever the size of the tables: the due deliveries are read in order
-    from the partial index on `next_attempt_at` until `limit` email ones are found, and their groups' other
+    from the partial index on `next_attempt_at`, `CLAIM_SCAN` times `limit` email ones at most, and the groups' other
     deliveries through the subscriber's subscriptions.
     """
     # one statement, so its own transaction: no BEGIN and COMMIT round trips around it
     rows = await pool.fetch(
         """
-        with due_groups as (
-            select distinct x.subscriber_id, x.frequency
-            from (
-                select s.subscriber_id, s.frequency
-                from deliveries d
-                join subscriptions s on s.id = d.subscription_id
-                where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel = 'email'
-                order by d.next_attempt_at
-                limit $3
-            ) x
+        with due as (
+            select s.subscriber_id, s.frequency, d.next_attempt_at
+            from deliveries d
+            join subscriptions s on s.id = d.subscription_id
+            where d.status = 'pending' and d.next_attempt_at <= $1 and s.channel = 'email'
+            order by d.next_attempt_at
+            limit $3 * $4::int
+        ),
+        due_groups as (
+            select subscriber_id, frequency from due
+            group by subscriber_id, frequency
+            order by min(next_attempt_at)
+            limit $3
         ),
         claimable as (
             select d.id
@@ -91,6 +97,7 @@ async def claim_email_batches(
         now,
         lease,
         limit,
+        CLAIM_SCAN,
     )
     groups: dict[tuple[int, str], list[asyncpg.Record]] = defaultdict(list)
     for r in rows:
@@ -176,6 +183,10 @@ async def mark_sent_many(
     """Mark deliveries `sent`: (delivery ids, Message-ID, sent at) for each message sent, in one statement. Only
     rows still `sending` change: a claim the sweeper has taken back is not marked from here. `db` is the pool or a
     connection taken from it."""
+    # `(d.status = 'sending') is true`, the same test as `d.status = 'sending'` (status is never null), keeps the
+    # planner off the partial index of `sending` rows: it takes that index for the smallest way in, as the table's
+    # statistics see few such rows, and then reads every row claimed (by every worker) for each statement, where the
+    # primary key finds the few marked here. This was most of PostgreSQL's CPU a message.
     ids: list[int] = []
     message_ids: list[str | None] = []
     times: list[datetime] = []
@@ -188,7 +199,7 @@ async def mark_sent_many(
         update deliveries d
         set status = 'sent', sent_at = m.at, message_id = m.message_id, lease_until = null, last_error = null
         from unnest($1::bigint[], $2::text[], $3::timestamptz[]) as m(id, message_id, at)
-        where d.id = m.id and d.status = 'sending'
+        where d.id = m.id and (d.status = 'sending') is true
         """,
         ids,
         message_ids,
@@ -283,6 +294,11 @@ class SentMarks:
             try:
                 if self._conn is None:
                     self._conn = await self._pool.acquire()
+                    # The mark's plan for a few ids (a nested loop on the primary key) suits any number of them, but
+                    # PostgreSQL, estimating ten ids for the generic plan, keeps planning each statement afresh for
+                    # its actual few: a fifth of the statement's CPU. The pool's reset (RESET ALL) undoes this when
+                    # the connection goes back.
+                    await self._conn.execute("set plan_cache_mode = force_generic_plan")
                 self.statements += 1
                 await mark_sent_many(self._conn, marks)
                 return
@@ -307,10 +323,11 @@ class SentMarks:
 
 
 async def mark_retry(pool: asyncpg.Pool, ids: list[int], *, error: str, at: datetime) -> None:
+    # `(status = 'sending') is true`: by primary key, not by reading every claimed row (see `mark_sent_many`)
     await pool.execute(
         """
         update deliveries set status = 'pending', next_attempt_at = $2, last_error = $3, lease_until = null
-        where id = any($1::bigint[]) and status = 'sending'
+        where id = any($1::bigint[]) and (status = 'sending') is true
         """,
         ids,
         at,
@@ -320,10 +337,11 @@ async def mark_retry(pool: asyncpg.Pool, ids: list[int], *, error: str, at: date
 
 async def mark_final(pool: asyncpg.Pool, ids: list[int], *, status: str, error: str | None) -> None:
     """`failed` (gave up) or `skipped` (nothing to send: suppressed, unsubscribed, not confirmed)."""
+    # `(status = 'sending') is true`: by primary key, not by reading every claimed row (see `mark_sent_many`)
     await pool.execute(
         """
         update deliveries set status = $2, last_error = $3, lease_until = null
-        where id = any($1::bigint[]) and status = 'sending'
+        where id = any($1::bigint[]) and (status = 'sending') is true
         """,
         ids,
         status,

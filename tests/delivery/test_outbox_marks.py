@@ -179,3 +179,22 @@ async def test_close_cancelled_while_a_statement_waits_gives_the_connection_back
         assert marks._conn is None
     assert (await statuses(pool))[delivery] == ("sending", None)  # left for the sweeper
     assert pool.get_idle_size() >= idle_before
+
+
+async def test_the_marks_connection_goes_back_to_the_pool_with_its_settings_reset(
+    pool: asyncpg.Pool, factory: Factory
+) -> None:
+    """The marks' connection plans its statements generically (see `SentMarks._write_batch`); once given back, the
+    next user of that connection has the server's default again."""
+    ids = await sending(pool, factory, 3)
+    marks = outbox.SentMarks(pool, linger=NEVER)
+    for i in ids:
+        await marks.sent([i], f"<{i}@notifier.test>", datetime.now(UTC))
+    await marks.close()
+    assert await statuses(pool) == {i: ("sent", f"<{i}@notifier.test>") for i in ids}
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        assert {await c.fetchval("show plan_cache_mode") for c in connections} == {"auto"}
+    finally:
+        for c in connections:
+            await pool.release(c)

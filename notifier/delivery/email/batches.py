@@ -89,11 +89,12 @@ async def prepare(
 
 def content_key(work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime) -> Hashable:
     """Everything the rendered content depends on, except the recipient's own links."""
-    filters = {
-        r["subscription_id"]: (r["query"], *(tuple(r[k]) for k in ("councils", "regions", "committees", "kinds",
-                                                                     "event_types")))
-        for r in work.rows
-    }
+    filters: dict[int, tuple[object, ...]] = {}
+    for r in work.rows:  # a digest's rows are mostly one subscription's: its filter read once
+        if r["subscription_id"] not in filters:
+            filters[r["subscription_id"]] = (
+                r["query"], *(tuple(r[k]) for k in ("councils", "regions", "committees", "kinds", "event_types"))
+            )
     return (
         work.batch.frequency,
         tz,
@@ -149,11 +150,20 @@ EntryKey = tuple[int, str, tuple[str, ...], tuple[tuple[str, int, str], ...], bo
 
 
 class KeptEntries(dict[EntryKey, EntryView]):
-    """The entries a sending pass has built (views with their briefs), by event and what else they depend on.
+    """The entries a sending pass has built (views with their briefs), by event and what else they depend on, and
+    the events' rows they were built from (`events`, by event id).
 
     Within a pass an event is taken to stay as it was read, as the rendered contents the pass keeps already take it
     to; personal digests list the same few hundred events in thousands of different combinations, and each entry
-    costs its JSON, its words, its excerpt and the briefs' queries."""
+    costs its row, its JSON, its words, its excerpt and the briefs' queries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: dict[int, asyncpg.Record] = {}
+
+    def clear(self) -> None:
+        super().clear()
+        self.events.clear()
 
 
 async def _entries(
@@ -170,15 +180,25 @@ async def _entries(
     missing = [i for i, view in enumerate(found) if view is None]
     if missing:
         rows = [events[i] for i in missing]
-        built = [entry_view(r, tz, terms[r["event_id"]], snippets[r["event_id"]]) for r in rows]
-        built = await with_briefs(pool, rows, built, now=now, base_url=base_url)
-        if kept is not None and len(kept) + len(built) > KEPT_ENTRIES:
+        if kept is not None and len(kept) + len(rows) > KEPT_ENTRIES:
             kept.clear()
+        details = await _event_rows(pool, [r["event_id"] for r in rows], kept)
+        built = [entry_view(details[r["event_id"]], tz, terms[r["event_id"]], snippets[r["event_id"]]) for r in rows]
+        built = await with_briefs(pool, rows, built, now=now, base_url=base_url)
         for i, view in zip(missing, built, strict=True):
             found[i] = view
             if kept is not None:
                 kept[keys[i]] = view
     return [view for view in found if view is not None]
+
+
+async def _event_rows(pool: asyncpg.Pool, ids: list[int], kept: KeptEntries | None) -> Mapping[int, asyncpg.Record]:
+    """The rows `entry_view` reads for these events, those `kept` has not read yet read now (and kept)."""
+    found: dict[int, asyncpg.Record] = kept.events if kept is not None else {}
+    wanted = [i for i in ids if i not in found]
+    if wanted:
+        found.update((r["event_id"], r) for r in await pool.fetch(_EVENT_ROWS, wanted))
+    return found
 
 
 def _snippets(r: asyncpg.Record) -> list[tuple[str, int, str]]:
@@ -301,12 +321,13 @@ _ITEM_EVENT = {
     "agenda_item": "agenda.published",
 }
 
-# What a claimed set of deliveries needs, in the order emails list them.
+# What a claimed set of deliveries needs, in the order emails list them. What an entry shows of its event (the
+# item's text, the changes) is read by `_EVENT_ROWS`, once an event a pass: a digest's events are a day's few
+# hundred, and their text, read with each delivery, was most of what the rows carried.
 _BATCH_ROWS = """
-    select d.id as delivery_id, d.subscription_id, d.matched_terms, d.snippets, e.id as event_id, e.type, e.changes,
-           e.summary,
-           e.council, c.name as council_name, i.id as item_id, i.kind, i.title, i.body, i.committee, i.starts_at,
-           i.url, i.data, s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types, s.confirmed_at,
+    select d.id as delivery_id, d.subscription_id, d.matched_terms, d.snippets, e.id as event_id, e.type,
+           e.council, c.name as council_name, i.id as item_id, i.kind, i.starts_at,
+           s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types, s.confirmed_at,
            s.paused_until, b.id as subscriber_id, b.email, b.status as subscriber_status, b.timezone,
            exists (select 1 from suppressions x where x.email = lower(b.email)) as suppressed
     from deliveries d
@@ -317,6 +338,16 @@ _BATCH_ROWS = """
     join councils c on c.slug = e.council
     where d.id = any($1::bigint[])
     order by c.name, i.committee nulls last, coalesce(i.starts_at, e.occurred_at), e.id
+"""
+
+# What an entry shows of each event, by event id (`entry_view` reads these columns).
+_EVENT_ROWS = """
+    select e.id as event_id, e.type, e.changes, e.summary, e.council, c.name as council_name, i.id as item_id, i.kind,
+           i.title, i.body, i.committee, i.starts_at, i.url, i.data
+    from events e
+    join items i on i.id = e.item_id
+    join councils c on c.slug = e.council
+    where e.id = any($1::bigint[])
 """
 
 # A council's week from its items: meetings in the past 7 days (held) and the next 7 (upcoming), decisions and

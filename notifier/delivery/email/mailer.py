@@ -48,7 +48,7 @@ from notifier.delivery.email.merge import (
     link_holes,
     link_tokens,
 )
-from notifier.delivery.email.message import build_message
+from notifier.delivery.email.message import build_message, subject_line
 from notifier.delivery.email.render import email_environment, render_confirm
 from notifier.delivery.email.replies import SendResult, next_retry
 from notifier.delivery.email.sender import SmtpSender
@@ -88,7 +88,7 @@ class Mailer:
     _secret: bytes = field(init=False)
     domain: str = field(init=False)
     _holes: Placeholders = field(init=False, default_factory=Placeholders)
-    _skeletons: dict[tuple[str, str | None, Links], Skeleton] = field(init=False, default_factory=dict)
+    _skeletons: dict[tuple[str | None, str | None, Links], Skeleton] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._secret = self.settings.ensure_secret_key().encode()
@@ -306,15 +306,25 @@ class Mailer:
                                       split=self._holes.split, date=format_datetime(datetime.now(UTC)))
 
     def _skeleton(self, rendered: Rendered, links: Links) -> Skeleton:
-        """The MIME skeleton for `rendered`'s subject and kind with `links` (placeholders), built by `build_message`
-        once and kept: contents differ far more often than subjects do (a day's digests have a handful)."""
+        """The MIME skeleton for `rendered`'s subject and kind with `links` (placeholders), kept: contents differ
+        far more often than subjects do (a day's digests have a handful). Each is made from one built by
+        `build_message` for the kind and links with a placeholder subject, with the subject's own header line:
+        alerts about one event each have a subject each, and building a whole message costs several times that."""
         key = (rendered.subject, rendered.kind, links)
         skeleton = self._skeletons.get(key)
         if skeleton is None:
-            message = self._build(MergeTemplate.holes(rendered), MergeTemplate.TO, links)
-            skeleton = self._skeletons[key] = Skeleton.of(message, self._holes.hole)
-            if len(self._skeletons) > TEMPLATE_CACHE_SIZE:
-                del self._skeletons[next(iter(self._skeletons))]
+            base_key = (None, rendered.kind, links)
+            base = self._skeletons.get(base_key)
+            if base is None:
+                holes = MergeTemplate.holes(Rendered(self._holes.hole("subject"), "", "", rendered.kind))
+                base = self._keep(base_key, Skeleton.of(self._build(holes, MergeTemplate.TO, links), self._holes.hole))
+            skeleton = self._keep(key, base.with_subject(subject_line(rendered.subject), self._holes.hole))
+        return skeleton
+
+    def _keep(self, key: tuple[str | None, str | None, Links], skeleton: Skeleton) -> Skeleton:
+        self._skeletons[key] = skeleton
+        if len(self._skeletons) > TEMPLATE_CACHE_SIZE:
+            del self._skeletons[next(iter(self._skeletons))]
         return skeleton
 
     # ---- confirmation ----

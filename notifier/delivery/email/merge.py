@@ -177,6 +177,14 @@ class Skeleton:
         head = head.replace(date, f"Date: {hole('date')}\r\n".encode())
         return cls(head.decode("ascii") + "\r\n", str(message["Date"]), middle + b"\r\n", tail)
 
+    def with_subject(self, line: bytes, hole: Callable[[str], str]) -> Skeleton:
+        """This skeleton, built with `hole("subject")` for its subject, with `line` for its Subject header (as
+        `message.subject_line` writes it): one skeleton built whole serves every subject of its kind and links."""
+        mark = f"Subject: {hole('subject')}\r\n"
+        if self.head.count(mark) != 1:
+            raise RuntimeError("the message template has no subject placeholder to fill")
+        return Skeleton(self.head.replace(mark, line.decode("ascii")), self.date, self.middle, self.tail)
+
 
 @dataclass(frozen=True, slots=True)
 class _Fill:

@@ -15,6 +15,8 @@ from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime
 
+from aiosmtplib.email import flatten_message
+
 from notifier.delivery.email.views import NOT_LIST_MAIL, Links, Rendered
 from notifier.delivery.email.words import check_aware, one_line
 
@@ -118,3 +120,16 @@ def build_message(
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     return msg
+
+
+def subject_line(subject: str) -> bytes:
+    """The Subject header line of `build_message`'s message for `subject`, as that message flattened for the wire
+    (ASCII: RFC 2047 encoded words where needed) writes it, folded lines and CRLF included. The generator folds each
+    header on its own, so this is that line whatever the other headers are; it costs a small part of building and
+    flattening the whole message."""
+    msg = EmailMessage(policy=_message_policy())
+    msg["Subject"] = one_line(subject)
+    head, blank, _ = flatten_message(msg, cte_type="7bit").partition(b"\r\n\r\n")
+    if not blank:
+        raise RuntimeError("a message of one header flattened without the end of its header section")
+    return head + b"\r\n"

@@ -163,7 +163,10 @@ class KeptMacros:
                     add(self(entry, e, timezone))
                     add("\n")
         if parts and isinstance(parts[0], Markup):
-            # the HTML macros' pieces are Markup, kept as they are; the line ends have nothing to escape
+            if all(isinstance(p, Markup) or p == "\n" for p in parts):
+                # the HTML macros' pieces, and line ends, which have nothing to escape: joined as they are
+                # (`Markup.join` would escape each piece again, only to find it Markup already)
+                return Markup("".join(parts))  # noqa: S704 (every piece checked above)
             return Markup("").join(parts)
         return "".join(parts)
 

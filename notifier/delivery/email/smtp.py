@@ -115,18 +115,45 @@ def for_server(smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[bytes, list[s
 
 
 class _ReplyDeadline:
-    """The timeout for the reply to each command of a transaction, on one `asyncio.timeout`."""
+    """The timeout for the reply to each command of a transaction, on one `asyncio.timeout`.
 
-    __slots__ = ("_deadline", "_loop", "_seconds")
+    Each command moves the reply's due time on; one timer, armed at the earliest due time, looks at it when it fires
+    and, if it was moved on meanwhile, arms itself for the new one. Rescheduling the `asyncio.timeout` for each
+    command instead cancels a timer and pushes a new one on the loop's heap four times a message. When a reply is
+    late, the `asyncio.timeout` is set to expire at once, so the transaction ends as its own timer would end it: a
+    TimeoutError out of `exchange`. `stop()` must be called before the `asyncio.timeout` is left."""
+
+    __slots__ = ("_armed_for", "_deadline", "_due", "_loop", "_seconds", "_timer")
 
     def __init__(self, deadline: asyncio.Timeout, seconds: float) -> None:
         self._deadline = deadline
         self._loop = asyncio.get_running_loop()
         self._seconds = seconds
+        self._due = self._armed_for = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self, replies: int = 1) -> None:
         """A command is about to go: its reply (or its `replies` replies) due within the timeout each from now."""
-        self._deadline.reschedule(self._loop.time() + self._seconds * replies)
+        self._due = due = self._loop.time() + self._seconds * replies
+        if self._timer is None or due < self._armed_for:
+            self._arm(due)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, due: float) -> None:
+        self.stop()
+        self._armed_for = due
+        self._timer = self._loop.call_at(due, self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        if self._due > self._armed_for:
+            self._arm(self._due)
+        else:
+            self._deadline.reschedule(self._loop.time())
 
 
 async def exchange(
@@ -143,20 +170,23 @@ async def exchange(
     data, options, encoding = prepared
     async with asyncio.timeout(None) as deadline:
         reply = _ReplyDeadline(deadline, timeout)
-        reply.start()
-        await _mail(smtp, envelope.sender, options, encoding)
-        progress.stage = "rcpt"
-        for address in envelope.recipients:
+        try:
             reply.start()
-            try:
-                await _rcpt(smtp, address, encoding)
-            except aiosmtplib.SMTPRecipientRefused as e:
-                if e.code == 421:
-                    raise
-                progress.refused.append(refusal(address, classify_reply(e.code, e.message, stage="rcpt")))
-        if len(progress.refused) < len(envelope.recipients):
-            progress.stage = "data"
-            return await _data(smtp, data, reply)
+            await _mail(smtp, envelope.sender, options, encoding)
+            progress.stage = "rcpt"
+            for address in envelope.recipients:
+                reply.start()
+                try:
+                    await _rcpt(smtp, address, encoding)
+                except aiosmtplib.SMTPRecipientRefused as e:
+                    if e.code == 421:
+                        raise
+                    progress.refused.append(refusal(address, classify_reply(e.code, e.message, stage="rcpt")))
+            if len(progress.refused) < len(envelope.recipients):
+                progress.stage = "data"
+                return await _data(smtp, data, reply)
+        finally:
+            reply.stop()
     return None
 
 

@@ -145,3 +145,39 @@ def test_a_template_on_a_kept_skeleton_is_the_template_built_whole(subject: str)
         boundary = re.compile(rb"={15}\d+==")
         assert boundary.sub(b"B", kept.merge(values)) == boundary.sub(b"B", whole.merge(values))
         assert b"Manage: https://alerts.example.org/manage/M\r\n" in kept.merge(values)
+
+
+@pytest.mark.parametrize("subject", [
+    "Your daily digest for Thu 4 Dec 2025: 7 updates",
+    "Ynys M\u00f4n County Council: Pwyllgor Cynllunio \u2013 Planning: New meeting " * 2,
+    "A long subject that the header folder has to break over more than one line, " * 3,
+    "Two  spaces,\ttab and a very long word: " + "x" * 120,
+    "Caf\u00e9 " * 40,
+])
+def test_a_skeleton_with_its_subject_put_in_is_the_skeleton_built_for_that_subject(subject: str) -> None:
+    """The mailer builds one skeleton for a kind and its links with a placeholder subject, and puts each content's
+    subject line in: the messages must be those of a skeleton built whole for that subject."""
+    from notifier.delivery.email.merge import Placeholders, Skeleton, link_holes
+    from notifier.delivery.email.message import build_message, subject_line
+
+    holes = Placeholders()
+    links, _ = link_holes(lambda p: "https://alerts.example.org" + p, holes, 1)
+
+    def built(subject: str) -> EmailMessage:
+        return build_message(MergeTemplate.holes(Rendered(subject, "", "", "alert")), to=MergeTemplate.TO,
+                             mail_from="Alerts <a@example.org>", links=links, list_id="alerts.example.org",
+                             message_id_domain="example.org")
+
+    base = Skeleton.of(built(holes.hole("subject")), holes.hole)
+    whole = Skeleton.of(built(subject), holes.hole)
+    made = base.with_subject(subject_line(subject), holes.hole)
+    rendered = Rendered(subject, "text\nManage: " + links.manage + "\n", "<p>html</p>\n", "alert")
+    values = {"manage": "M", "all": "A", "one": "O", "to": "someone@example.net", "msgid": "<1@example.org>"}
+    boundary = re.compile(rb"={15}\d+==")
+    merged = [
+        boundary.sub(b"B", MergeTemplate.assemble(rendered, links, skeleton, hole=holes.hole, split=holes.split,
+                                                  date="Thu, 04 Dec 2025 10:00:00 +0000").merge(values))
+        for skeleton in (whole, made)
+    ]
+    assert merged[0] == merged[1]
+    assert merged[0].count(b"\r\nSubject: ") == 1

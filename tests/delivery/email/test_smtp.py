@@ -100,3 +100,53 @@ async def test_send_timeout_is_for_each_reply_not_the_whole_transaction() -> Non
         await slow.wait_closed()
     assert result.ok, result.message
     assert result.message == "250 taken"
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
+async def test_send_no_reply_within_the_timeout_at_each_command(stage: str) -> None:
+    """A reply later than the timeout ends the transaction at its command (the one timer of a transaction, moved on
+    command by command, fires for the command in flight, whether later or earlier than the previous one's); the
+    next message goes on a new connection, with the timer of its own transaction."""
+    stall = asyncio.Event()
+
+    class Stalling:
+        async def handle_MAIL(
+            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        ) -> str:
+            if stage == "MAIL" and not stall.is_set():
+                stall.set()
+                await asyncio.sleep(5)
+            await asyncio.sleep(0.05)
+            envelope.mail_from = address
+            return "250 OK"
+
+        async def handle_RCPT(
+            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        ) -> str:
+            if stage == "RCPT" and not stall.is_set():
+                stall.set()
+                await asyncio.sleep(5)
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            if stage == "DATA" and not stall.is_set():
+                stall.set()
+                await asyncio.sleep(5)
+            return "250 taken"
+
+    loop = asyncio.get_running_loop()
+    slow = await loop.create_server(lambda: SMTP(Stalling(), hostname="smtp.test"), "127.0.0.1", 0)
+    port = slow.sockets[0].getsockname()[1]
+    try:
+        config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}?timeout=0.3")
+        async with SmtpSender(config, local_hostname="client.test") as sender:
+            late = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"])
+            then = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"])
+            opened = sender.opened
+    finally:
+        slow.close()
+    assert (late.ok, late.permanent, late.code) == (False, False, None)
+    assert f"at {stage} within 0.3s" in late.message, late.message
+    assert then.ok, then.message
+    assert opened == 2
