@@ -222,7 +222,6 @@ def _flatten(root: Any) -> str:
 
 
 def _closing(tag: str) -> str:
-    """What the end of an element adds to the text (`_flatten` reads `_CLOSING`, the same with `_LINE`)."""
     return "" if tag == "br" else _SEPARATORS.get(tag, "")
 
 
@@ -271,8 +270,9 @@ def absolute_url(base: str, href: str) -> str:
     joined = urljoin(_join_base(base), href)
     if not _URL_UNSAFE.search(joined):
         return joined
-    # What `quote(joined, safe=_URL_SAFE)` gives, escaping only the unsafe characters rather than calling Python
-    # code for every byte of the URL.
+    # What `quote(joined, safe=_URL_SAFE)` gives, without Python code run for every byte of the URL.
+    if joined.isascii():
+        return joined.translate(_ASCII_ESCAPES)
     return _URL_UNSAFE.sub(_percent_encoded, joined)
 
 
@@ -285,6 +285,7 @@ _URL_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:/?#\[\]@!$&'()*+,;=%-]")
 _PLAIN_ABSOLUTE = re.compile(
     r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9_.~:/@!$&'()*+,=%-]*)?(?:\?[A-Za-z0-9_.~:/?@!$&'()*+,;=%-]+)?"
 )
+_ASCII_ESCAPES = {c: f"%{c:02X}" for c in range(128) if _URL_UNSAFE.match(chr(c))}
 
 
 def _percent_encoded(m: re.Match[str]) -> str:
