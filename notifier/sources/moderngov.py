@@ -30,6 +30,7 @@ from notifier.sources.base import Fetch, Record, SourceError, SourceState
 from notifier.sources.common import (
     absolute_url,
     clean_line,
+    day_start_utc,
     gather_limited,
     html_to_text,
     int_option,
@@ -126,12 +127,8 @@ Fields = dict[str, str]
 
 
 def _fields(el: etree._Element) -> Fields:
-    fields: Fields = {}
-    for child in el:
-        tag = child.tag
-        if type(tag) is str and tag not in fields:  # comments and processing instructions have no name
-            fields[tag] = child.text or ""
-    return fields
+    # Elements only (comments and processing instructions have no name), last to first so the first of a tag stays.
+    return {child.tag: child.text or "" for child in el.iterchildren(etree.Element, reversed=True)}
 
 
 def _text(fields: Fields, tag: str) -> str:
@@ -351,12 +348,14 @@ def _agenda(root: etree._Element, m: _Meeting, *, minutes_published: bool) -> tu
         for doc_el in el.iter("linkeddoc"):
             if (doc := _document(doc_el, m, parent=(ItemKind.AGENDA_ITEM, item.external_id))) is not None:
                 documents.setdefault(doc.external_id, doc)
-    for doc_el in root.iter("linkeddoc"):
-        if next(doc_el.iterancestors("agendaitem"), None) is not None:
-            continue
+    for doc_el in _MEETING_DOCS(root):
         if (doc := _document(doc_el, m, parent=(ItemKind.MEETING, m.id))) is not None:
             documents.setdefault(doc.external_id, doc)
     return items, documents
+
+
+# The linked documents that are not under an agenda item, found in C rather than by asking each for its ancestors.
+_MEETING_DOCS = etree.XPath("descendant-or-self::linkeddoc[not(ancestor::agendaitem)]")
 
 
 def _agenda_lines(items: list[Record]) -> list[str]:
@@ -404,10 +403,10 @@ def _document(el: etree._Element, m: _Meeting, *, parent: tuple[ItemKind, str]) 
         return None
     link = fields.get("url", "")
     published = _text(fields, "publicationdate")
-    published_at = None
-    if published:
-        day = _date(published, what=f"{m.what}: publicationdate of document {doc_id}")
-        published_at = local_to_utc(datetime.combine(day, time(0)), m.tz)
+    try:
+        published_at = day_start_utc(published, m.tz) if published else None
+    except ValueError as e:
+        raise SourceError(f"{m.what}: publicationdate of document {doc_id}: {e}") from e
     return Record(
         kind=ItemKind.DOCUMENT,
         external_id=doc_id,

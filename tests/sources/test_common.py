@@ -9,9 +9,10 @@ import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urljoin
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from selectolax.lexbor import LexborHTMLParser
@@ -22,6 +23,7 @@ from notifier.sources.common import (
     absolute_url,
     clean_line,
     clean_text,
+    day_start_utc,
     decode_html,
     gather_limited,
     html_to_text,
@@ -172,6 +174,20 @@ def test_html_to_text_fixture_texts_read_as_whole_documents() -> None:
                 texts.extend(el.text for el in root.iter() if isinstance(el.tag, str) and el.text and el.text.strip())
     assert len(texts) > 100
     assert [html_to_text(t) for t in texts] == [_as_whole_document(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>a&#0;b</p>c", "a\ufffdb\nc"),
+        ("a&#x0;b<br>c&#10;d", "a\ufffdb\nc d"),
+        ("<table><tr><td>x</td><td>&#0;</td></tr></table>", "x \ufffd"),
+        ("<p>one&#11;two&#28;three</p>", "one two three"),
+    ],
+)
+def test_html_to_text_references_to_nul_and_breaks_are_text_not_structure(html: str, text: str) -> None:
+    # The tree walk marks the structure's line breaks with a NUL, which no text node can hold.
+    assert html_to_text(html) == text
 
 
 def test_html_to_text_many_fragments_in_a_row() -> None:
@@ -424,6 +440,36 @@ def test_parse_bool_garbage() -> None:
 )
 def test_absolute_url_cases(base: str, href: str, url: str) -> None:
     assert absolute_url(base, href) == url
+
+
+_URL_PIECES = ["https://", "http://", "HTTP://", "x.gov.uk", "X.gov.uk", ":8080", ":", "/", "//", "..", "?", "#", ";",
+               "=", "&", "&copy", " ", "%20", "é", "a", "[", "]", "@", "~", "'", "-", "\u2028"]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["https://x.gov.uk", "https://x.gov.uk/mg/", "http://x.gov.uk/a/page.aspx?b=1", "ftp://h/p"]),
+    st.lists(st.sampled_from(_URL_PIECES), min_size=1, max_size=10).map("".join),
+)
+def test_absolute_url_is_urljoin_then_quote(base: str, href: str) -> None:
+    # Plain absolute links are given back without urljoin, and only unsafe characters go through the escaping: the
+    # same URLs as joining and quoting every link.
+    href = href.strip()
+    assume(href)
+    try:
+        expected = quote(urljoin(common._join_base(base), href), safe=common._URL_SAFE)
+    except ValueError:
+        with pytest.raises(ValueError):
+            absolute_url(base, href)
+        return
+    assert absolute_url(base, href) == expected
+
+
+def test_day_start_utc() -> None:
+    assert day_start_utc("24/09/2026", "Europe/London") == datetime(2026, 9, 23, 23, 0, tzinfo=UTC)
+    assert day_start_utc("4 December 2025", "Europe/London") == datetime(2025, 12, 4, 0, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="not a date"):
+        day_start_utc("soon", "Europe/London")
 
 
 @pytest.mark.parametrize(
