@@ -53,8 +53,8 @@ def holding(group: Group) -> int:
     test = group.test
     if not group.checks and (test.mode == FIXED or test.mode == COLLECT):
         return READY
-    if group.multi:
-        return VERIFIED  # an event may offer it twice: the verification sees each once
+    if len(group.keys) > 1:
+        return VERIFIED  # held answers live under one key
     if test.mode == FIXED:
         return SCOPED if len(group.checks) == 1 and _one_per_event(group.checks[0]) else VERIFIED
     if group.checks:
@@ -156,7 +156,7 @@ def _chunk(terms: tuple[str, ...], ids: Subs, forbidden: frozenset[str]) -> Kept
     return (terms, ids) if not forbidden else (terms, ids, forbidden)
 
 
-def _add(chunks: list[Chunk], terms: tuple[str, ...], sub: int) -> None:
+def add_id(chunks: list[Chunk], terms: tuple[str, ...], sub: int) -> None:
     """Add sub to the chunk of these terms (made if missing)."""
     for i, (chunk_terms, ids) in enumerate(chunks):
         if chunk_terms == terms:
@@ -166,6 +166,18 @@ def _add(chunks: list[Chunk], terms: tuple[str, ...], sub: int) -> None:
                 ids.append(sub)
             return
     chunks.append((terms, sub))
+
+
+def drop_id(chunks: list[Chunk], terms: tuple[str, ...], sub: int) -> None:
+    """Take sub out of the chunk of these terms (the chunk dropped when it is left with none)."""
+    for i, (chunk_terms, ids) in enumerate(chunks):
+        if chunk_terms == terms:
+            rest = _without(ids, sub)
+            if rest is None:
+                del chunks[i]
+            else:
+                chunks[i] = (terms, rest)
+            return
 
 
 class Guard:
@@ -181,7 +193,7 @@ class Guard:
         self.words: frozenset[str] = EMPTY  # the keys of unless
 
     def add(self, terms: tuple[str, ...], forbidden: frozenset[str], sub: int) -> None:
-        _add(self.chunks, terms, sub)
+        add_id(self.chunks, terms, sub)
         unless = self.unless
         for stem in forbidden:
             ids = unless.get(stem)
@@ -195,14 +207,7 @@ class Guard:
             self.words = frozenset(unless)
 
     def remove(self, terms: tuple[str, ...], forbidden: frozenset[str], sub: int) -> None:
-        for i, (chunk_terms, ids) in enumerate(self.chunks):
-            if chunk_terms == terms:
-                rest = _without(ids, sub)
-                if rest is None:
-                    del self.chunks[i]
-                else:
-                    self.chunks[i] = (terms, rest)
-                break
+        drop_id(self.chunks, terms, sub)
         for stem in forbidden:
             rest = _without(self.unless[stem], sub)
             if rest is None:

@@ -35,10 +35,10 @@ import operator
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from notifier.topics.evaluate import ANY, EMPTY, FILTER_SETS, PREFIX_MARK, Document, EventFacts, Filter
-from notifier.topics.held import READY, VERIFIED, Held, holding, update
+from notifier.topics.held import READY, VERIFIED, Held, add_id, drop_id, holding, update
 from notifier.topics.held import answer as answer_held
 from notifier.topics.parse import Query
 from notifier.topics.plan import Planner, event_scopes
@@ -60,6 +60,10 @@ from notifier.topics.verify import (
 __all__ = ["Match", "Matches", "Percolator", "event_keys"]
 
 
+# Groups an entry verifies when the event has a stem: one as it is, several in a list.
+Paired: TypeAlias = "Group | list[Group]"
+
+
 class _Entry:
     """What one (scope, key) offers; each part is made when first needed (most entries have one)."""
 
@@ -67,16 +71,19 @@ class _Entry:
 
     def __init__(self) -> None:
         # Ids of filters that hold whenever this key fires (no query, or the query is this key, and no other
-        # check), in one array per set of terms: answered as they are, without touching their groups.
-        self.ready: list[tuple[tuple[str, ...], array[int]]] | None = None
+        # check), in one chunk per set of terms (an int when one id, as most are: a word in one council; else an
+        # array): answered as they are, without touching their groups.
+        self.ready: list[Chunk] | None = None
         # The same for filters filed under several keys (an OR of words, several councils), with the terms this key
         # stands for: an event firing two of a filter's keys finds it twice, so these are merged in the answer.
         self.alternatives: list[tuple[tuple[str, ...], array[int]]] | None = None
         self.groups: list[Group] | None = None  # groups to verify whenever this key fires
         # Groups to verify, by another stem their query needs (its rarest but this key): offered only when the
         # event has that stem too. Most candidates are turned away here, by one lookup in the event's stems,
-        # before their group is touched: at a million filters a touch is a few cache misses.
-        self.pairs: dict[str, list[Group]] | None = None
+        # before their group is touched: at a million filters a touch is a few cache misses. One group is kept
+        # as it is, without a list, and one stem's (stem, groups) pair without a dict: most entries that have
+        # pairs have one of each, and a dict and a list cost about 250 bytes where a pair costs 56.
+        self.pairs: dict[str, Paired] | tuple[str, Paired] | None = None
         # Ids of filters that hold when one more condition does, by that condition (topics.held); one
         # (condition, answers) pair as it is, without a dict, when there is one (most entries that have any).
         self.held: Held | tuple[str, Any] | None = None
@@ -91,25 +98,39 @@ class _Entry:
                 self.groups = []
             self.groups.append(group)
             return
-        if self.pairs is None:
-            self.pairs = {}
-        paired = self.pairs.get(second)
+        pairs = self._pairs()
+        paired = pairs.get(second)
         if paired is None:
-            self.pairs[second] = [group]
-        else:
+            pairs[second] = group
+        elif type(paired) is list:
             paired.append(group)
+        else:
+            pairs[second] = [paired, group]  # type: ignore[list-item]
+        self._set_pairs(pairs)
 
     def remove_group(self, group: Group) -> None:
         """Take a group out, wherever it was filed (its pairing stem may have been chosen on other estimates)."""
         if self.groups is not None and group in self.groups:
             self.groups.remove(group)
             return
-        for second, paired in (self.pairs or {}).items():
-            if group in paired:
+        pairs = self._pairs()
+        for second, paired in pairs.items():
+            if paired is group:
+                del pairs[second]
+                break
+            if type(paired) is list and group in paired:
                 paired.remove(group)
-                if not paired:
-                    del self.pairs[second]  # type: ignore[union-attr]
-                return
+                if len(paired) == 1:
+                    pairs[second] = paired[0]
+                break
+        self._set_pairs(pairs)
+
+    def _pairs(self) -> dict[str, Paired]:
+        pairs = self.pairs
+        return {} if pairs is None else dict([pairs]) if type(pairs) is tuple else pairs  # type: ignore[return-value]
+
+    def _set_pairs(self, pairs: dict[str, Paired]) -> None:
+        self.pairs = None if not pairs else next(iter(pairs.items())) if len(pairs) == 1 else pairs
 
 
 class Percolator:
@@ -248,7 +269,7 @@ class Percolator:
         plan = self._planner.plan(f)
         keys: tuple[tuple[str, str], ...] = self._interned.setdefault(plan.keys, plan.keys)  # type: ignore[assignment]
         group.keys = keys
-        group.multi = len(keys) > 1
+        group.multi = len(keys) > 1 and not _one_fires(keys)
         checks = []
         if plan.dimension != "p" and (f.councils or f.regions):
             checks.append(frozenset(self._planner.places(f)))
@@ -291,26 +312,29 @@ class Percolator:
             for _, key in group.keys
         ]
 
-    def _ready_ids(self, group: Group) -> list[array[int]]:
-        """For a group answered without verification and without a condition: in each of its entries, the array
-        of ids answered with the terms of that key (made if missing)."""
-        out = []
+    def _keep_ready(self, group: Group, subs: list[int], keep: bool) -> None:
+        """For a group answered without verification and without a condition: add (or take out) subscriptions in
+        each of its entries, with the terms of that key. Ready ids are an int when one (most chunks: a word in one
+        council); alternatives are always arrays, as `Matches` reads them."""
         for (scope, key), terms in zip(group.keys, self._key_terms(group), strict=True):
             entry = self._index[scope][key]
-            if group.multi:
-                if entry.alternatives is None:
-                    entry.alternatives = []
-                chunks = entry.alternatives
-            else:
-                if entry.ready is None:
-                    entry.ready = []
-                chunks = entry.ready
-            found = [ids for chunk_terms, ids in chunks if chunk_terms == terms]
+            if not group.multi:
+                chunks: list[Chunk] = entry.ready or []
+                for sub in subs:
+                    (add_id if keep else drop_id)(chunks, terms, sub)
+                entry.ready = chunks or None
+                continue
+            if entry.alternatives is None:
+                entry.alternatives = []
+            found = [ids for chunk_terms, ids in entry.alternatives if chunk_terms == terms]
             if not found:
                 found.append(array("q"))
-                chunks.append((terms, found[0]))
-            out.append(found[0])
-        return out
+                entry.alternatives.append((terms, found[0]))
+            if keep:
+                found[0].extend(subs)
+            else:
+                for sub in subs:
+                    found[0].remove(sub)
 
     def _keep(self, group: Group, subs: list[int], keep: bool) -> None:
         """Add (or take out) subscriptions of a group answered without verification where its ids are kept: its
@@ -319,12 +343,7 @@ class Percolator:
         if how == VERIFIED:
             return
         if how == READY:
-            for ids in self._ready_ids(group):
-                if keep:
-                    ids.extend(subs)
-                else:
-                    for sub in subs:
-                        ids.remove(sub)
+            self._keep_ready(group, subs, keep)
             return
         ((scope, key),) = group.keys
         entry = self._index[scope][key]
@@ -370,7 +389,6 @@ class Percolator:
             if how == VERIFIED:
                 entry.remove_group(group)
             elif how == READY:
-                entry.ready = [chunk for chunk in entry.ready or () if chunk[1]] or None
                 entry.alternatives = [chunk for chunk in entry.alternatives or () if chunk[1]] or None
             if entry.empty():
                 del keyed[key]
@@ -396,7 +414,7 @@ class Percolator:
         in_scopes = frozenset(scopes)
         chunks: list[Chunk] = []
         alternatives: list[IdChunk] = []
-        pending: list[list[Group]] = []
+        pending: list[Group] = []
         for scope in scopes:
             keyed = self._index.get(scope)
             if keyed is None:
@@ -407,15 +425,28 @@ class Percolator:
                 if entry.alternatives:
                     alternatives += entry.alternatives
                 if entry.groups:
-                    pending.append(entry.groups)
+                    pending += entry.groups
                 if entry.held is not None:
                     answer_held(entry.held, doc, in_scopes, chunks, alternatives)
                 pairs = entry.pairs
-                if pairs:
+                if pairs is not None:
+                    if isinstance(pairs, tuple):
+                        if pairs[0] in stems:
+                            paired = pairs[1]
+                            if isinstance(paired, list):
+                                pending += paired
+                            else:
+                                pending.append(paired)
+                        continue
                     if len(pairs) <= len(stems):
-                        pending += [groups for stem, groups in pairs.items() if stem in stems]
+                        found = [paired for stem, paired in pairs.items() if stem in stems]
                     else:
-                        pending += [groups for groups in map(pairs.get, stems) if groups is not None]
+                        found = [paired for paired in map(pairs.get, stems) if paired is not None]
+                    for paired in found:
+                        if isinstance(paired, list):
+                            pending += paired
+                        else:
+                            pending.append(paired)
         verify(pending, doc, in_scopes, chunks)
         return Matches(chunks, alternatives, self._merged_terms)
 
@@ -429,6 +460,15 @@ def event_keys(event: EventFacts) -> list[tuple[str, str]]:
         else:
             out.append((scope, ANY))
     return out
+
+
+def _one_fires(keys: tuple[tuple[str, str], ...]) -> bool:
+    """Whether an event can fire at most one of these keys: one key in scopes of one dimension an event has one of
+    (its council, region, kind or type; not committees, named twice). A filter on one word in several councils is
+    then answered as ready ids, not as alternatives to be merged: the commonest multi-key filter of all."""
+    key = keys[0][1]
+    dimension = keys[0][0][:1]
+    return dimension in ("c", "r", "k", "t") and all(k == key and s[:1] == dimension for s, k in keys)
 
 
 def _hits(scope: str, keyed: dict[str, _Entry], prefixed: dict[str, _Entry] | None, doc: Document) -> list[_Entry]:

@@ -145,7 +145,7 @@ class Group:
         self.filt = filt
         self.subs: Subs = sub_id  # one subscription (the common case) without a container
         self.keys: tuple[tuple[str, str], ...] = ()
-        self.multi = False  # filed under several keys: an event may offer it more than once
+        self.multi = False  # filed under several keys an event may fire together: it may be offered twice
         # Sets of scopes the index does not already guarantee: the event must be in one scope of each.
         self.checks: tuple[frozenset[str], ...] = ()
         self.special = False  # multi or checks: the rare path of the inner loop
@@ -240,12 +240,12 @@ def collect(data: tuple[tuple[bool, str, str], ...], doc: Document) -> tuple[str
 
 
 def verify(  # noqa: C901
-    offered: list[list[Group]], doc: Document, in_scopes: frozenset[str], out: list[Chunk]
+    offered: list[Group], doc: Document, in_scopes: frozenset[str], out: list[Chunk]
 ) -> None:
     """Append (terms, subscriptions) for every offered group that holds for the document."""
     stems = doc.stems
     seen: set[int] = set()
-    for g in chain.from_iterable(offered):
+    for g in offered:
         required, forbidden, mode, data = g.test
         if not required <= stems or (forbidden and not forbidden.isdisjoint(stems)):
             continue

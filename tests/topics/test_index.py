@@ -397,3 +397,34 @@ def test_percolator_holds_answers_behind_one_condition() -> None:
             p.remove(removing)
             del table[removing]
     assert p._index == {}  # every condition and array emptied went
+
+
+def test_compact_forms_of_pairs_and_ready_ids() -> None:
+    """Groups paired with a second stem are kept as they are (no list, no dict) when alone, and grow into a list
+    and a dict; a word in several councils is answered from ready ids (an int for one), not as alternatives."""
+    p = Percolator()
+    p.add(1, Filter(parse("dementia care"), councils=fs("kent"), kinds=fs("decision")))  # verified: a kind check
+    p.add(2, Filter(parse("dementia care"), councils=fs("kent"), kinds=fs("meeting")))
+    p.add(3, Filter(parse("dementia homes"), councils=fs("kent"), kinds=fs("decision")))
+    p.add(4, Filter(parse("dementia"), councils=fs("kent", "york")))
+    p.add(5, Filter(parse("dementia"), councils=fs("kent", "york")))
+    p.remove(5)
+    entries = [entry for keyed in p._index.values() for entry in keyed.values()]
+    assert all(entry.alternatives is None for entry in entries)
+    assert sorted(entry.ready for entry in entries if entry.ready) == [[(("dementia",), 4)]] * 2
+    assert any(type(entry.pairs) is dict for entry in entries)
+
+    def ids(text: str, **overrides: str | None) -> list[int]:
+        return sorted(p.matches(event(text, **{"council": "kent", **overrides})).ids())
+
+    assert ids("dementia care homes", kind="decision") == [1, 3, 4]
+    assert ids("dementia care homes", kind="meeting") == [2, 4]
+    assert ids("dementia care homes", kind="decision", council="york") == [4]
+    p.remove(3)
+    assert ids("dementia care homes", kind="decision") == [1, 4]
+    p.remove(1)
+    assert ids("dementia care homes", kind="meeting") == [2, 4]
+    assert any(type(entry.pairs) is tuple for keyed in p._index.values() for entry in keyed.values())
+    for sub in (2, 4):
+        p.remove(sub)
+    assert p._index == {} and len(p) == 0
