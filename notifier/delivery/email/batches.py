@@ -7,6 +7,7 @@ subscription. A delivery skipped for one of these reasons is marked so, with the
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -201,11 +202,20 @@ async def _event_rows(pool: asyncpg.Pool, ids: list[int], kept: KeptEntries | No
     return found
 
 
-def _snippets(r: asyncpg.Record) -> list[tuple[str, int, str]]:
+def _snippets(r: asyncpg.Record) -> Sequence[tuple[str, int, str]]:
     """A delivery's snippets (`deliveries.snippets`: where in the event's documents its terms were found)."""
     value = r["snippets"]
-    found = json.loads(value) if isinstance(value, str) else value or []
-    return [(str(s.get("document") or ""), int(s["page"]), str(s["text"])) for s in found]
+    return _parsed_snippets(value) if isinstance(value, str) else _read_snippets(value or [])
+
+
+# Read once for each distinct text: most deliveries' are the same few ("[]" for those without terms).
+@functools.lru_cache(maxsize=4096)
+def _parsed_snippets(value: str) -> tuple[tuple[str, int, str], ...]:
+    return _read_snippets(json.loads(value))
+
+
+def _read_snippets(found: Any) -> tuple[tuple[str, int, str], ...]:
+    return tuple((str(s.get("document") or ""), int(s["page"]), str(s["text"])) for s in found)
 
 
 def entry_view(

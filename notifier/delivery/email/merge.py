@@ -126,7 +126,7 @@ class MergeTemplate:
             *_pieces(head, split, qp=False),
             *_pieces(_tidy(rendered.text), split, qp=True),
             skeleton.middle,
-            *_pieces(_tidy(rendered.html), split, qp=True),
+            *_html_pieces(rendered, split),
             skeleton.tail,
         ]
         # adjacent literals joined once here rather than for every recipient
@@ -257,6 +257,33 @@ def _pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> list[b
         fill = [] if last else [after[cut:]]
     if fill:
         pieces.append(_Fill.of(fill, qp=qp))
+    return pieces
+
+
+# Encoded runs of HTML kept: the pieces of the day's entries recur in thousands of emails (see `Rendered.html_lines`)
+KEPT_RUNS = 8192
+_kept_runs: dict[str, bytes] = {}
+
+
+def _html_pieces(rendered: Rendered, split: Callable[[str], list[str]]) -> list[bytes | _Fill]:
+    """`_pieces` of the HTML part, each run of its `html_lines` between the first and the last (pieces kept by
+    rendering, without placeholders) encoded once and kept. Quoted-printable encodes each line on its own, so the
+    runs' encodings joined are the whole part's."""
+    html, runs = rendered.html, rendered.html_lines
+    if not runs or _tidy(html) is not html:
+        return _pieces(_tidy(html), split, qp=True)
+    pieces = _pieces(runs[0], split, qp=True)
+    for run in runs[1:-1]:
+        data = _kept_runs.get(run)
+        if data is None:
+            if len(split(run)) != 1:  # a placeholder: not kept
+                pieces += _pieces(run, split, qp=True)
+                continue
+            if len(_kept_runs) >= KEPT_RUNS:
+                _kept_runs.clear()
+            data = _kept_runs[run] = _qp(run)
+        pieces.append(data)
+    pieces += _pieces(runs[-1], split, qp=True)
     return pieces
 
 

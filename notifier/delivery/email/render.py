@@ -129,10 +129,13 @@ class KeptMacros:
     worker rather than once per email saves most of the work of rendering. Arguments that cannot be hashed are
     rendered afresh."""
 
-    __slots__ = ("_cached",)
+    __slots__ = ("_cached", "_lines", "tidied")
 
     def __init__(self) -> None:
         self._cached = functools.lru_cache(maxsize=KEPT_MACROS)(self._render)
+        self._lines = functools.lru_cache(maxsize=KEPT_MACROS)(self._line)
+        # (the groups' rendering, the same tidied) for each call of `groups` since `_render` last cleared it
+        self.tidied: list[tuple[str, list[str] | None]] = []
 
     @staticmethod
     def _render(macro: Callable[..., str], *args: object) -> str:
@@ -152,40 +155,104 @@ class KeptMacros:
         """The entries by council and committee, each piece kept: the `groups` macros' loop, run here because a
         call from a template costs several times a kept piece (a digest has a call for each entry and heading)."""
         parts: list[str] = []
-        add, kept = parts.append, self._cached
+        tidied: list[str] | None = []  # each piece's lines tidied, kept with it: None once a piece cannot be
+        add, line = parts.append, self._line_of
         for council in groups:
-            add(kept(council_heading, council.name))
+            piece, tidy = line(council_heading, "\n", council.name)
+            add(piece)
             add("\n")
+            tidied = _add(tidied, tidy)
             for committee in council.committees:
                 if committee.name:
-                    add(kept(committee_heading, committee.name))
+                    piece, tidy = line(committee_heading, "", committee.name)
+                    add(piece)
+                    tidied = _add(tidied, tidy)
                 for e in committee.entries:
-                    add(self(entry, e, timezone))
+                    piece, tidy = line(entry, "\n", e, timezone)
+                    add(piece)
                     add("\n")
+                    tidied = _add(tidied, tidy)
         if parts and isinstance(parts[0], Markup):
             if all(isinstance(p, Markup) or p == "\n" for p in parts):
                 # the HTML macros' pieces, and line ends, which have nothing to escape: joined as they are
                 # (`Markup.join` would escape each piece again, only to find it Markup already)
-                return Markup("".join(parts))  # noqa: S704 (every piece checked above)
-            return Markup("").join(parts)
-        return "".join(parts)
+                joined: str = Markup("".join(parts))  # noqa: S704 (every piece checked above)
+            else:
+                joined = Markup("").join(parts)
+        else:
+            joined = "".join(parts)
+        if len(self.tidied) > 4:  # rendered other than by `_render`, which reads and clears it
+            self.tidied.clear()
+        self.tidied.append((joined, tidied))
+        return joined
+
+    def _line_of(self, macro: Callable[..., str], end: str, *args: object) -> tuple[str, str | None]:
+        try:
+            return self._lines(macro, end, *args)
+        except TypeError:  # an unhashable argument
+            return self._line(macro, end, *args)
+
+    @staticmethod
+    def _line(macro: Callable[..., str], end: str, *args: object) -> tuple[str, str | None]:
+        """The macro's rendering, and its lines with `end` tidied as the whole part's are (None unless they end
+        with a line end, where the whole part's lines meet the next piece's)."""
+        piece = macro(*args)
+        whole = "".join((piece, end))
+        if not whole.endswith("\n"):
+            return piece, None
+        return piece, _html_lines(whole) if isinstance(piece, Markup) else _text_lines(whole)
 
     def clear(self) -> None:
         self._cached.cache_clear()
+        self._lines.cache_clear()
+        self.tidied.clear()
 
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
-def _tidy_text(text: str) -> str:
+def _add(tidied: list[str] | None, piece: str | None) -> list[str] | None:
+    if tidied is None or piece is None:
+        return None
+    tidied.append(piece)
+    return tidied
+
+
+# Each line of a part is tidied on its own, so a part made of whole lines can be tidied in runs of whole lines: the
+# entries and headings of `KeptMacros.groups` once each, when kept, and only the rest of each email's part afresh.
+def _text_lines(text: str) -> str:
+    """`text`'s lines with their trailing white space gone, each with "\n" after it."""
     # "-- " (with its space) is the signature separator: mail clients fold or dim the footer after it.
-    lines = "\n".join([line if line == "-- " else line.rstrip() for line in text.splitlines()])
-    return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
+    return "".join([(line if line == "-- " else line.rstrip()) + "\n" for line in text.splitlines()])
 
 
-def _tidy_html(html: str) -> str:
+def _html_lines(html: str) -> str:
+    """`html`'s lines that are not blank, their trailing white space gone, each with "\n" after it."""
     # a line is blank exactly when nothing is left of it once its trailing white space is gone
-    return "\n".join([kept for line in html.splitlines() if (kept := line.rstrip())]) + "\n"
+    return "".join([kept + "\n" for line in html.splitlines() if (kept := line.rstrip())])
+
+
+def _tidy_text(text: str, lines: Callable[[str], str] = _text_lines) -> str:
+    # `lines` leaves "\n" after the last line, which the strip takes away with the blank lines at the end
+    return _BLANK_RUNS.sub("\n\n", lines(text)).strip("\n") + "\n"
+
+
+def _tidy_html(html: str, lines: Callable[[str], str] = _html_lines) -> str:
+    return lines(html) or "\n"
+
+
+def _tidied(part: str, kept: object, lines: Callable[[str], str]) -> tuple[Callable[[str], str], list[str]]:
+    """`lines` for `part`, with the groups' lines `kept` tidied (if `part` holds them whole, between line ends);
+    and the runs it joins: the lines before the groups, each of the groups' pieces, the lines after (else none)."""
+    found = kept.tidied if isinstance(kept, KeptMacros) else []
+    if len(found) != 1:
+        return lines, []
+    groups, pieces = found[0]
+    at = part.find(groups)
+    if pieces is None or at < 0 or (at and part[at - 1] != "\n"):
+        return lines, []
+    runs = [lines(part[:at]), *pieces, lines(part[at + len(groups):])]
+    return lambda _: "".join(runs), runs
 
 
 def _count(n: int, word: str) -> str:
@@ -208,9 +275,18 @@ def _render(env: Environment | None, name: MailKind, subject: str, context: dict
     env = env or email_environment()
     subject = one_line(subject)
     context = {"subject": subject, **context}
-    text = env.get_template(f"{name}.txt").render(context)
-    html = env.get_template(f"{name}.html").render(context)
-    return Rendered(subject, _tidy_text(text), _tidy_html(html), name)
+    kept = env.globals.get("kept")
+    parts = []
+    runs: list[str] = []
+    for template, tidy, lines in ((f"{name}.txt", _tidy_text, _text_lines), (f"{name}.html", _tidy_html, _html_lines)):
+        if isinstance(kept, KeptMacros):
+            kept.tidied.clear()
+        part = env.get_template(template).render(context)
+        joined, runs = _tidied(part, kept, lines)
+        parts.append(tidy(part, joined))
+    html = parts[1]
+    # the HTML part's runs are what `_tidy_html` gives unless nothing is left of it (then it is one line end)
+    return Rendered(subject, parts[0], html, name, tuple(runs) if runs and html != "\n" else ())
 
 
 def render_confirm(

@@ -8,7 +8,7 @@ Pure: the mailer builds these from rows, the templates read them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
@@ -222,6 +222,9 @@ class Rendered:
     text: str
     html: str
     kind: MailKind | None = None
+    # `html` in runs of whole lines ("" joins them), when rendering made it of pieces kept for many emails (each
+    # piece the same string wherever it recurs, so the merge can keep its encoding too); else empty
+    html_lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
 def group_entries(entries: Iterable[EntryView]) -> tuple[CouncilGroup, ...]:

@@ -181,3 +181,33 @@ def test_a_skeleton_with_its_subject_put_in_is_the_skeleton_built_for_that_subje
     ]
     assert merged[0] == merged[1]
     assert merged[0].count(b"\r\nSubject: ") == 1
+
+
+def test_a_template_from_the_html_parts_kept_runs_is_the_template_from_the_part_whole() -> None:
+    """The merge keeps the encoding of each run of a rendered HTML part that rendering kept: the messages must be
+    those encoded from the part whole."""
+    from dataclasses import replace
+    from datetime import date
+
+    from notifier.delivery.email.merge import Placeholders, Skeleton, link_holes
+    from notifier.delivery.email.message import build_message
+    from notifier.delivery.email.render import email_environment, render_digest
+    from tests.delivery.email.samples import FOLLOWING, agenda, cancelled, decision
+
+    holes = Placeholders()
+    links, _ = link_holes(lambda p: "https://alerts.example.org" + p, holes, 1)
+    env = email_environment()
+    values = {"manage": "M", "all": "A", "one": "O", "to": "someone@example.net", "msgid": "<1@example.org>"}
+    odd = replace(agenda(), title="Caf\u00e9 " * 30 + "   ", excerpt="=  \t. trailing\u00a0")
+    for entries in ([agenda()], [odd, decision(), cancelled()], [cancelled(), odd]) * 2:
+        rendered = render_digest(entries, day=date(2025, 12, 4), links=links, following=FOLLOWING, env=env)
+        assert rendered.html_lines
+        skeleton = Skeleton.of(build_message(MergeTemplate.holes(rendered), to=MergeTemplate.TO,
+                                             mail_from="Alerts <a@example.org>", links=links,
+                                             list_id="alerts.example.org", message_id_domain="example.org"),
+                               holes.hole)
+        runs = MergeTemplate.assemble(rendered, links, skeleton, hole=holes.hole, split=holes.split, date="D")
+        whole = MergeTemplate.assemble(replace(rendered, html_lines=()), links, skeleton, hole=holes.hole,
+                                       split=holes.split, date="D")
+        assert runs.merge(values) == whole.merge(values)
+        assert b"/manage/M" in runs.merge(values)

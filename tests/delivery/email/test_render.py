@@ -338,3 +338,29 @@ def test_entries_kept_rendered_are_the_entries_rendered_afresh() -> None:
     highlighted = render_alert([marked], links=LINKS, following=FOLLOWING, env=kept)
     assert "<mark>Board</mark>" in highlighted.html
     assert "<mark>" not in render_alert([plain], links=LINKS, following=FOLLOWING, env=kept).html.split("<h2")[1]
+
+
+def test_parts_tidied_from_kept_pieces_are_the_parts_tidied_whole() -> None:
+    """The entries' lines are tidied once, when kept, and only the rest of each part afresh: the parts must be those
+    tidied whole, whatever white space and line breaks the councils' text brings (and the HTML part's runs must
+    make it up)."""
+    from notifier.delivery.email.render import KeptMacros, _tidy_html, _tidy_text
+    from notifier.delivery.email.views import group_entries
+    from notifier.delivery.email.words import format_date
+
+    odd = ["trailing   ", "tab\tand\u00a0 ", "line\u2028break", "carriage\rreturn", "form\x0cfeed", "-- ", "\n\n\n"]
+    entries = [replace(agenda(), title=f"{HWB} {w}", what=f"agenda {w}", excerpt=w, committee=f"Board {w}")
+               for w in odd] + [decision(), cancelled()]
+    env = email_environment()
+    for _ in range(2):  # the second time round, every piece comes from what was kept
+        got = render_digest(entries, day=date(2025, 12, 4), links=LINKS, following=FOLLOWING, env=env)
+        context = {"subject": got.subject, "groups": group_entries(entries), "count": len(entries),
+                   "day": format_date(date(2025, 12, 4)), "links": LINKS, "following": tuple(FOLLOWING),
+                   "warnings": (), "timezone": "Europe/London", "service_name": "Council alerts",
+                   "preheader": entries[0].summary or entries[0].title}
+        whole = email_environment()
+        text = _tidy_text(whole.get_template("digest.txt").render(context))
+        assert got.text == text
+        assert got.html == _tidy_html(whole.get_template("digest.html").render(context))
+        assert got.html_lines and "".join(got.html_lines) == got.html
+        assert isinstance(env.globals["kept"], KeptMacros)
