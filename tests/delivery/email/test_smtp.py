@@ -4,6 +4,8 @@ rewriting, the caller's Message-ID, and the timeout for each reply."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,6 +14,19 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from notifier.delivery.email.sender import SmtpSender
 from notifier.delivery.email.smtp_config import SmtpConfig
 from tests.delivery.email.smtp_servers import PoolServer, make_message, sender_for
+
+
+@contextlib.asynccontextmanager
+async def _server(handler: object) -> AsyncIterator[int]:
+    """An aiosmtpd server on a free local port with `handler`'s hooks (slow or stalling replies); yields the port."""
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler, hostname="smtp.test"), "127.0.0.1", 0
+    )
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
 
 FLAT = (
     b"From: alerts@notifier.test\r\nTo: reader@example.org\r\nSubject: dots\r\nMessage-ID: <flat@notifier.test>\r\n"
@@ -88,16 +103,10 @@ async def test_send_timeout_is_for_each_reply_not_the_whole_transaction() -> Non
             await asyncio.sleep(0.25)
             return "250 taken"
 
-    loop = asyncio.get_running_loop()
-    slow = await loop.create_server(lambda: SMTP(Slow(), hostname="smtp.test"), "127.0.0.1", 0)
-    port = slow.sockets[0].getsockname()[1]
-    try:
+    async with _server(Slow()) as port:
         config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}?timeout=0.6")
         async with SmtpSender(config, local_hostname="client.test") as sender:
             result = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"])
-    finally:
-        slow.close()
-        await slow.wait_closed()
     assert result.ok, result.message
     assert result.message == "250 taken"
 
@@ -135,17 +144,12 @@ async def test_send_no_reply_within_the_timeout_at_each_command(stage: str) -> N
                 await asyncio.sleep(5)
             return "250 taken"
 
-    loop = asyncio.get_running_loop()
-    slow = await loop.create_server(lambda: SMTP(Stalling(), hostname="smtp.test"), "127.0.0.1", 0)
-    port = slow.sockets[0].getsockname()[1]
-    try:
+    async with _server(Stalling()) as port:
         config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}?timeout=0.3")
         async with SmtpSender(config, local_hostname="client.test") as sender:
             late = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"])
             then = await sender.send(FLAT, sender="bounces@notifier.test", recipients=["reader@example.org"])
             opened = sender.opened
-    finally:
-        slow.close()
     assert (late.ok, late.permanent, late.code) == (False, False, None)
     assert f"at {stage} within 0.3s" in late.message, late.message
     assert then.ok, then.message
