@@ -119,12 +119,16 @@ async def test_send_no_reply_within_the_timeout_at_each_command(stage: str) -> N
     stall = asyncio.Event()
 
     class Stalling:
+        async def stall_at(self, command: str) -> None:
+            """Hold the first reply at the chosen command past the client's timeout."""
+            if stage == command and not stall.is_set():
+                stall.set()
+                await asyncio.sleep(5)
+
         async def handle_MAIL(
             self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
         ) -> str:
-            if stage == "MAIL" and not stall.is_set():
-                stall.set()
-                await asyncio.sleep(5)
+            await self.stall_at("MAIL")
             await asyncio.sleep(0.05)
             envelope.mail_from = address
             return "250 OK"
@@ -132,16 +136,12 @@ async def test_send_no_reply_within_the_timeout_at_each_command(stage: str) -> N
         async def handle_RCPT(
             self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
         ) -> str:
-            if stage == "RCPT" and not stall.is_set():
-                stall.set()
-                await asyncio.sleep(5)
+            await self.stall_at("RCPT")
             envelope.rcpt_tos.append(address)
             return "250 OK"
 
         async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-            if stage == "DATA" and not stall.is_set():
-                stall.set()
-                await asyncio.sleep(5)
+            await self.stall_at("DATA")
             return "250 taken"
 
     async with _server(Stalling()) as port:
