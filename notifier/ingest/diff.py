@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 from notifier.ingest import summaries
 from notifier.ingest.normalise import (
+    Key,
     canonical,
     content_hash,
     flag,
@@ -63,8 +64,6 @@ from notifier.ingest.normalise import (
 from notifier.models import EventType, ItemKind
 from notifier.sources.base import Record
 from notifier.zones import time_zone
-
-Key = tuple[ItemKind, str]
 
 # Body text in `changes` is clipped: the item row holds the full text, an event only says what changed.
 CHANGE_TEXT_LIMIT = 500

@@ -1,5 +1,6 @@
 """Pure: reading records the same way everywhere: the content hash, values in canonical JSON form, and the fields
-whose meaning needs working out (flags given as text, status spellings, whether a start time is known).
+whose meaning needs working out (flags given as text, status spellings, whether a start time is known), and a
+poll's records kept once each with their search text.
 """
 
 from __future__ import annotations
@@ -7,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from notifier.models import ItemKind
 from notifier.sources.base import Record
+from notifier.topics.text import tsvector_literal_of, words
 
 # Matches both datetime.isoformat() and str(datetime): stored `data` went through json.dumps(default=str).
 _DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
@@ -151,3 +154,43 @@ def local(dt: datetime, tz: ZoneInfo) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(tz)
+
+
+# ---- a poll's records: one of each, and their search text ------------------------------------------------------------
+
+
+# A record's identity within its source.
+Key = tuple[ItemKind, str]
+
+
+def dedupe(records: Sequence[Record]) -> list[Record]:
+    """Keep the last record for each (kind, external_id): a feed listing an item twice is not two items."""
+    seen: dict[Key, Record] = {}
+    for r in records:
+        seen[(r.kind, r.external_id)] = r
+    return list(seen.values())
+
+
+def search_text(r: Record) -> str:
+    return "\n".join(part for part in (r.title, r.committee or "", r.body) if part)
+
+
+# The words of each line of text written in one poll, split once: a meeting's body is its agenda items' headings
+# and texts, and every record of a meeting names its committee, so most lines are searched text more than once
+# (a long agenda was split twice, once for its items and once for its meeting).
+Lines = dict[str, list[tuple[str, str]]]
+
+
+def search_vectors(records: Sequence[Record], lines: Lines) -> dict[Key, str]:
+    """The `search` tsvector literal of each record: its title, committee and body (as `tsvector_literal` of that
+    text: the words of a text are the words of its lines one after another)."""
+    vectors: dict[Key, str] = {}
+    for r in records:
+        pairs: list[tuple[str, str]] = []
+        for line in search_text(r).split("\n"):
+            split = lines.get(line)
+            if split is None:
+                split = lines[line] = words(line)
+            pairs += split
+        vectors[(r.kind, r.external_id)] = tsvector_literal_of(pairs)
+    return vectors

@@ -10,8 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from notifier.ingest.diff import Key
-from notifier.ingest.normalise import content_hash
+from notifier.ingest.normalise import Key, content_hash
 from notifier.models import ItemKind
 from notifier.sources.base import Record
 
@@ -83,9 +82,10 @@ async def read_stored(
             texts[text["id"]] = text
     stored: dict[Key, Stored] = {}
     for row in rows:
-        text = texts.get(row["id"])
-        record = None if text is None else _row_to_record(row, text)
-        parent = record.parent if record is not None and text is not None and text["parent_here"] else None
+        record = parent = None
+        if (text := texts.get(row["id"])) is not None:
+            record = _row_to_record(row, text)
+            parent = record.parent if text["parent_here"] else None
         stored[(ItemKind(row["kind"]), row["external_id"])] = Stored(
             row["id"], row["content_hash"], row["data"], row["parent_id"] is None, record, parent
         )

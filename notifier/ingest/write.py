@@ -18,13 +18,12 @@ from typing import Any
 
 import asyncpg
 
-from notifier.ingest.diff import Change, Key, diff_poll
+from notifier.ingest.diff import Change, diff_poll
 from notifier.ingest.fetch import SourceFetch
-from notifier.ingest.normalise import content_hash
+from notifier.ingest.normalise import Key, Lines, content_hash, dedupe, search_text, search_vectors
 from notifier.ingest.stored import Stored, read_stored
 from notifier.models import ItemKind
 from notifier.sources.base import Record
-from notifier.topics.text import tsvector_literal_of, words
 
 
 @dataclass
@@ -76,7 +75,7 @@ async def write_poll(
     t0 = time.perf_counter() if t0 is None else t0
     source_id: int = source["id"]
     result = result if result is not None else PollResult(source_id)
-    records = _dedupe(records)
+    records = dedupe(records)
     # Filled in by the read for stored records, and as they are written for new ones.
     hashes: dict[Key, str] = {}
     async with conn.transaction():
@@ -217,39 +216,6 @@ def _json_data(data: Mapping[str, Any]) -> Any:
     return json.loads(json.dumps(dict(data), default=str))
 
 
-def _dedupe(records: Sequence[Record]) -> list[Record]:
-    """Keep the last record for each (kind, external_id): a feed listing an item twice is not two items."""
-    seen: dict[Key, Record] = {}
-    for r in records:
-        seen[(r.kind, r.external_id)] = r
-    return list(seen.values())
-
-
-def _search_text(r: Record) -> str:
-    return "\n".join(part for part in (r.title, r.committee or "", r.body) if part)
-
-
-# The words of each line of text written in one poll, split once: a meeting's body is its agenda items' headings
-# and texts, and every record of a meeting names its committee, so most lines are searched text more than once
-# (a long agenda was split twice, once for its items and once for its meeting).
-Lines = dict[str, list[tuple[str, str]]]
-
-
-def _search_vectors(records: Sequence[Record], lines: Lines) -> dict[Key, str]:
-    """The `search` tsvector literal of each record: its title, committee and body (as `tsvector_literal` of that
-    text: the words of a text are the words of its lines one after another)."""
-    vectors: dict[Key, str] = {}
-    for r in records:
-        pairs: list[tuple[str, str]] = []
-        for line in _search_text(r).split("\n"):
-            split = lines.get(line)
-            if split is None:
-                split = lines[line] = words(line)
-            pairs += split
-        vectors[(r.kind, r.external_id)] = tsvector_literal_of(pairs)
-    return vectors
-
-
 async def _insert_items(
     conn: asyncpg.Connection,
     source_id: int,
@@ -320,7 +286,7 @@ _INSERT_ITEMS = """
 
 def _insert_args(records: Sequence[Record], hashes: dict[Key, str], lines: Lines) -> list[list[Any]]:
     """The column arrays of `_INSERT_ITEMS` ($4 on) for `records`."""
-    vectors = _search_vectors(records, lines)
+    vectors = search_vectors(records, lines)
     return [
         [r.kind.value for r in records],
         [r.external_id for r in records],
@@ -386,8 +352,8 @@ async def _update_items(
         if meanwhile is not None:
             meanwhile()
         return
-    rebuilt = _search_vectors(
-        [r for r in records if _search_text(r) != _search_text(old[(r.kind, r.external_id)])], lines
+    rebuilt = search_vectors(
+        [r for r in records if search_text(r) != search_text(old[(r.kind, r.external_id)])], lines
     )
     update = asyncio.ensure_future(
         conn.execute(

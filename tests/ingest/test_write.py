@@ -174,7 +174,7 @@ async def test_write_poll_failing_while_a_group_is_inserted_stores_nothing_and_l
     pool: asyncpg.Pool, factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The documents' rows fail to prepare while the agenda items are being inserted.
-    real = write._search_vectors
+    real = write.search_vectors
     calls = 0
 
     def failing_on_the_third_group(records: list[Record], lines: write.Lines) -> dict[tuple[ItemKind, str], str]:
@@ -184,7 +184,7 @@ async def test_write_poll_failing_while_a_group_is_inserted_stores_nothing_and_l
             raise RuntimeError("tokeniser broke")
         return real(records, lines)
 
-    monkeypatch.setattr(write, "_search_vectors", failing_on_the_third_group)
+    monkeypatch.setattr(write, "search_vectors", failing_on_the_third_group)
     source_id = await factory.source("leicestershire")
     async with pool.acquire() as conn:
         with pytest.raises(RuntimeError, match="tokeniser broke"):
