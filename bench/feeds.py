@@ -166,9 +166,10 @@ async def cold_renders(database_url: str, n: int) -> dict[str, list[float]]:
     """Milliseconds to resolve, read and render the newest 50 entries of the feed, uncached, in each format."""
     from multidict import MultiDict
 
+    from notifier.delivery.feed_urls import resolve
     from notifier.feed_calendar import render_calendar
     from notifier.feeds import FeedPage, render_events_feed
-    from notifier.web.feed_specs import load_events, load_meetings, resolve
+    from notifier.web.feed_specs import load_events, load_meetings
 
     pool = await create_pool(database_url, min_size=1, max_size=2)
     times: dict[str, list[float]] = {}

@@ -21,17 +21,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import asyncpg
+from multidict import MultiDict
 
 from notifier.delivery.calendars import meetings_matching
+from notifier.delivery.feed_urls import FeedNotFound, FeedQueryError, resolve, subscription_feed_title
 from notifier.delivery.webhooks.targets import TargetRefused, check_url
 from notifier.feed_calendar import render_calendar
 from notifier.feeds import CONTENT_TYPES, EVENT_FORMATS, FeedPage, render_events_feed
 from notifier.models import Channel, FilterModel
-from notifier.subscriptions import describe_subscription
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,20 @@ def push_request(row: Mapping[str, Any], *, base_url: str) -> tuple[bytes, dict[
 
 async def calendar_push(pool: asyncpg.Pool, row: Mapping[str, Any], *, base_url: str) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one push to a calendar topic: the whole calendar as it is now (a calendar has no
-    entries to send one of; WebSub sends the topic's full content for such formats), signed like the others."""
-    f = FilterModel(query=row["sub_query"], councils=row["sub_councils"], regions=row["sub_regions"],
-                    committees=row["sub_committees"])
+    entries to send one of; WebSub sends the topic's full content for such formats), signed like the others. It is
+    what fetching the topic gives: its meetings under its title. A topic that names no feed any more (a council
+    gone) keeps the filter it was subscribed with, under the title of a subscription's feed."""
     topic: str = row["topic"]
+    parts = urlsplit(topic)
+    try:
+        spec = await resolve(pool, parts.path, MultiDict(parse_qsl(parts.query)))
+        f, title, self_url = spec.filter, spec.title, spec.url(base_url)
+    except (FeedNotFound, FeedQueryError):
+        f = FilterModel(query=row["sub_query"], councils=row["sub_councils"], regions=row["sub_regions"],
+                        committees=row["sub_committees"])
+        title, self_url = subscription_feed_title(f), topic
     meetings = await meetings_matching(pool, f, datetime.now(UTC))
-    body = render_calendar(meetings, title=f"Council meetings: {describe_subscription(f)}", base_url=base_url,
-                           self_url=topic)
+    body = render_calendar(meetings, title=title, base_url=base_url, self_url=self_url)
     hub = f"{base_url}{HUB_PATH}"
     headers = {"Content-Type": CONTENT_TYPES["ics"], "Link": f'<{hub}>; rel="hub", <{topic}>; rel="self"'}
     if row["secret"]:

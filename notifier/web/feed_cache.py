@@ -25,7 +25,7 @@ from datetime import datetime
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from notifier.web.feed_specs import FeedSpec
+from notifier.delivery.feed_urls import FeedSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,20 +18,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import CIMultiDict
 
+from notifier.delivery.feed_urls import FeedNotFound, FeedQueryError, FeedSpec, resolve
 from notifier.delivery.websub import HUB_PATH
 from notifier.feed_calendar import render_calendar
 from notifier.feeds import CONTENT_TYPES, FeedPage, entry_updated, render_events_feed
 from notifier.web.feed_cache import FeedCache, Rendered, cache_key
-from notifier.web.feed_specs import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    FeedNotFound,
-    FeedQueryError,
-    FeedSpec,
-    load_events,
-    load_meetings,
-    resolve,
-)
+from notifier.web.feed_specs import DEFAULT_LIMIT, MAX_LIMIT, load_events, load_meetings
 from notifier.web.keys import POOL, REDIS, SETTINGS
 from notifier.web.problems import Problem
 

@@ -13,9 +13,9 @@ from aiohttp import web
 from multidict import MultiDict
 
 from notifier.delivery import websub
+from notifier.delivery.feed_urls import FeedNotFound, FeedQueryError, resolve
 from notifier.delivery.webhooks.targets import TargetRefused, vet_url
 from notifier.models import FilterModel, ItemKind
-from notifier.web.feed_specs import FeedNotFound, FeedQueryError, resolve
 from notifier.web.keys import POOL, REDIS, RESOLVER, SETTINGS
 from notifier.web.problems import Problem
 

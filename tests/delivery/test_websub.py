@@ -158,9 +158,12 @@ async def test_websub_a_calendar_topic_is_pushed_whole_when_its_meetings_change(
     [event] = pushed.walk("VEVENT")
     assert str(event["SUMMARY"]).startswith("Cabinet")
     assert event.decoded("DTSTART") == starts
-    # the same meeting, with the same UID, as the calendar's own URL serves it
-    served = Calendar.from_ical(await (await hub.get("/feeds/councils/leicestershire.ics")).read())
+    # the calendar its own URL serves, byte for byte: the same meeting with the same UID, under the same name
+    served_bytes = await (await hub.get("/feeds/councils/leicestershire.ics")).read()
+    served = Calendar.from_ical(served_bytes)
     assert [str(e["UID"]) for e in served.walk("VEVENT")] == [str(event["UID"])]
+    assert str(pushed["X-WR-CALNAME"]) == str(served["X-WR-CALNAME"]) == "Leicestershire Council"
+    assert push.body == served_bytes
 
 
 async def test_websub_nothing_after_unsubscribing(

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 from multidict import MultiDict
 
+from notifier.delivery.feed_urls import FeedNotFound, FeedSpec, resolve
 from notifier.settings import Settings
 from notifier.web.app import create_app
 from notifier.web.feed_cache import FeedCache
-from notifier.web.feed_specs import FeedNotFound, FeedSpec, resolve
 from tests.factories import Factory
 
 FEED = "/feeds/councils/leicestershire.atom"
