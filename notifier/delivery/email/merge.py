@@ -124,9 +124,9 @@ class MergeTemplate:
         head = skeleton.head.replace(hole("date"), date or skeleton.date)
         pieces = [
             *_pieces(head, split, qp=False),
-            *_pieces(_tidy(rendered.text), split, qp=True),
+            *_kept_pieces(rendered.text, rendered.text_lines, split),
             skeleton.middle,
-            *_html_pieces(rendered, split),
+            *_kept_pieces(rendered.html, rendered.html_lines, split),
             skeleton.tail,
         ]
         # adjacent literals joined once here rather than for every recipient
@@ -260,18 +260,17 @@ def _pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> list[b
     return pieces
 
 
-# Encoded runs of HTML kept: the pieces of the day's entries recur in thousands of emails (see `Rendered.html_lines`)
+# Encoded runs kept: the pieces of the day's entries recur in thousands of emails (see `Rendered.html_lines`)
 KEPT_RUNS = 8192
 _kept_runs: dict[str, bytes] = {}
 
 
-def _html_pieces(rendered: Rendered, split: Callable[[str], list[str]]) -> list[bytes | _Fill]:
-    """`_pieces` of the HTML part, each run of its `html_lines` between the first and the last (pieces kept by
-    rendering, without placeholders) encoded once and kept. Quoted-printable encodes each line on its own, so the
-    runs' encodings joined are the whole part's."""
-    html, runs = rendered.html, rendered.html_lines
-    if not runs or _tidy(html) is not html:
-        return _pieces(_tidy(html), split, qp=True)
+def _kept_pieces(body: str, runs: Sequence[str], split: Callable[[str], list[str]]) -> list[bytes | _Fill]:
+    """`_pieces` of a body made of `runs` (its `Rendered.html_lines` or `text_lines`), each run between the first
+    and the last (pieces kept by rendering, without placeholders) encoded once and kept. Quoted-printable encodes
+    each line on its own, so the runs' encodings joined are the whole body's."""
+    if not runs or _tidy(body) is not body:
+        return _pieces(_tidy(body), split, qp=True)
     pieces = _pieces(runs[0], split, qp=True)
     for run in runs[1:-1]:
         data = _kept_runs.get(run)
