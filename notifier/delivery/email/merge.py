@@ -129,13 +129,20 @@ class MergeTemplate:
             *_kept_pieces(rendered.html, rendered.html_lines, split),
             skeleton.tail,
         ]
-        # adjacent literals joined once here rather than for every recipient
+        # adjacent literals joined once here rather than for every recipient, each run in one join (adding them
+        # one by one would copy what is joined so far again for each of a digest's 50-odd kept runs)
         joined: list[bytes | _Fill] = []
+        run: list[bytes] = []
         for piece in pieces:
-            if isinstance(piece, bytes) and joined and isinstance(joined[-1], bytes):
-                joined[-1] += piece
-            else:
-                joined.append(piece)
+            if isinstance(piece, bytes):
+                run.append(piece)
+                continue
+            if run:
+                joined.append(b"".join(run))
+                run = []
+            joined.append(piece)
+        if run:
+            joined.append(b"".join(run))
         return cls(rendered, links, split(rendered.text), split(rendered.html), joined)
 
     def merge(self, values: Mapping[str, str]) -> bytes:
