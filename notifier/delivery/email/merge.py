@@ -14,7 +14,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtplib.email import flatten_message
@@ -81,8 +81,9 @@ def link_tokens(tokens: Tokens, subscriber_id: int, subscription_ids: Sequence[i
 class MergeTemplate:
     """A rendered email with placeholders, and its MIME form from `build_message` made ready for the merge.
 
-    `text` and `html` are the rendered bodies split around their placeholders: literal text at even places, the
-    names of the values that go in between at odd ones ("to", "msgid" and the links' tokens). `pieces` is the whole
+    `text` and `html` are the rendered bodies split around their placeholders (by `split`, when asked: only a
+    message the email package must write needs them): literal text at even places, the names of the values that
+    go in between at odd ones ("to", "msgid" and the links' tokens). `pieces` is the whole
     message on the wire: bytes where it is the same for every recipient (the bodies' lines without placeholders
     already quoted-printable encoded), and between them `_Fill`s, the header lines and body lines that hold
     placeholders, filled in and encoded per recipient. Quoted-printable encodes each line on its own (soft breaks
@@ -97,9 +98,16 @@ class MergeTemplate:
 
     rendered: Rendered
     links: Links
-    text: list[str]
-    html: list[str]
     pieces: list[bytes | _Fill]
+    split: Callable[[str], list[str]] = field(repr=False, compare=False)
+
+    @property
+    def text(self) -> list[str]:
+        return self.split(self.rendered.text)
+
+    @property
+    def html(self) -> list[str]:
+        return self.split(self.rendered.html)
 
     @classmethod
     def holes(cls, rendered: Rendered) -> Rendered:
@@ -143,7 +151,7 @@ class MergeTemplate:
             joined.append(piece)
         if run:
             joined.append(b"".join(run))
-        return cls(rendered, links, split(rendered.text), split(rendered.html), joined)
+        return cls(rendered, links, joined, split)
 
     def merge(self, values: Mapping[str, str]) -> bytes:
         """The message for one recipient: `values` has their address ("to"), its Message-ID ("msgid") and the
