@@ -131,10 +131,11 @@ class MergeTemplate:
         `date` for its Date header (default: the skeleton's own)."""
         head = skeleton.head.replace(hole("date"), date or skeleton.date)
         pieces = [
-            *_pieces(head, split, qp=False),
-            *_kept_pieces(rendered.text, rendered.text_lines, split),
+            *_frame_pieces(head, split, qp=False),
+            # the HTML part's first lines hold the subject and the preheader, which differ in most digests
+            *_kept_pieces(rendered.text, rendered.text_lines, split, first_kept=True),
             skeleton.middle,
-            *_kept_pieces(rendered.html, rendered.html_lines, split),
+            *_kept_pieces(rendered.html, rendered.html_lines, split, first_kept=False),
             skeleton.tail,
         ]
         # adjacent literals joined once here rather than for every recipient, each run in one join (adding them
@@ -280,13 +281,16 @@ KEPT_RUNS = 8192
 _kept_runs: dict[str, bytes] = {}
 
 
-def _kept_pieces(body: str, runs: Sequence[str], split: Callable[[str], list[str]]) -> list[bytes | _Fill]:
+def _kept_pieces(
+    body: str, runs: Sequence[str], split: Callable[[str], list[str]], *, first_kept: bool
+) -> list[bytes | _Fill]:
     """`_pieces` of a body made of `runs` (its `Rendered.html_lines` or `text_lines`), each run between the first
-    and the last (pieces kept by rendering, without placeholders) encoded once and kept. Quoted-printable encodes
-    each line on its own, so the runs' encodings joined are the whole body's."""
+    and the last (pieces kept by rendering, without placeholders) encoded once and kept, and the last (and the first
+    if `first_kept`) by `_frame_pieces`. Quoted-printable encodes each line on its own, so the runs' encodings
+    joined are the whole body's."""
     if not runs or _tidy(body) is not body:
         return _pieces(_tidy(body), split, qp=True)
-    pieces = _pieces(runs[0], split, qp=True)
+    pieces = list(_frame_pieces(runs[0], split, qp=True)) if first_kept else _pieces(runs[0], split, qp=True)
     for run in runs[1:-1]:
         data = _kept_runs.get(run)
         if data is None:
@@ -297,8 +301,24 @@ def _kept_pieces(body: str, runs: Sequence[str], split: Callable[[str], list[str
                 _kept_runs.clear()
             data = _kept_runs[run] = _qp(run)
         pieces.append(data)
-    pieces += _pieces(runs[-1], split, qp=True)
+    pieces += _frame_pieces(runs[-1], split, qp=True)
     return pieces
+
+
+# `_pieces` of the lines of a template that recur around its kept runs, kept: a header section (the same subject
+# within the same second), a text part's first lines (the same kind, day and count), a footer (the same
+# subscriptions, with placeholders for the links)
+_kept_frames: dict[tuple[str, bool, Callable[[str], list[str]]], tuple[bytes | _Fill, ...]] = {}
+
+
+def _frame_pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> tuple[bytes | _Fill, ...]:
+    key = (text, qp, split)
+    found = _kept_frames.get(key)
+    if found is None:
+        if len(_kept_frames) >= KEPT_RUNS:
+            _kept_frames.clear()
+        found = _kept_frames[key] = tuple(_pieces(text, split, qp=qp))
+    return found
 
 
 def join_parts(parts: list[str], values: Mapping[str, str]) -> str:
