@@ -292,7 +292,10 @@ def _tidied(part: str, kept: object) -> tuple[str, list[str | TextRun], str] | N
     if len(found) != 1:
         return None
     groups, pieces = found[0]
-    at = part.find(groups)
+    # found by its first characters (then checked whole): finding a needle of kilobytes costs several times more
+    at = part.find(groups[:64])
+    if at >= 0 and not part.startswith(groups, at):
+        at = part.find(groups)
     if pieces is None or at < 0 or (at and part[at - 1] != "\n"):
         return None
     return part[:at], pieces, part[at + len(groups):]
