@@ -204,6 +204,7 @@ async def _event_rows(pool: asyncpg.Pool, ids: list[int], kept: KeptEntries | No
 
 def _snippets(r: asyncpg.Record) -> Sequence[tuple[str, int, str]]:
     """A delivery's snippets (`deliveries.snippets`: where in the event's documents its terms were found)."""
+    # `_BATCH_ROWS` reads them as text: the pool's jsonb codec would parse every row's afresh
     value = r["snippets"]
     return _parsed_snippets(value) if isinstance(value, str) else _read_snippets(value or [])
 
@@ -211,7 +212,7 @@ def _snippets(r: asyncpg.Record) -> Sequence[tuple[str, int, str]]:
 # Read once for each distinct text: most deliveries' are the same few ("[]" for those without terms).
 @functools.lru_cache(maxsize=4096)
 def _parsed_snippets(value: str) -> tuple[tuple[str, int, str], ...]:
-    return _read_snippets(json.loads(value))
+    return _read_snippets(json.loads(value) or [])
 
 
 def _read_snippets(found: Any) -> tuple[tuple[str, int, str], ...]:
@@ -335,7 +336,8 @@ _ITEM_EVENT = {
 # item's text, the changes) is read by `_EVENT_ROWS`, once an event a pass: a digest's events are a day's few
 # hundred, and their text, read with each delivery, was most of what the rows carried.
 _BATCH_ROWS = """
-    select d.id as delivery_id, d.subscription_id, d.matched_terms, d.snippets, e.id as event_id, e.type,
+    select d.id as delivery_id, d.subscription_id, d.matched_terms, d.snippets::text as snippets, e.id as event_id,
+           e.type,
            e.council, c.name as council_name, i.id as item_id, i.kind, i.starts_at,
            s.query, s.councils, s.regions, s.committees, s.kinds, s.event_types, s.confirmed_at,
            s.paused_until, b.id as subscriber_id, b.email, b.status as subscriber_status, b.timezone,

@@ -89,6 +89,8 @@ class Mailer:
     domain: str = field(init=False)
     _holes: Placeholders = field(init=False, default_factory=Placeholders)
     _skeletons: dict[tuple[str | None, str | None, Links], Skeleton] = field(init=False, default_factory=dict)
+    # `link_holes` for each number of subscriptions: the same for every message (each checks its links)
+    _link_holes: dict[int, tuple[Links, tuple[str | None, ...]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._secret = self.settings.ensure_secret_key().encode()
@@ -299,11 +301,16 @@ class Mailer:
         self, work: PreparedBatch, tz: str, subscription_ids: Sequence[int], now: datetime, run: _Run
     ) -> MergeTemplate:
         """The content of `work`'s email with placeholders for the recipient's own values, ready to merge."""
-        links, stops = link_holes(self.url, self._holes, len(subscription_ids))
+        links, stops = self._link_holes.get(len(subscription_ids)) or self._holes_for(len(subscription_ids))
         rendered = await render_batch(self.pool, self.env, work, tz=tz, subscription_ids=subscription_ids, now=now,
                                       links=links, stops=stops, base_url=self.settings.base_url, kept=run.entries)
         return MergeTemplate.assemble(rendered, links, self._skeleton(rendered, links), hole=self._holes.hole,
                                       split=self._holes.split, date=format_datetime(datetime.now(UTC)))
+
+    def _holes_for(self, subscriptions: int) -> tuple[Links, tuple[str | None, ...]]:
+        links, stops = link_holes(self.url, self._holes, subscriptions)
+        found = self._link_holes[subscriptions] = (links, tuple(stops))
+        return found
 
     def _skeleton(self, rendered: Rendered, links: Links) -> Skeleton:
         """The MIME skeleton for `rendered`'s subject and kind with `links` (placeholders), kept: contents differ
@@ -393,13 +400,27 @@ class _Run:
         return self.now or datetime.now(UTC)
 
     async def template(self, key: Hashable, make: Callable[[], Awaitable[MergeTemplate]]) -> MergeTemplate:
-        """The content for `key`, rendered once however many recipients ask for it at the same time."""
+        """The content for `key`, rendered once however many recipients ask for it at the same time: the first to
+        ask renders it itself (a task started for each content cost about 10 us, and most contents of personal
+        digests are asked for once), and the others wait for what it makes."""
         future = self.templates.get(key)
-        if future is None:
-            future = asyncio.ensure_future(make())
-            self.templates[key] = future
-            if len(self.templates) > TEMPLATE_CACHE_SIZE:
-                self.templates.popitem(last=False)
-        else:
+        if future is not None:
             self.templates.move_to_end(key)
-        return await asyncio.shield(future)
+            return await asyncio.shield(future)
+        future = self.templates[key] = asyncio.get_running_loop().create_future()
+        if len(self.templates) > TEMPLATE_CACHE_SIZE:
+            self.templates.popitem(last=False)
+        try:
+            template = await make()
+        except asyncio.CancelledError:
+            # not rendered: whoever asks next renders it (those waiting now are being cancelled with the pass)
+            if self.templates.get(key) is future:
+                del self.templates[key]
+            future.cancel()
+            raise
+        except Exception as e:
+            future.set_exception(e)
+            future.exception()  # retrieved: raised here, and to whoever waits for it
+            raise
+        future.set_result(template)
+        return template

@@ -14,7 +14,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtplib.email import flatten_message
@@ -81,8 +81,9 @@ def link_tokens(tokens: Tokens, subscriber_id: int, subscription_ids: Sequence[i
 class MergeTemplate:
     """A rendered email with placeholders, and its MIME form from `build_message` made ready for the merge.
 
-    `text` and `html` are the rendered bodies split around their placeholders: literal text at even places, the
-    names of the values that go in between at odd ones ("to", "msgid" and the links' tokens). `pieces` is the whole
+    `text` and `html` are the rendered bodies split around their placeholders (by `split`, when asked: only a
+    message the email package must write needs them): literal text at even places, the names of the values that
+    go in between at odd ones ("to", "msgid" and the links' tokens). `pieces` is the whole
     message on the wire: bytes where it is the same for every recipient (the bodies' lines without placeholders
     already quoted-printable encoded), and between them `_Fill`s, the header lines and body lines that hold
     placeholders, filled in and encoded per recipient. Quoted-printable encodes each line on its own (soft breaks
@@ -97,9 +98,16 @@ class MergeTemplate:
 
     rendered: Rendered
     links: Links
-    text: list[str]
-    html: list[str]
     pieces: list[bytes | _Fill]
+    split: Callable[[str], list[str]] = field(repr=False, compare=False)
+
+    @property
+    def text(self) -> list[str]:
+        return self.split(self.rendered.text)
+
+    @property
+    def html(self) -> list[str]:
+        return self.split(self.rendered.html)
 
     @classmethod
     def holes(cls, rendered: Rendered) -> Rendered:
@@ -123,20 +131,28 @@ class MergeTemplate:
         `date` for its Date header (default: the skeleton's own)."""
         head = skeleton.head.replace(hole("date"), date or skeleton.date)
         pieces = [
-            *_pieces(head, split, qp=False),
-            *_pieces(_tidy(rendered.text), split, qp=True),
+            *_frame_pieces(head, split, qp=False),
+            # the HTML part's first lines hold the subject and the preheader, which differ in most digests
+            *_kept_pieces(rendered.text, rendered.text_lines, split, first_kept=True),
             skeleton.middle,
-            *_html_pieces(rendered, split),
+            *_kept_pieces(rendered.html, rendered.html_lines, split, first_kept=False),
             skeleton.tail,
         ]
-        # adjacent literals joined once here rather than for every recipient
+        # adjacent literals joined once here rather than for every recipient, each run in one join (adding them
+        # one by one would copy what is joined so far again for each of a digest's 50-odd kept runs)
         joined: list[bytes | _Fill] = []
+        run: list[bytes] = []
         for piece in pieces:
-            if isinstance(piece, bytes) and joined and isinstance(joined[-1], bytes):
-                joined[-1] += piece
-            else:
-                joined.append(piece)
-        return cls(rendered, links, split(rendered.text), split(rendered.html), joined)
+            if isinstance(piece, bytes):
+                run.append(piece)
+                continue
+            if run:
+                joined.append(b"".join(run))
+                run = []
+            joined.append(piece)
+        if run:
+            joined.append(b"".join(run))
+        return cls(rendered, links, joined, split)
 
     def merge(self, values: Mapping[str, str]) -> bytes:
         """The message for one recipient: `values` has their address ("to"), its Message-ID ("msgid") and the
@@ -260,19 +276,21 @@ def _pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> list[b
     return pieces
 
 
-# Encoded runs of HTML kept: the pieces of the day's entries recur in thousands of emails (see `Rendered.html_lines`)
+# Encoded runs kept: the pieces of the day's entries recur in thousands of emails (see `Rendered.html_lines`)
 KEPT_RUNS = 8192
 _kept_runs: dict[str, bytes] = {}
 
 
-def _html_pieces(rendered: Rendered, split: Callable[[str], list[str]]) -> list[bytes | _Fill]:
-    """`_pieces` of the HTML part, each run of its `html_lines` between the first and the last (pieces kept by
-    rendering, without placeholders) encoded once and kept. Quoted-printable encodes each line on its own, so the
-    runs' encodings joined are the whole part's."""
-    html, runs = rendered.html, rendered.html_lines
-    if not runs or _tidy(html) is not html:
-        return _pieces(_tidy(html), split, qp=True)
-    pieces = _pieces(runs[0], split, qp=True)
+def _kept_pieces(
+    body: str, runs: Sequence[str], split: Callable[[str], list[str]], *, first_kept: bool
+) -> list[bytes | _Fill]:
+    """`_pieces` of a body made of `runs` (its `Rendered.html_lines` or `text_lines`), each run between the first
+    and the last (pieces kept by rendering, without placeholders) encoded once and kept, and the last (and the first
+    if `first_kept`) by `_frame_pieces`. Quoted-printable encodes each line on its own, so the runs' encodings
+    joined are the whole body's."""
+    if not runs or _tidy(body) is not body:
+        return _pieces(_tidy(body), split, qp=True)
+    pieces = list(_frame_pieces(runs[0], split, qp=True)) if first_kept else _pieces(runs[0], split, qp=True)
     for run in runs[1:-1]:
         data = _kept_runs.get(run)
         if data is None:
@@ -283,8 +301,24 @@ def _html_pieces(rendered: Rendered, split: Callable[[str], list[str]]) -> list[
                 _kept_runs.clear()
             data = _kept_runs[run] = _qp(run)
         pieces.append(data)
-    pieces += _pieces(runs[-1], split, qp=True)
+    pieces += _frame_pieces(runs[-1], split, qp=True)
     return pieces
+
+
+# `_pieces` of the lines of a template that recur around its kept runs, kept: a header section (the same subject
+# within the same second), a text part's first lines (the same kind, day and count), a footer (the same
+# subscriptions, with placeholders for the links)
+_kept_frames: dict[tuple[str, bool, Callable[[str], list[str]]], tuple[bytes | _Fill, ...]] = {}
+
+
+def _frame_pieces(text: str, split: Callable[[str], list[str]], *, qp: bool) -> tuple[bytes | _Fill, ...]:
+    key = (text, qp, split)
+    found = _kept_frames.get(key)
+    if found is None:
+        if len(_kept_frames) >= KEPT_RUNS:
+            _kept_frames.clear()
+        found = _kept_frames[key] = tuple(_pieces(text, split, qp=qp))
+    return found
 
 
 def join_parts(parts: list[str], values: Mapping[str, str]) -> str:

@@ -21,7 +21,7 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -135,7 +135,7 @@ class KeptMacros:
         self._cached = functools.lru_cache(maxsize=KEPT_MACROS)(self._render)
         self._lines = functools.lru_cache(maxsize=KEPT_MACROS)(self._line)
         # (the groups' rendering, the same tidied) for each call of `groups` since `_render` last cleared it
-        self.tidied: list[tuple[str, list[str] | None]] = []
+        self.tidied: list[tuple[str, list[str | TextRun] | None]] = []
 
     @staticmethod
     def _render(macro: Callable[..., str], *args: object) -> str:
@@ -155,7 +155,7 @@ class KeptMacros:
         """The entries by council and committee, each piece kept: the `groups` macros' loop, run here because a
         call from a template costs several times a kept piece (a digest has a call for each entry and heading)."""
         parts: list[str] = []
-        tidied: list[str] | None = []  # each piece's lines tidied, kept with it: None once a piece cannot be
+        tidied: list[str | TextRun] | None = []  # each piece's lines tidied, kept with it: None once one cannot be
         add, line = parts.append, self._line_of
         for council in groups:
             piece, tidy = line(council_heading, "\n", council.name)
@@ -186,21 +186,22 @@ class KeptMacros:
         self.tidied.append((joined, tidied))
         return joined
 
-    def _line_of(self, macro: Callable[..., str], end: str, *args: object) -> tuple[str, str | None]:
+    def _line_of(self, macro: Callable[..., str], end: str, *args: object) -> tuple[str, str | TextRun | None]:
         try:
             return self._lines(macro, end, *args)
         except TypeError:  # an unhashable argument
             return self._line(macro, end, *args)
 
     @staticmethod
-    def _line(macro: Callable[..., str], end: str, *args: object) -> tuple[str, str | None]:
+    def _line(macro: Callable[..., str], end: str, *args: object) -> tuple[str, str | TextRun | None]:
         """The macro's rendering, and its lines with `end` tidied as the whole part's are (None unless they end
-        with a line end, where the whole part's lines meet the next piece's)."""
+        with a line end, where the whole part's lines meet the next piece's): an HTML piece's lines, a text piece's
+        as a `TextRun`."""
         piece = macro(*args)
         whole = "".join((piece, end))
         if not whole.endswith("\n"):
             return piece, None
-        return piece, _html_lines(whole) if isinstance(piece, Markup) else _text_lines(whole)
+        return piece, _html_lines(whole) if isinstance(piece, Markup) else TextRun.of(_text_lines(whole))
 
     def clear(self) -> None:
         self._cached.cache_clear()
@@ -211,7 +212,7 @@ class KeptMacros:
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
-def _add(tidied: list[str] | None, piece: str | None) -> list[str] | None:
+def _add(tidied: list[str | TextRun] | None, piece: str | TextRun | None) -> list[str | TextRun] | None:
     if tidied is None or piece is None:
         return None
     tidied.append(piece)
@@ -241,18 +242,89 @@ def _tidy_html(html: str, lines: Callable[[str], str] = _html_lines) -> str:
     return lines(html) or "\n"
 
 
-def _tidied(part: str, kept: object, lines: Callable[[str], str]) -> tuple[Callable[[str], str], list[str]]:
-    """`lines` for `part`, with the groups' lines `kept` tidied (if `part` holds them whole, between line ends);
-    and the runs it joins: the lines before the groups, each of the groups' pieces, the lines after (else none)."""
+class TextRun(NamedTuple):
+    """A run of a text part's tidied lines (as `_text_lines` gives them) as `_tidy_text` leaves it within the whole
+    part, whose runs of blank lines become one and whose blank lines at either end go: its lines from the first to
+    the last that is not blank, with runs of blank lines among them made one (`core`; "" when every line is blank),
+    and whether blank lines come before and after those (`lead`, `trail`; an all-blank run has only `lead`)."""
+
+    lead: bool
+    core: str
+    trail: bool
+
+    @classmethod
+    def of(cls, lines: str) -> TextRun:
+        body = lines.lstrip("\n")
+        core = body.rstrip("\n")
+        if not core:
+            return cls(bool(lines), "", False)
+        # the last line's own line end, then any blank lines
+        return cls(len(body) < len(lines), _BLANK_RUNS.sub("\n\n", core) + "\n", len(body) - len(core) > 1)
+
+
+def _text_runs(runs: Sequence[TextRun]) -> list[str]:
+    """What `_tidy_text` makes of the text whose tidied lines are `runs`' in turn, as runs of whole lines: first the
+    first run's core, last what follows the last-but-one run (a blank line before it, if one is due, and its core)
+    and between them each other run's core, after its own run "\n" when a blank line goes before it. Empty when no
+    line is anything but blank."""
+    out = [runs[0].core]
+    blank = runs[0].trail
+    started = bool(out[0])
+    last = len(runs) - 1
+    for i in range(1, last):
+        lead, core, trail = runs[i]
+        if not core:
+            blank = blank or lead
+            continue
+        if started and (blank or lead):
+            out.append("\n")
+        out.append(core)
+        started, blank = True, trail
+    lead, core, _ = runs[last]
+    out.append("\n" + core if core and started and (blank or lead) else core)
+    return out if started or core else []
+
+
+def _tidied(part: str, kept: object) -> tuple[str, list[str | TextRun], str] | None:
+    """`part` as the lines before the groups, the groups' pieces tidied (see `KeptMacros.groups`) and the lines
+    after them, if `part` holds the groups whole, between line ends; else None."""
     found = kept.tidied if isinstance(kept, KeptMacros) else []
     if len(found) != 1:
-        return lines, []
+        return None
     groups, pieces = found[0]
-    at = part.find(groups)
+    # found by its first characters (then checked whole): finding a needle of kilobytes costs several times more
+    at = part.find(groups[:64])
+    if at >= 0 and not part.startswith(groups, at):
+        at = part.find(groups)
     if pieces is None or at < 0 or (at and part[at - 1] != "\n"):
-        return lines, []
-    runs = [lines(part[:at]), *pieces, lines(part[at + len(groups):])]
-    return lambda _: "".join(runs), runs
+        return None
+    return part[:at], pieces, part[at + len(groups):]
+
+
+def _tidy_text_runs(part: str, kept: object) -> tuple[str, tuple[str, ...]]:
+    """The text part tidied (as `_tidy_text` does), and its runs of whole lines (see `Rendered.text_lines`) when it
+    was made of the groups' kept pieces."""
+    found = _tidied(part, kept)
+    if found is None:
+        return _tidy_text(part), ()
+    before, pieces, after = found
+    if not all(isinstance(p, TextRun) for p in pieces):
+        return _tidy_text(part), ()
+    runs = _text_runs([TextRun.of(_text_lines(before)), *cast(list[TextRun], pieces), TextRun.of(_text_lines(after))])
+    return ("".join(runs), tuple(runs)) if runs else ("\n", ())
+
+
+def _tidy_html_runs(part: str, kept: object) -> tuple[str, tuple[str, ...]]:
+    """The HTML part tidied (as `_tidy_html` does), and its runs of whole lines (see `Rendered.html_lines`) when it
+    was made of the groups' kept pieces."""
+    found = _tidied(part, kept)
+    if found is None or not all(isinstance(p, str) for p in found[1]):
+        return _tidy_html(part), ()
+    before, pieces, after = found
+    runs = [_html_lines(before), *cast(list[str], pieces), _html_lines(after)]
+    html = "".join(runs)
+    # nothing left of the part: it is one line end
+    return (html, tuple(runs)) if html else ("\n", ())
 
 
 def _count(n: int, word: str) -> str:
@@ -277,16 +349,12 @@ def _render(env: Environment | None, name: MailKind, subject: str, context: dict
     context = {"subject": subject, **context}
     kept = env.globals.get("kept")
     parts = []
-    runs: list[str] = []
-    for template, tidy, lines in ((f"{name}.txt", _tidy_text, _text_lines), (f"{name}.html", _tidy_html, _html_lines)):
+    for template, tidy in ((f"{name}.txt", _tidy_text_runs), (f"{name}.html", _tidy_html_runs)):
         if isinstance(kept, KeptMacros):
             kept.tidied.clear()
-        part = env.get_template(template).render(context)
-        joined, runs = _tidied(part, kept, lines)
-        parts.append(tidy(part, joined))
-    html = parts[1]
-    # the HTML part's runs are what `_tidy_html` gives unless nothing is left of it (then it is one line end)
-    return Rendered(subject, parts[0], html, name, tuple(runs) if runs and html != "\n" else ())
+        parts.append(tidy(env.get_template(template).render(context), kept))
+    (text, text_runs), (html, html_runs) = parts
+    return Rendered(subject, text, html, name, html_runs, text_runs)
 
 
 def render_confirm(

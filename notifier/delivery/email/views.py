@@ -225,6 +225,8 @@ class Rendered:
     # `html` in runs of whole lines ("" joins them), when rendering made it of pieces kept for many emails (each
     # piece the same string wherever it recurs, so the merge can keep its encoding too); else empty
     html_lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # `text` likewise
+    text_lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
 def group_entries(entries: Iterable[EntryView]) -> tuple[CouncilGroup, ...]:

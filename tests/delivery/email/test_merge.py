@@ -183,9 +183,9 @@ def test_a_skeleton_with_its_subject_put_in_is_the_skeleton_built_for_that_subje
     assert merged[0].count(b"\r\nSubject: ") == 1
 
 
-def test_a_template_from_the_html_parts_kept_runs_is_the_template_from_the_part_whole() -> None:
-    """The merge keeps the encoding of each run of a rendered HTML part that rendering kept: the messages must be
-    those encoded from the part whole."""
+def test_a_template_from_the_parts_kept_runs_is_the_template_from_the_parts_whole() -> None:
+    """The merge keeps the encoding of each run of a rendered part that rendering kept: the messages must be those
+    encoded from the parts whole."""
     from dataclasses import replace
     from datetime import date
 
@@ -207,7 +207,8 @@ def test_a_template_from_the_html_parts_kept_runs_is_the_template_from_the_part_
                                              list_id="alerts.example.org", message_id_domain="example.org"),
                                holes.hole)
         runs = MergeTemplate.assemble(rendered, links, skeleton, hole=holes.hole, split=holes.split, date="D")
-        whole = MergeTemplate.assemble(replace(rendered, html_lines=()), links, skeleton, hole=holes.hole,
-                                       split=holes.split, date="D")
+        assert rendered.text_lines
+        whole = MergeTemplate.assemble(replace(rendered, html_lines=(), text_lines=()), links, skeleton,
+                                       hole=holes.hole, split=holes.split, date="D")
         assert runs.merge(values) == whole.merge(values)
         assert b"/manage/M" in runs.merge(values)

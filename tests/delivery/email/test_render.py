@@ -363,4 +363,26 @@ def test_parts_tidied_from_kept_pieces_are_the_parts_tidied_whole() -> None:
         assert got.text == text
         assert got.html == _tidy_html(whole.get_template("digest.html").render(context))
         assert got.html_lines and "".join(got.html_lines) == got.html
+        assert got.text_lines and "".join(got.text_lines) == got.text
         assert isinstance(env.globals["kept"], KeptMacros)
+
+
+def test_text_runs_are_the_text_tidied_whole() -> None:
+    """A text part's runs (each run's blank lines at its ends, and among its lines made one, when kept) join to the
+    part tidied whole: blank lines made one across runs and gone at the part's ends, wherever the runs break."""
+    import itertools
+
+    from notifier.delivery.email.render import TextRun, _text_lines, _text_runs, _tidy_text
+
+    lines = ["a", "", " ", "-- ", "c"]
+    for n in range(6):
+        for chosen in itertools.product(lines, repeat=n):
+            text = text_of(chosen)
+            for cuts in itertools.combinations_with_replacement(range(n + 1), 3):
+                bounds = [0, *cuts, n]  # the lines before the groups, two pieces, the lines after: any may be empty
+                runs = [TextRun.of(_text_lines(text_of(chosen[i:j]))) for i, j in itertools.pairwise(bounds)]
+                assert ("".join(_text_runs(runs)) or "\n") == _tidy_text(text), (chosen, cuts)
+
+
+def text_of(lines: tuple[str, ...]) -> str:
+    return "".join(line + "\n" for line in lines)
