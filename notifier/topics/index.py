@@ -477,11 +477,12 @@ def _hits(scope: str, keyed: dict[str, _Entry], prefixed: dict[str, _Entry] | No
         only = keyed.get(ANY)
         return [only] if only is not None else []
     # Council, region and global scopes hold term keys: probe whichever side is smaller, and an event's prefix keys
-    # only among the scope's prefix entries.
+    # only among the scope's prefix entries. Probing the event's keys is a loop in C (`filter` drops the misses; an
+    # entry is never false): an event of 2,000 words has ~1,500 stems and ~1,800 prefix keys.
     keys = doc.keys
     if len(keyed) < len(keys):
         return [entry for key, entry in keyed.items() if key in keys]
-    out = [entry for entry in map(keyed.get, doc.stems) if entry is not None]
+    out = list(filter(None, map(keyed.get, doc.stems)))
     every = keyed.get(ANY)
     if every is not None:
         out.append(every)
@@ -490,5 +491,5 @@ def _hits(scope: str, keyed: dict[str, _Entry], prefixed: dict[str, _Entry] | No
         if len(prefixed) < len(prefixes):
             out += [entry for key, entry in prefixed.items() if key in prefixes]
         else:
-            out += [entry for entry in map(prefixed.get, prefixes) if entry is not None]
+            out += filter(None, map(prefixed.get, prefixes))
     return out

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from notifier.topics.evaluate import Document, Filter, evaluate, matched_terms
 from notifier.topics.parse import And, Not, Or, Phrase, Prefix, Query, Word, canonical, parse
+from notifier.topics.verify import terms_if_matched
 
 AGENDA = (
     "Health and Wellbeing Board. Item 5: Dementia services for older people in North West Leicestershire; "
@@ -145,3 +146,12 @@ def test_canonical_keeps_meaning(q: Query, text: str) -> None:
     doc = Document.from_text(text)
     assert evaluate(parse(canonical(q)), doc) == evaluate(q, doc)
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(query_trees, texts)
+def test_verify_walks_a_query_once_for_its_terms(q: Query, text: str) -> None:
+    """The percolator's one walk over a nested query gives what `matched_terms` gives (evaluate, then the terms)."""
+    doc = Document.from_text(text)
+    found = matched_terms(q, doc)
+    assert terms_if_matched(q, doc) == (None if found is None else tuple(found))
