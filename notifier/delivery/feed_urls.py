@@ -9,6 +9,7 @@ follows exactly what its feed shows, under the same title.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -54,7 +55,12 @@ class FeedSpec:
 
     def url(self, base_url: str) -> str:
         """The feed's own URL: its path and its search parameters in their canonical order."""
-        return f"{base_url}{self.path}" + (f"?{urlencode(self.params)}" if self.params else "")
+        return feed_url(base_url, self.path, self.params)
+
+
+def feed_url(base_url: str, path: str, params: Sequence[tuple[str, str]]) -> str:
+    """A feed's URL: its path, then its parameters (search, paging) as given."""
+    return f"{base_url}{path}" + (f"?{urlencode(params)}" if params else "")
 
 
 def subscription_feed_title(f: FilterModel) -> str:

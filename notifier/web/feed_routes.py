@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import CIMultiDict
 
-from notifier.delivery.feed_urls import FeedNotFound, FeedQueryError, FeedSpec, resolve
+from notifier.delivery.feed_urls import FeedNotFound, FeedQueryError, FeedSpec, feed_url, resolve
 from notifier.delivery.websub import HUB_PATH
 from notifier.feed_calendar import render_calendar
 from notifier.feeds import CONTENT_TYPES, FeedPage, entry_updated, render_events_feed
@@ -50,10 +49,6 @@ def _paging(request: web.Request) -> tuple[int, int | None]:
     return limit, before
 
 
-def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:
-    return f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
-
-
 @dataclass(frozen=True, slots=True)
 class _Page:
     """What answering one page of a feed needs besides its rendering; the same for every request of that URL until
@@ -71,8 +66,8 @@ def _page(base: str, path: str, params: tuple[tuple[str, str], ...], public: boo
           before: int | None, today: date | None) -> _Page:
     search = list(params)
     page_params = search + ([("limit", str(limit))] if limit != DEFAULT_LIMIT else [])
-    self_url = _url(base, path, page_params + ([("before", str(before))] if before else []))
-    topic = _url(base, path, search)
+    self_url = feed_url(base, path, page_params + ([("before", str(before))] if before else []))
+    topic = feed_url(base, path, search)
     return _Page(
         key=cache_key(path, params, limit, before, latest, today, base),
         self_url=self_url,
@@ -114,7 +109,7 @@ async def _render(
         last = max((m["updated_at"] for m in meetings), default=None)
         return Rendered.of(render_calendar(meetings, title=spec.title, base_url=base, self_url=self_url), last)
     events, next_before = await load_events(pool, spec, limit=limit, before=before)
-    next_url = _url(base, spec.path, [*page_params, ("before", str(next_before))]) if next_before else None
+    next_url = feed_url(base, spec.path, [*page_params, ("before", str(next_before))]) if next_before else None
     page = FeedPage(spec.title, spec.subtitle, self_url, base, f"{base}{HUB_PATH}", next_url)
     last = max((entry_updated(e) for e in events), default=None)
     return Rendered.of(render_events_feed(spec.fmt, events, page), last)
