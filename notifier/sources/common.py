@@ -221,10 +221,6 @@ def _flatten(root: Any) -> str:
     return _TEXT_BREAKS.sub(" ", "".join(parts)).replace(_LINE, "\n")
 
 
-def _closing(tag: str) -> str:
-    return "" if tag == "br" else _SEPARATORS.get(tag, "")
-
-
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 

@@ -115,6 +115,10 @@ def _as_whole_document(html_text: str) -> str:
     return _reference_clean_text(_reference_flatten(root)) if root is not None else ""
 
 
+def _reference_closing(tag: str) -> str:
+    return "" if tag == "br" else common._SEPARATORS.get(tag, "")
+
+
 def _reference_flatten(root: Any) -> str:
     """The tree walk as first written (every whitespace run of a text node a space)."""
     parts: list[str] = []
@@ -128,12 +132,12 @@ def _reference_flatten(root: Any) -> str:
             if node.child is not None:
                 node = node.child
                 continue
-            parts.append(common._closing(tag))
+            parts.append(_reference_closing(tag))
         while node.next is None:
             node = node.parent
             if node is None or node.mem_id == root.mem_id:
                 return "".join(parts)
-            parts.append(common._closing(node.tag or ""))
+            parts.append(_reference_closing(node.tag or ""))
         node = node.next
     return "".join(parts)
 
