@@ -406,14 +406,21 @@ class _Run:
         future = self.templates.get(key)
         if future is not None:
             self.templates.move_to_end(key)
-            return await asyncio.shield(future)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if future.cancelled() and task is not None and not task.cancelling():
+                    # the one rendering it was cut short, and this asker was not: it renders the content itself
+                    return await self.template(key, make)
+                raise
         future = self.templates[key] = asyncio.get_running_loop().create_future()
         if len(self.templates) > TEMPLATE_CACHE_SIZE:
             self.templates.popitem(last=False)
         try:
             template = await make()
         except asyncio.CancelledError:
-            # not rendered: whoever asks next renders it (those waiting now are being cancelled with the pass)
+            # not rendered: whoever asks next renders it, and so does each of those waiting for it now
             if self.templates.get(key) is future:
                 del self.templates[key]
             future.cancel()

@@ -288,8 +288,9 @@ def _kept_pieces(
     and the last (pieces kept by rendering, without placeholders) encoded once and kept, and the last (and the first
     if `first_kept`) by `_frame_pieces`. Quoted-printable encodes each line on its own, so the runs' encodings
     joined are the whole body's."""
-    if not runs or _tidy(body) is not body:
-        return _pieces(_tidy(body), split, qp=True)
+    tidy = _tidy(body)
+    if not runs or tidy is not body:
+        return _pieces(tidy, split, qp=True)
     pieces = list(_frame_pieces(runs[0], split, qp=True)) if first_kept else _pieces(runs[0], split, qp=True)
     for run in runs[1:-1]:
         data = _kept_runs.get(run)

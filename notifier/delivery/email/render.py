@@ -233,13 +233,13 @@ def _html_lines(html: str) -> str:
     return "".join([kept + "\n" for line in html.splitlines() if (kept := line.rstrip())])
 
 
-def _tidy_text(text: str, lines: Callable[[str], str] = _text_lines) -> str:
-    # `lines` leaves "\n" after the last line, which the strip takes away with the blank lines at the end
-    return _BLANK_RUNS.sub("\n\n", lines(text)).strip("\n") + "\n"
+def _tidy_text(text: str) -> str:
+    # `_text_lines` leaves "\n" after the last line, which the strip takes away with the blank lines at the end
+    return _BLANK_RUNS.sub("\n\n", _text_lines(text)).strip("\n") + "\n"
 
 
-def _tidy_html(html: str, lines: Callable[[str], str] = _html_lines) -> str:
-    return lines(html) or "\n"
+def _tidy_html(html: str) -> str:
+    return _html_lines(html) or "\n"
 
 
 class TextRun(NamedTuple):

@@ -386,3 +386,20 @@ def test_text_runs_are_the_text_tidied_whole() -> None:
 
 def text_of(lines: tuple[str, ...]) -> str:
     return "".join(line + "\n" for line in lines)
+
+
+def test_groups_found_in_a_part_by_their_start_are_checked_whole() -> None:
+    """The groups are looked for by their first characters: a line before them that begins the same is passed over,
+    and a part that does not hold them whole, at a line's start, is tidied whole (no pieces)."""
+    from notifier.delivery.email.render import KeptMacros, _tidied
+
+    groups = "Leicestershire County Council " * 4 + "\n-----\nCabinet\n"
+    kept = KeptMacros()
+    kept.tidied = [(groups, [groups])]
+    decoy = groups[:70] + "but then something else\n"
+    part = f"Your digest\n{decoy}{groups}Manage your alerts\n"
+    assert _tidied(part, kept) == (f"Your digest\n{decoy}", [groups], "Manage your alerts\n")
+    assert _tidied(f"Your digest\n{decoy}Manage\n", kept) is None  # the groups are not in the part
+    assert _tidied(f"Your digest: {groups}", kept) is None  # not at a line's start
+    kept.tidied = [(groups, None)]  # a piece that could not be kept tidied
+    assert _tidied(part, kept) is None

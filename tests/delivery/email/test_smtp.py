@@ -81,27 +81,37 @@ async def test_send_bytes_with_the_callers_message_id(server: PoolServer) -> Non
     assert server.messages[0].message.get_all("Message-ID") == ["<flat@notifier.test>"]
 
 
+class _Pausing:
+    """Takes every message, answering each command after `pause(command)`."""
+
+    async def pause(self, command: str) -> None:
+        raise NotImplementedError
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await self.pause("MAIL")
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await self.pause("RCPT")
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self.pause("DATA")
+        return "250 taken"
+
+
 async def test_send_timeout_is_for_each_reply_not_the_whole_transaction() -> None:
-    class Slow:
+    class Slow(_Pausing):
         """Takes a while over every reply: longer in all than the timeout, never that long for one reply."""
 
-        async def handle_MAIL(
-            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-        ) -> str:
+        async def pause(self, command: str) -> None:
             await asyncio.sleep(0.25)
-            envelope.mail_from = address
-            return "250 OK"
-
-        async def handle_RCPT(
-            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-        ) -> str:
-            await asyncio.sleep(0.25)
-            envelope.rcpt_tos.append(address)
-            return "250 OK"
-
-        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-            await asyncio.sleep(0.25)
-            return "250 taken"
 
     async with _server(Slow()) as port:
         config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}?timeout=0.6")
@@ -118,31 +128,14 @@ async def test_send_no_reply_within_the_timeout_at_each_command(stage: str) -> N
     next message goes on a new connection, with the timer of its own transaction."""
     stall = asyncio.Event()
 
-    class Stalling:
-        async def stall_at(self, command: str) -> None:
-            """Hold the first reply at the chosen command past the client's timeout."""
+    class Stalling(_Pausing):
+        async def pause(self, command: str) -> None:
+            """Hold the first reply at the chosen command past the client's timeout; MAIL's others a little."""
             if stage == command and not stall.is_set():
                 stall.set()
                 await asyncio.sleep(5)
-
-        async def handle_MAIL(
-            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-        ) -> str:
-            await self.stall_at("MAIL")
-            await asyncio.sleep(0.05)
-            envelope.mail_from = address
-            return "250 OK"
-
-        async def handle_RCPT(
-            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-        ) -> str:
-            await self.stall_at("RCPT")
-            envelope.rcpt_tos.append(address)
-            return "250 OK"
-
-        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-            await self.stall_at("DATA")
-            return "250 taken"
+            if command == "MAIL":
+                await asyncio.sleep(0.05)
 
     async with _server(Stalling()) as port:
         config = SmtpConfig.from_url(f"smtp://127.0.0.1:{port}?timeout=0.3")
