@@ -167,11 +167,47 @@ def matched_terms(q: Query, doc: Document) -> list[str] | None:
     "Positive" leaves out anything under NOT: those are reasons not to match. A query of only negations, or the
     empty query, matches with no terms (`[]`).
     """
-    if not evaluate(q, doc):
-        return None
+    # One walk for both the answer and the terms (`evaluate`, then `positive_terms`, would walk the query twice and
+    # look each phrase up twice): the percolator asks this of every nested query it verifies.
     out: list[str] = []
-    positive_terms(q, doc, out)
+    if type(q) is And:
+        for item in q.items:  # an AND fails at its first false part: the terms gathered so far are not needed
+            if not _walk(item, doc, out):
+                return None
+    elif not _walk(q, doc, out):
+        return None
     return out
+
+
+def _walk(q: Query, doc: Document, found: list[str]) -> bool:
+    """Whether q holds for the document, appending the text of each leaf not under NOT that it has (once each) to
+    found, whether or not q holds: every part is walked, as `positive_terms` walks it."""
+    t = type(q)
+    if t is Word:
+        hit = q.stem in doc.stems  # type: ignore[union-attr]
+    elif t is Phrase:
+        hit = doc.has_phrase(q.stems)  # type: ignore[union-attr]
+    elif t is Prefix:
+        hit = doc.has_prefix(q.prefix)  # type: ignore[union-attr]
+    elif t is And:
+        hit = True
+        for item in q.items:  # type: ignore[union-attr]
+            if not _walk(item, doc, found):
+                hit = False
+        return hit
+    elif t is Or:
+        hit = False
+        for item in q.items:  # type: ignore[union-attr]
+            if _walk(item, doc, found):
+                hit = True
+        return hit
+    elif t is Not:
+        return not evaluate(q.item, doc)  # type: ignore[union-attr]
+    else:
+        return True  # MatchAll
+    if hit and q.text not in found:  # type: ignore[union-attr]
+        found.append(q.text)  # type: ignore[union-attr]
+    return hit
 
 
 # ---- filters and events --------------------------------------------------------------------------------------------

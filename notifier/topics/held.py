@@ -27,11 +27,11 @@ filters make over a hundred thousand of these.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
 from typing import Any, TypeAlias
 
 from notifier.topics.evaluate import ANY, EMPTY, PREFIX_MARK, Document
 from notifier.topics.parse import Or, Prefix, Word
+from notifier.topics.plan import one_per_event
 from notifier.topics.verify import COLLECT, CONJ, FIXED, VERIFY, Chunk, Group, IdChunk, Subs
 
 # How a group's answers are kept (`holding`): as ready ids in its entries (or alternatives), verified when offered,
@@ -57,7 +57,7 @@ def holding(group: Group) -> int:
     if len(group.keys) > 1:
         return VERIFIED  # held answers live under one key
     if test.mode == FIXED:
-        return SCOPED if len(group.checks) == 1 and _one_per_event(group.checks[0]) else VERIFIED
+        return SCOPED if len(group.checks) == 1 and one_per_event(group.checks[0]) else VERIFIED
     if group.checks:
         return VERIFIED
     if test.mode == VERIFY:
@@ -76,15 +76,6 @@ def holding(group: Group) -> int:
         one_prefix = len(positive) == 1 and type(positive[0]) is Prefix and not negative
         return PREFIXED if one_prefix and extra == 0 else VERIFIED
     return GUARDED if extra == 0 else PAIRED if extra == 1 else VERIFIED
-
-
-def _one_per_event(scopes: frozenset[str]) -> bool:
-    """Whether an event is in at most one of these scopes (an event has one council, region, kind and type, but may
-    name its committee twice, by name and by id)."""
-    if len(scopes) == 1:
-        return True
-    dimensions = {scope[:1] for scope in scopes}
-    return len(dimensions) == 1 and "m" not in dimensions
 
 
 def update(
@@ -330,12 +321,8 @@ def answer(
 def _nested(condition: str, value: Any, doc: Document, out: list[Chunk], alternatives: list[IdChunk]) -> None:
     """The answers kept by prefix or by stem under PREFIXES and ALTERNATIVES (nothing for another condition)."""
     if condition == PREFIXES:
-        # doc.has_prefix inlined: one look per prefix kept, many per event.
-        raws = doc.raws
-        n = len(raws)
         for prefix, kept in value.items():
-            i = bisect_left(raws, prefix)
-            if i < n and raws[i].startswith(prefix):
+            if doc.has_prefix(prefix):
                 _take(kept, doc.stems, out)
     elif condition == ALTERNATIVES:
         _found(value, doc.stems, alternatives)

@@ -41,7 +41,7 @@ from notifier.topics.evaluate import ANY, EMPTY, FILTER_SETS, PREFIX_MARK, Docum
 from notifier.topics.held import READY, VERIFIED, Held, add_id, drop_id, holding, update
 from notifier.topics.held import answer as answer_held
 from notifier.topics.parse import Query
-from notifier.topics.plan import Planner, event_scopes
+from notifier.topics.plan import Planner, event_scopes, one_per_event
 from notifier.topics.verify import (
     COLLECT,
     NO_TEST,
@@ -463,12 +463,11 @@ def event_keys(event: EventFacts) -> list[tuple[str, str]]:
 
 
 def _one_fires(keys: tuple[tuple[str, str], ...]) -> bool:
-    """Whether an event can fire at most one of these keys: one key in scopes of one dimension an event has one of
-    (its council, region, kind or type; not committees, named twice). A filter on one word in several councils is
-    then answered as ready ids, not as alternatives to be merged: the commonest multi-key filter of all."""
+    """Whether an event can fire at most one of these keys: one key, in scopes an event is in at most one of. A
+    filter on one word in several councils is then answered as ready ids, not as alternatives to be merged: the
+    commonest multi-key filter of all."""
     key = keys[0][1]
-    dimension = keys[0][0][:1]
-    return dimension in ("c", "r", "k", "t") and all(k == key and s[:1] == dimension for s, k in keys)
+    return all(k == key for _, k in keys) and one_per_event({scope for scope, _ in keys})
 
 
 def _hits(scope: str, keyed: dict[str, _Entry], prefixed: dict[str, _Entry] | None, doc: Document) -> list[_Entry]:

@@ -13,7 +13,7 @@ Scope and key names are those of the index layout (see topics.index); `event_sco
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Final, NamedTuple
@@ -56,6 +56,15 @@ def event_scopes(event: EventFacts) -> list[str]:
     scopes.append(_scope("k", event.kind))
     scopes.append(_scope("t", event.event_type))
     return scopes
+
+
+def one_per_event(scopes: Set[str]) -> bool:
+    """Whether an event is in at most one of these scopes: one scope, or scopes of one dimension an event has one
+    of (its council, region, kind or type; not its committee, which it may name twice, by name and by id)."""
+    if len(scopes) == 1:
+        return True
+    dimensions = {scope[:1] for scope in scopes}
+    return len(dimensions) == 1 and "m" not in dimensions
 
 
 def _scope(dimension: str, value: str) -> str:

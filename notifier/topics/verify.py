@@ -22,7 +22,7 @@ from typing import Any, Final, NamedTuple, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from notifier.topics.evaluate import EMPTY, PREFIX_KEY_CHARS, Document, Filter, evaluate
+from notifier.topics.evaluate import EMPTY, PREFIX_KEY_CHARS, Document, Filter, matched_terms
 from notifier.topics.parse import And, Not, Or, Phrase, Prefix, Query, Word
 
 
@@ -109,14 +109,10 @@ class Matches:
         """The alternatives, each subscription once: those found more than once apart, with their merged terms."""
         out: list[Chunk] = []
         ids = _sorted_ids(self._alternatives) if len(self._alternatives) > 1 else None
-        if ids is None or ids.size < 2:
+        twice = set(ids[1:][ids[1:] == ids[:-1]].tolist()) if ids is not None else None  # ids found more than once
+        if not twice:
             out += self._alternatives
             return out
-        repeated = ids[1:][ids[1:] == ids[:-1]]
-        if not repeated.size:
-            out += self._alternatives
-            return out
-        twice = set(repeated.tolist())
         found: dict[int, set[str]] = {sub: set() for sub in twice}
         for terms, subs in self._alternatives:
             hit = twice.intersection(subs)
@@ -302,52 +298,8 @@ def verify(  # noqa: C901
         elif mode == COLLECT:
             terms = collect(data, doc)
         else:
-            found = terms_if_matched(data, doc)
+            found = matched_terms(data, doc)
             if found is None:
                 continue
-            terms = found
+            terms = tuple(found)
         out.append((terms, g.subs))
-
-
-def terms_if_matched(q: Query, doc: Document) -> tuple[str, ...] | None:
-    """A query's terms the document has (as `positive_terms` gives them), or None when the query does not hold: one
-    walk (`evaluate`, then `positive_terms`, walked the query twice and looked each phrase up twice)."""
-    found: list[str] = []
-    if type(q) is And:
-        for item in q.items:  # an AND fails at its first false part: the terms gathered so far are not needed
-            if not _walk(item, doc, found):
-                return None
-    elif not _walk(q, doc, found):
-        return None
-    return tuple(found)
-
-
-def _walk(q: Query, doc: Document, found: list[str]) -> bool:
-    """Whether q holds for the document, appending the text of each leaf not under NOT that it has (once each) to
-    found, whether or not q holds: every part is walked, as `positive_terms` walks it."""
-    t = type(q)
-    if t is Word:
-        hit = q.stem in doc.stems  # type: ignore[union-attr]
-    elif t is Phrase:
-        hit = doc.has_phrase(q.stems)  # type: ignore[union-attr]
-    elif t is Prefix:
-        hit = doc.has_prefix(q.prefix)  # type: ignore[union-attr]
-    elif t is And:
-        hit = True
-        for item in q.items:  # type: ignore[union-attr]
-            if not _walk(item, doc, found):
-                hit = False
-        return hit
-    elif t is Or:
-        hit = False
-        for item in q.items:  # type: ignore[union-attr]
-            if _walk(item, doc, found):
-                hit = True
-        return hit
-    elif t is Not:
-        return not evaluate(q.item, doc)  # type: ignore[union-attr]
-    else:
-        return True  # MatchAll
-    if hit and q.text not in found:  # type: ignore[union-attr]
-        found.append(q.text)  # type: ignore[union-attr]
-    return hit
