@@ -94,6 +94,7 @@ class TokenBucket:
 @dataclass(eq=False, slots=True)
 class _Connection:
     smtp: aiosmtplib.SMTP
+    opened_at: float
     last_used: float
     messages: int = 0
 
@@ -109,6 +110,13 @@ class SmtpSender:
 
     Safe to share between tasks: each connection carries one transaction at a time, and at most `connections` are
     open. Use it as an async context manager, or call `close()` when done.
+
+    A connection is reused until it has carried `max_messages_per_connection` messages or is `max_connection_seconds`
+    old, as Postfix's client reuses its connections (a limit of time, 300 s), with a limit of count that stays
+    within the 1,000 that Exim, for one, takes on a connection by default. Opening a connection costs both sides
+    far more than a message does, a TLS handshake most of all: at the former limit of 100, the openings cost the
+    benchmark's server about a tenth of its CPU a message. A server that takes fewer closes the connection with a
+    421 reply, and the message is tried again on a new one (see the module's docstring).
     """
 
     def __init__(
@@ -118,7 +126,8 @@ class SmtpSender:
         connections: int = 4,
         rate_per_second: float | None = None,
         burst: int = 1,
-        max_messages_per_connection: int = 100,
+        max_messages_per_connection: int = 1000,
+        max_connection_seconds: float = 300.0,
         max_idle_seconds: float = 30.0,
         local_hostname: str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -128,11 +137,14 @@ class SmtpSender:
             raise ValueError(f"connections must be at least 1, got {connections}")
         if max_messages_per_connection < 1:
             raise ValueError(f"max_messages_per_connection must be at least 1, got {max_messages_per_connection}")
+        if not max_connection_seconds > 0:
+            raise ValueError(f"max_connection_seconds must be positive, got {max_connection_seconds}")
         if not max_idle_seconds > 0:
             raise ValueError(f"max_idle_seconds must be positive, got {max_idle_seconds}")
         self.config = config
         self.connections = connections
         self.max_messages_per_connection = max_messages_per_connection
+        self.max_connection_seconds = max_connection_seconds
         self.max_idle_seconds = max_idle_seconds
         self.rate_limit = (
             TokenBucket(rate_per_second, burst=burst, clock=clock, sleep=sleep) if rate_per_second is not None else None
@@ -219,8 +231,10 @@ class SmtpSender:
 
     async def _release(self, conn: _Connection, *, keep: bool) -> None:
         clean = keep and conn.smtp.is_connected
-        if clean and not self._closed and conn.messages < self.max_messages_per_connection:
-            conn.last_used = self._clock()
+        now = self._clock()
+        fresh = conn.messages < self.max_messages_per_connection and now - conn.opened_at < self.max_connection_seconds
+        if clean and not self._closed and fresh:
+            conn.last_used = now
             self._idle.append(conn)
         else:
             await self._discard(conn, polite=clean)
@@ -273,7 +287,8 @@ class SmtpSender:
             return result
         self.opened += 1
         log.debug("SMTP connection %d opened to %s", self.opened, c.display)
-        return _Connection(smtp, last_used=self._clock())
+        now = self._clock()
+        return _Connection(smtp, opened_at=now, last_used=now)
 
     async def _attempt(self, envelope: Envelope, conn: _Connection | None) -> _Outcome:
         if conn is None:

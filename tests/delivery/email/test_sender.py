@@ -194,6 +194,22 @@ async def test_send_replaces_a_connection_idle_too_long(server: PoolServer) -> N
     assert len(server.messages) == 3
 
 
+async def test_send_replaces_a_connection_once_it_is_old_however_busy(server: PoolServer) -> None:
+    now = [1000.0]
+    async with sender_for(server, max_connection_seconds=300, clock=lambda: now[0]) as sender:
+        for _ in range(13):  # never idle for long; the twelfth, at 319 s, finds its connection too old to keep
+            assert (await sender.send(make_message(f"at {now[0]}"))).ok
+            now[0] += 29
+        assert server.connections == 2
+        await eventually(lambda: len(server.live) == 1)  # the old one was closed with QUIT
+    assert len(server.messages) == 13
+
+
+def test_sender_refuses_a_connection_age_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="max_connection_seconds"):
+        SmtpSender(SmtpConfig("localhost", 25), max_connection_seconds=0)
+
+
 async def test_send_reconnects_after_the_server_closes_an_idle_connection(server: PoolServer) -> None:
     async with sender_for(server) as sender:
         assert (await sender.send(make_message("before"))).ok
