@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2 import Environment
 from lxml import etree, html
 
 from notifier.delivery.email.render import email_environment, render_alert, render_confirm, render_digest, render_weekly
@@ -403,3 +404,22 @@ def test_groups_found_in_a_part_by_their_start_are_checked_whole() -> None:
     assert _tidied(f"Your digest: {groups}", kept) is None  # not at a line's start
     kept.tidied = [(groups, None)]  # a piece that could not be kept tidied
     assert _tidied(part, kept) is None
+
+
+def test_environments_share_compiled_templates_and_compile_an_edited_one_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = tmp_path / "note.txt"
+    template.write_text("first {{ n }}")
+    assert email_environment(tmp_path).get_template("note.txt").render(n=1) == "first 1"
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the template was parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(Environment, "_parse", no_parsing)
+        assert email_environment(tmp_path).get_template("note.txt").render(n=2) == "first 2"
+        template.write_text("second {{ n }}")
+        with pytest.raises(AssertionError, match="parsed again"):
+            email_environment(tmp_path).get_template("note.txt")
+    assert email_environment(tmp_path).get_template("note.txt").render(n=3) == "second 3"
