@@ -32,6 +32,7 @@ from typing import Self
 
 import aiosmtplib
 
+from notifier.delivery.email import transaction
 from notifier.delivery.email.replies import SendResult, all_refused, classify_reply, reply_line, temporary_failure
 from notifier.delivery.email.smtp import Envelope, Progress, exchange, for_server, make_envelope, reset
 from notifier.delivery.email.smtp_config import SmtpConfig
@@ -314,7 +315,11 @@ class SmtpSender:
             return _Outcome(prepared, keep=True, retry=False)
         progress = Progress()
         try:
-            response = await exchange(smtp, envelope, prepared, self.config.timeout, progress)
+            started = transaction.start(smtp, envelope, prepared, self.config.timeout, progress)
+            if started is not None:
+                response = await started
+            else:
+                response = await exchange(smtp, envelope, prepared, self.config.timeout, progress)
         except (aiosmtplib.SMTPResponseException, OSError) as e:  # OSError: lost connections and timeouts too
             return await self._failed(smtp, e, progress)
         refused = tuple(progress.refused)

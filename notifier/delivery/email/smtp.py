@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses, make_msgid
@@ -114,19 +115,19 @@ def for_server(smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[bytes, list[s
     return data, options, "utf-8" if utf8 else "ascii"
 
 
-class _ReplyDeadline:
-    """The timeout for the reply to each command of a transaction, on one `asyncio.timeout`.
+class ReplyDeadline:
+    """The timeout for the reply to each command of a transaction, on one timer: `on_late` is called when a reply is
+    due and has not come.
 
-    Each command moves the reply's due time on; one timer, armed at the earliest due time, looks at it when it fires
-    and, if it was moved on meanwhile, arms itself for the new one. Rescheduling the `asyncio.timeout` for each
-    command instead cancels a timer and pushes a new one on the loop's heap four times a message. When a reply is
-    late, the `asyncio.timeout` is set to expire at once, so the transaction ends as its own timer would end it: a
-    TimeoutError out of `exchange`. `stop()` must be called before the `asyncio.timeout` is left."""
+    Each command moves the reply's due time on; the timer, armed at the earliest due time, looks at it when it fires
+    and, if it was moved on meanwhile, arms itself for the new one. Rescheduling a timeout for each command instead
+    cancels a timer and pushes a new one on the loop's heap four times a message. `stop()` must be called when the
+    transaction is over."""
 
-    __slots__ = ("_armed_for", "_deadline", "_due", "_loop", "_seconds", "_timer")
+    __slots__ = ("_armed_for", "_due", "_loop", "_on_late", "_seconds", "_timer")
 
-    def __init__(self, deadline: asyncio.Timeout, seconds: float) -> None:
-        self._deadline = deadline
+    def __init__(self, on_late: Callable[[], None], seconds: float) -> None:
+        self._on_late = on_late
         self._loop = asyncio.get_running_loop()
         self._seconds = seconds
         self._due = self._armed_for = 0.0
@@ -153,7 +154,7 @@ class _ReplyDeadline:
         if self._due > self._armed_for:
             self._arm(self._due)
         else:
-            self._deadline.reschedule(self._loop.time())
+            self._on_late()
 
 
 async def exchange(
@@ -169,7 +170,10 @@ async def exchange(
     """
     data, options, encoding = prepared
     async with asyncio.timeout(None) as deadline:
-        reply = _ReplyDeadline(deadline, timeout)
+        # when a reply is late, the `asyncio.timeout` expires at once: a TimeoutError out of here, as its own timer
+        # would raise it
+        loop = asyncio.get_running_loop()
+        reply = ReplyDeadline(lambda: deadline.reschedule(loop.time()), timeout)
         try:
             reply.start()
             await _mail(smtp, envelope.sender, options, encoding)
@@ -204,7 +208,7 @@ async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding
     """MAIL FROM, as `smtp.mail` sends it. A plain address (or the null sender) goes as it is: aiosmtplib would
     parse it again, a character at a time, which for long VERP return paths costs as much as the rest of the
     transaction."""
-    if sender and not _PLAIN_MAILBOX.fullmatch(sender):
+    if sender and not plain_mailbox(sender):
         await smtp.mail(sender, options=options, encoding=encoding, timeout=None)
         return
     line = b"FROM:<" + sender.encode(encoding) + b">"
@@ -215,7 +219,7 @@ async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding
 
 async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
     """RCPT TO, as `smtp.rcpt` sends it; a plain address as it is (see `_mail`)."""
-    if not _PLAIN_MAILBOX.fullmatch(recipient):
+    if not plain_mailbox(recipient):
         await smtp.rcpt(recipient, encoding=encoding, timeout=None)
         return
     response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">", timeout=None)
@@ -223,7 +227,7 @@ async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
         raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
 
 
-async def _data(smtp: aiosmtplib.SMTP, data: bytes, reply: _ReplyDeadline) -> aiosmtplib.SMTPResponse:
+async def _data(smtp: aiosmtplib.SMTP, data: bytes, reply: ReplyDeadline) -> aiosmtplib.SMTPResponse:
     """DATA and the message, as `smtp.data` sends them, each reply due within the timeout (see `exchange`).
 
     `smtp.data` rewrites every message with two regular expressions (line ends to CRLF, a dot doubled at the start
@@ -232,7 +236,7 @@ async def _data(smtp: aiosmtplib.SMTP, data: bytes, reply: _ReplyDeadline) -> ai
     `bytes.replace` does at memory speed; it then goes out through the same protocol object, reply by reply, with
     the same handling of a lost connection. Anything else goes through `smtp.data`.
     """
-    wire = _dot_stuffed(data)
+    wire = dot_stuffed(data)
     if wire is None:
         # one deadline for both replies here, twice the timeout: aiosmtplib sends the message as soon as DATA's
         # reply is in
@@ -257,7 +261,12 @@ async def _data(smtp: aiosmtplib.SMTP, data: bytes, reply: _ReplyDeadline) -> ai
     return response
 
 
-def _dot_stuffed(data: bytes) -> bytes | None:
+def plain_mailbox(address: str) -> bool:
+    """Whether `address` is a bare dot-atom address, which goes on a MAIL or RCPT line as it is."""
+    return _PLAIN_MAILBOX.fullmatch(address) is not None
+
+
+def dot_stuffed(data: bytes) -> bytes | None:
     """The message as it goes after DATA (RFC 5321 4.5.2: a line's leading dot doubled, then the lone dot that
     ends it), or None unless every line ends with CRLF, the last one included."""
     crlf = data.count(b"\r\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from notifier.delivery.email import transaction
 from tests.delivery.email.smtp_servers import PoolServer, started
 
 
@@ -45,3 +46,12 @@ def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*certificate)
     return context
+
+
+@pytest.fixture(params=["replies", "commands"])
+def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test twice: once as messages usually go (`transaction`, driven by the replies), once command by command
+    (`smtp.exchange`, the road of unusual addresses and messages), which must behave the same."""
+    if request.param == "commands":
+        monkeypatch.setattr(transaction, "start", lambda *args, **kwargs: None)
+    return str(request.param)

@@ -15,6 +15,9 @@ from notifier.delivery.email.sender import SmtpSender, TokenBucket
 from notifier.delivery.email.smtp_config import SmtpConfig
 from tests.delivery.email.smtp_servers import PoolServer, closed_port, eventually, make_message, sender_for, started
 
+# every test on both roads of a transaction (see the `road` fixture)
+pytestmark = pytest.mark.usefixtures("road")
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Delivery
 

@@ -15,6 +15,9 @@ from notifier.delivery.email.sender import SmtpSender
 from notifier.delivery.email.smtp_config import SmtpConfig
 from tests.delivery.email.smtp_servers import PoolServer, make_message, sender_for
 
+# every test on both roads of a transaction (see the `road` fixture)
+pytestmark = pytest.mark.usefixtures("road")
+
 
 @contextlib.asynccontextmanager
 async def _server(handler: object) -> AsyncIterator[int]:
@@ -61,9 +64,9 @@ async def test_send_bytes_arrive_as_given(server: PoolServer, data: bytes) -> No
 def test_dot_stuffing_is_aiosmtplibs_for_crlf_messages(data: bytes) -> None:
     from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-    from notifier.delivery.email.smtp import _dot_stuffed
+    from notifier.delivery.email.smtp import dot_stuffed
 
-    ours = _dot_stuffed(data)
+    ours = dot_stuffed(data)
     crlf_only = data.endswith(b"\r\n") and data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n")
     if not crlf_only:
         assert ours is None
