@@ -3,8 +3,8 @@
 A sender claims due rows (`pending`, `next_attempt_at <= now`) with FOR UPDATE SKIP LOCKED, marks them `sending` with
 a lease, sends, then marks them `sent`. A worker that dies mid-send leaves rows in `sending`; once the lease runs
 out the sweeper makes them `pending` again, so nothing is lost. The only possible duplicates are the messages that
-were in flight at the moment of death or accepted by the mail server in the moments before it, whose marks were
-still waiting to be written (see `SentMarks`).
+were in flight at the moment of death, or accepted by the mail server in the moments before it, whose marks were
+still waiting to be written: no more of those than of the former (see `SentMarks`).
 
 Leases are short (tens of seconds) and renewed by the live sender (`notifier.leases.LeaseKeeper`); each claim names
 its holder, the claiming session's `application_name` (the worker's id, see `notifier.leases`), so the claims of a
@@ -27,13 +27,14 @@ import asyncpg.pool
 
 log = logging.getLogger(__name__)
 
-# How long a `sent` mark may wait for others to share its statement, and how many may wait (see `SentMarks`).
-# No wait by default: a message accepted but not yet marked is sent again if the worker dies, so marks are written
-# as soon as the writer is free; the marks that arrive while a statement runs share the next one. A linger of
-# 20 ms halves PostgreSQL's CPU a message at 500 messages a second, at the price of about ten more duplicates
-# when a worker is killed outright.
-MARK_LINGER = 0.0
-MARK_BATCH = 100
+# How long a `sent` mark may wait for others to share its statement, and how many may wait (see `SentMarks`): the
+# email sender lets as many wait as it has SMTP connections (4 by default). A worker killed outright then leaves
+# at most that many accepted messages unmarked, and as many in the statement being written, to be sent again: the
+# same order as the messages it may have in flight anyway, one a connection. Before, with no wait, it was one or
+# two. Shared four ways, the marks cost PostgreSQL 0.13 ms of CPU an alert instead of 0.20-0.23, and the sender 0.37
+# instead of 0.43 (`bench/results/email_send.md`).
+MARK_LINGER = 0.02
+MARK_BATCH = 4
 # A claim reads up to this many due deliveries for each group it may claim: a digest's group has 5-20 of them, and a
 # claim that stopped at `limit` deliveries took a handful of digests, each claim and its reads costing a statement.
 CLAIM_SCAN = 8
@@ -211,14 +212,14 @@ async def mark_sent_many(
 class SentMarks:
     """The `sent` marks of one sending pass, written in batches.
 
-    Each statement that marks deliveries costs PostgreSQL about as much CPU as the sender spends on a message, and
-    a commit, whether it marks one row or fifty. So a mark is not written the moment its message is accepted: it
-    waits up to `linger` seconds for others to share its statement (or until `batch` are waiting), and the sender
-    goes on meanwhile. A sender waits for its mark only when `batch` marks are already waiting, so however slow the
-    database, no more than that many accepted messages are ever unmarked. That is the cost: a worker that dies
-    leaves the messages accepted in its last `linger` seconds unmarked, and they are sent again once their claim
-    runs out (at 500 a second and a linger of 20 ms, about ten). The service's default linger is 0: a mark is
-    written as soon as the previous statement is done, with whatever marks came while it ran.
+    Each statement that marks deliveries costs PostgreSQL a commit and about 0.15 ms of CPU, and the sender a round
+    trip, whether it marks one row or fifty. So a mark is not written the moment its message is accepted: it waits
+    up to `linger` seconds for others to share its statement, or until `batch` are waiting, and the sender goes on
+    meanwhile. A sender waits for its mark only when `batch` marks are already waiting, so however slow the
+    database, no more than `batch` accepted messages wait unmarked, besides those of the statement being written.
+    That is the cost: a worker that dies leaves those unmarked, and they are sent again once their claim is handed
+    back. The email sender's `batch` is its number of SMTP connections, as many messages as may be in flight on
+    them (each accepted, or not, by a reply still on its way) when a worker dies.
 
     The statements go over one connection kept from the first mark until `close()`: a connection taken from the
     pool and given back for each would cost a second round trip every time, the session reset asyncpg runs when
@@ -278,10 +279,12 @@ class SentMarks:
             await self._give_back()
 
     async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
-            if not self._full.is_set():
+            due = self._first_at + self._linger
+            if not self._full.is_set() and loop.time() < due:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(self._first_at + self._linger):
+                    async with asyncio.timeout_at(due):
                         await self._full.wait()
             if not self._closed:
                 self._full.clear()

@@ -41,7 +41,7 @@ async def test_marks_given_together_share_one_statement_and_close_writes_them(
     pool: asyncpg.Pool, factory: Factory
 ) -> None:
     ids = await sending(pool, factory, 5)
-    marks = outbox.SentMarks(pool, linger=NEVER)
+    marks = outbox.SentMarks(pool, linger=NEVER, batch=5)
     at = datetime.now(UTC)
     for i in ids:
         await marks.sent([i], f"<{i}@notifier.test>", at)

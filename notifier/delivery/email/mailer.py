@@ -8,8 +8,9 @@ says the address is bad, suppresses it.
 
 How a pass goes: one task claims batches (one subscriber's due deliveries each) just in time and reads everything
 they need in one query; a few tasks send them, each message marked `sent` within a few hundredths of a second of
-the server taking it, in statements shared with the messages taken meanwhile (`outbox.SentMarks`), so a worker that
-dies can only leave the messages then in flight, or taken in those last moments, to be sent twice. Claims have short
+the server taking it, in statements shared with the messages taken meanwhile (`outbox.SentMarks`, at most as many as
+there are SMTP connections), so a worker that dies can only leave the messages then in flight, and a few taken in
+those last moments, to be sent twice. Claims have short
 leases that a `LeaseKeeper` renews while the pass works on them, so a slow but live pass keeps its claims and a dead
 worker's are handed back within a minute; a claim whose renewals have failed for so long that its lease may have
 run out is not sent.
@@ -158,7 +159,8 @@ class Mailer:
         `now` (default: the clock) is the moment the sender acts at: what is due, the digest's day, the weekly
         summary's week and the time of the next retry all follow from it.
         """
-        run = _Run(now, outbox.SentMarks(self.pool), LeaseKeeper(self.pool, self.lease, outbox.renew_leases))
+        marks = outbox.SentMarks(self.pool, batch=self.sender.connections)
+        run = _Run(now, marks, LeaseKeeper(self.pool, self.lease, outbox.renew_leases))
         queue: asyncio.Queue[PreparedBatch | None] = asyncio.Queue()
         # claims are made just in time: once the senders are down to their last round, so nothing waits long
         low = asyncio.Event()
