@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,35 @@ class TokenError(Exception):
 class TokenData:
     subscriber_id: int
     subscription_id: int | None = None
+
+
+# A key's bytes XORed with HMAC's inner and outer pads (RFC 2104), as tables for bytes.translate
+_INNER = bytes(b ^ 0x36 for b in range(256))
+_OUTER = bytes(b ^ 0x5C for b in range(256))
+
+
+class KeyedHmac:
+    """HMAC with one key, the hashes of its padded key begun once: `digest(message)` is `hmac.digest(key, message,
+    name)`, for about a third of the CPU. hmac.digest pads and hashes the key again on every call; this copies the
+    two hashes already begun. Every email sent needs four or five HMACs (its links' tokens, its return path)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, name: str) -> None:
+        inner, outer = hashlib.new(name), hashlib.new(name)
+        if len(key) > inner.block_size:
+            key = hashlib.new(name, key).digest()
+        key = key.ljust(inner.block_size, b"\0")
+        inner.update(key.translate(_INNER))
+        outer.update(key.translate(_OUTER))
+        self._inner, self._outer = inner, outer
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 class _ClockSigner(TimestampSigner):
@@ -62,7 +90,7 @@ class Tokens:
         self._stamped = (-1, b"")  # the last second a token was made in, and its encoding
         # itsdangerous's default key derivation ("django-concat"): SHA-1 of salt, "signer" and the secret
         self._keys = {
-            purpose: hashlib.sha1(f"notifier.{purpose}signer{secret_key}".encode()).digest()  # noqa: S324
+            purpose: KeyedHmac(hashlib.sha1(f"notifier.{purpose}signer{secret_key}".encode()).digest(), "sha1")  # noqa: S324
             for purpose in get_args(Purpose)
         }
         self._serializers = {
@@ -111,7 +139,7 @@ class Tokens:
         return _b64(payload) + b"." + stamp
 
     def _sign(self, purpose: Purpose, value: bytes) -> str:
-        return (value + b"." + _b64(hmac.digest(self._keys[purpose], value, "sha1"))).decode("ascii")
+        return (value + b"." + _b64(self._keys[purpose].digest(value))).decode("ascii")
 
     def read(self, purpose: Purpose, token: str) -> TokenData:
         max_age = self.confirm_max_age if purpose == "confirm" else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.policy
+import functools
 import hmac
 import re
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,8 @@ from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Literal
+
+from notifier.tokens import KeyedHmac
 
 BounceKind = Literal["hard", "soft", "complaint"]
 
@@ -82,9 +85,14 @@ class BounceReport:
 
 
 def _tag(secret: bytes, recipient: str) -> str:
-    # hmac.digest: the one-shot HMAC in C, the same digest without an HMAC object (this runs for every message)
-    digest = hmac.digest(secret, b"notifier.verp\0" + recipient.encode("utf-8"), "sha256")
+    digest = _keyed(secret).digest(b"notifier.verp\0" + recipient.encode("utf-8"))
     return base64.urlsafe_b64encode(digest).decode("ascii")[:VERP_TAG_CHARS]
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: bytes) -> KeyedHmac:
+    """The VERP HMAC for `secret`, its key's hashes begun once (this runs for every message sent)."""
+    return KeyedHmac(secret, "sha256")
 
 
 def verp_address(bounce_local: str, domain: str, recipient: str, secret: bytes) -> str:

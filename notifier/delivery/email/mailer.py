@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -253,7 +253,7 @@ class Mailer:
         data: EmailMessage | bytes
         message_id: str | None = None
         if _PLAIN_ADDRESS.fullmatch(work.email):
-            message_id = f"<{uuid.uuid4().hex}@{self.domain}>"
+            message_id = f"<{secrets.token_hex(16)}@{self.domain}>"
             data = template.merge({**values, "to": work.email, "msgid": message_id})
         else:  # quoted local parts, internationalised addresses: the email package writes those
             r, holes = template.rendered, template.links

@@ -201,6 +201,8 @@ class SmtpSender:
                          "new connection", first.result.message)
                 outcome = await self._attempt(envelope, None)
         result = outcome.result
+        if result.message_id == envelope.message_id and not envelope.invalid:
+            return result  # as sent: `_transact` names the message already
         return dataclasses.replace(result, message_id=envelope.message_id, refused=result.refused + envelope.invalid)
 
     async def close(self) -> None:
@@ -333,6 +335,7 @@ class SmtpSender:
             address_bad=False,
             code=response.code,
             message=reply_line(response.code, response.message),
+            message_id=envelope.message_id,
             refused=refused,
         )
         return _Outcome(result, keep=True, retry=False)

@@ -3,16 +3,19 @@ the link tokens made together must be the tokens made one by one."""
 
 from __future__ import annotations
 
+import hmac
 import random
 import re
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
 from notifier.delivery.email.merge import MergeTemplate, _Fill, _pieces, _qp, _tidy
 from notifier.delivery.email.views import Links, Rendered
-from notifier.tokens import Tokens
+from notifier.tokens import KeyedHmac, Tokens
 
 MARK = "m0123456789ab"
 PLACEHOLDER = re.compile(re.escape(MARK) + r"_([a-z0-9]+)_")
@@ -93,6 +96,15 @@ def test_email_link_tokens_are_the_tokens_made_one_by_one(subscriptions: list[in
     library = URLSafeTimedSerializer("a-secret-key-for-tests-only-0123456789", salt="notifier.unsubscribe")
     assert [library.loads(t) for t in each] == [[42, s] for s in subscriptions]
     assert tokens.read("manage", manage).subscriber_id == 42
+
+
+@settings(max_examples=300)
+@given(key=st.binary(max_size=300), message=st.binary(max_size=300), name=st.sampled_from(["sha1", "sha256"]))
+def test_a_keyed_hmac_is_the_standard_hmac(key: bytes, message: bytes, name: str) -> None:
+    """Keys shorter than, as long as and longer than a block (64 bytes for both digests), messages of any length."""
+    keyed = KeyedHmac(key, name)
+    assert keyed.digest(message) == hmac.digest(key, message, name)
+    assert keyed.digest(message + b"again") == hmac.digest(key, message + b"again", name)  # the begun hashes kept
 
 
 def test_tokens_made_in_a_new_second_carry_its_time() -> None:
