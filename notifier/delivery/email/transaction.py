@@ -91,6 +91,15 @@ class _Transaction(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.done.done():
             return  # over (the sending task was cancelled, and the connection is being closed)
+        if not self._buffer and data[3:4] == b" " and data.find(b"\n") == len(data) - 1 and len(data) <= _MAX_LINE:
+            # the usual read: one whole reply of one line, read as `_next_reply` reads it, without the buffer
+            try:
+                code = int(data[:3])
+            except ValueError:
+                pass  # malformed: `_next_reply` says so
+            else:
+                self._answer(Reply(code, data[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape")))
+                return
         self._buffer += data
         while not self.done.done():
             try:
