@@ -220,11 +220,13 @@ class SmtpSender:
     # -- the pool -------------------------------------------------------------------------------------------------
 
     def _take_idle(self) -> _Connection | None:
-        """The most recently used healthy connection; idle-expired or server-closed ones are dropped on the way."""
+        """The most recently used healthy connection; those idle too long, too old or closed by the server are
+        dropped on the way."""
         now = self._clock()
         keep: list[_Connection] = []
         for conn in self._idle:
-            if conn.smtp.is_connected and now - conn.last_used <= self.max_idle_seconds:
+            fresh = now - conn.last_used <= self.max_idle_seconds and now - conn.opened_at < self.max_connection_seconds
+            if conn.smtp.is_connected and fresh:
                 keep.append(conn)
             else:
                 # a connection idle this long may be dead without our knowing: a QUIT could wait a full timeout
@@ -350,6 +352,15 @@ class SmtpSender:
                 # the server is closing the connection and said so: it has not taken the message
                 smtp.close()
                 return _Outcome(classify_reply(e.code, e.message, stage=stage), keep=False, retry=True)
+            if not 400 <= e.code < 600:
+                # No refusal, but a reply the command could not have: unreadable (aiosmtplib's -1), or a code for
+                # another command (250 to DATA, where the message waits for 354). The connection is out of step
+                # with the server, so it is closed; what the server made of the message is unknown, so it is not
+                # sent again at once.
+                smtp.close()
+                shown = e.message if e.code < 0 else reply_line(e.code, e.message)
+                return _Outcome(temporary_failure(f"unexpected reply at {stage.upper()}: {shown}"), keep=False,
+                                retry=False)
             result = classify_reply(e.code, e.message, stage=stage)
             result = dataclasses.replace(result, refused=tuple(progress.refused))
             return _Outcome(result, keep=await reset(smtp), retry=False)

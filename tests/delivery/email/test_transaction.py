@@ -16,7 +16,7 @@ from notifier.delivery.email.replies import SendResult
 from notifier.delivery.email.sender import SmtpSender
 from notifier.delivery.email.smtp import Progress, for_server, make_envelope
 from notifier.delivery.email.smtp_config import SmtpConfig
-from tests.delivery.email.smtp_servers import PoolServer, sender_for
+from tests.delivery.email.smtp_servers import PoolServer, eventually, sender_for
 
 pytestmark = pytest.mark.usefixtures("road")
 
@@ -58,6 +58,9 @@ class Scripted:
             if chunk == b"<close>":
                 writer.close()
                 return
+            if chunk == b"<pause>":
+                await asyncio.sleep(0.2)
+                continue
             writer.write(chunk)
             await writer.drain()
             await asyncio.sleep(0.005)
@@ -100,20 +103,51 @@ async def test_replies_split_across_packets_and_over_several_lines() -> None:
         ({"MAIL": [b"550 5.7.1 sender not allowed\r\n"]}, 550, False, "sender not allowed", 0),
         ({"DATA": [b"554 5.3.0 no DATA now\r\n"]}, 554, True, "no DATA now", 0),
         ({"message": [b"552 5.3.4 too big\r\n"]}, 552, True, "too big", 1),
-        ({"RCPT": [b"25O OK\r\n"]}, None, False, "Malformed SMTP response line: 25O OK", 0),
-        ({"MAIL": [b"250-" + b"x" * 9000 + b"\r\n"]}, None, False, "Response too long", 0),
-        ({"RCPT": [b"250-endless" + b"y" * 8000, b"z" * 8000, b"z" * 8000, b"z" * 8000, b"z" * 8000]}, None, False,
-         "Response too long", 0),
     ],
 )
-async def test_refused_or_unreadable_replies_end_the_transaction(
-    script: dict[str, list[bytes]], code: int | None, permanent: bool, words: str, sent: int
+async def test_refusals_end_the_transaction_and_the_connection_goes_on(
+    script: dict[str, list[bytes]], code: int, permanent: bool, words: str, sent: int
 ) -> None:
     server = Scripted(**script)
-    result = await send(server)
+    async with scripted_sender(server) as sender:
+        result = await sender.send(MESSAGE, sender="bounces@notifier.test", recipients=["reader@example.org"])
+        kept = len(sender._idle)
     assert (result.ok, result.code, result.permanent) == (False, code, permanent)
     assert words in result.message, result.message
     assert len(server.messages) == sent
+    assert kept == 1  # reset, and ready for the next message
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        ({"RCPT": [b"25O OK\r\n"]}, "at RCPT: Malformed SMTP response line: 25O OK"),
+        ({"MAIL": [b"250-" + b"x" * 9000 + b"\r\n"]}, "at MAIL: Response too long"),
+        ({"RCPT": [b"250-endless" + b"y" * 8000, b"z" * 8000, b"z" * 8000, b"z" * 8000, b"z" * 8000]},
+         "at RCPT: Response too long"),
+        ({"MAIL": [b"".join(b"250-%05d a long line of a long reply\r\n" % i for i in range(1000)) + b"250 end\r\n"]},
+         "at MAIL: Response too long"),  # whole, but more than aiosmtplib reads as one reply
+        ({"RCPT": [b"250-a\r\n", b"XYZ\r\n", b"250 last\r\n"]}, "at RCPT: Malformed SMTP response line: XYZ"),
+        ({"DATA": [b"250 OK\r\n"]}, "at DATA: 250 OK"),  # a success code, but not the 354 the message waits for
+        ({"MAIL": [b"251 OK\r\n"]}, "at MAIL: 251 OK"),
+    ],
+)
+async def test_a_reply_out_of_step_closes_the_connection_and_the_next_message_goes_on_a_new_one(
+    script: dict[str, list[bytes]], words: str
+) -> None:
+    """Whatever the rest of the server's answer holds, it cannot be matched to the commands any more."""
+    server = Scripted(**script)
+    async with scripted_sender(server) as sender:
+        result = await sender.send(MESSAGE, sender="bounces@notifier.test", recipients=["reader@example.org"])
+        kept = len(sender._idle)
+        server.script = {**DEFAULTS}
+        then = await sender.send(MESSAGE, sender="bounces@notifier.test", recipients=["reader@example.org"])
+        opened = sender.opened
+    assert (result.ok, result.code, result.permanent) == (False, None, False)
+    assert words in result.message, result.message
+    assert kept == 0
+    assert then.ok and opened == 2
+    assert len(server.messages) == 1
 
 
 async def test_refused_recipients_are_recorded_and_the_others_get_the_message() -> None:
@@ -193,3 +227,27 @@ async def test_a_message_larger_than_the_transports_buffer(server: PoolServer) -
     assert opened == 1
     assert [m.message["Subject"] for m in server.messages] == ["large", "s"]
     assert server.messages[0].message.get_payload().encode() == body
+
+
+async def test_a_transaction_whose_waiter_is_cancelled_closes_its_connection(road: str) -> None:
+    """Whoever awaits `start`'s future and is cancelled leaves the server answering commands no one will read: the
+    connection goes back to aiosmtplib closed, and a command sent on it then fails at once rather than waiting."""
+    if road == "commands":
+        pytest.skip("only the road of replies has a future of its own")
+    server = Scripted()
+    async with scripted_sender(server) as sender:
+        assert (await sender.send(MESSAGE, sender="bounces@notifier.test", recipients=["reader@example.org"])).ok
+        [conn] = sender._idle
+        server.script["RCPT"] = [b"<pause>", b"250 late\r\n"]
+        envelope = make_envelope(MESSAGE, "bounces@notifier.test", ["reader@example.org"], "<m@notifier.test>",
+                                 host="smtp.test")
+        prepared = for_server(conn.smtp, envelope)
+        assert not isinstance(prepared, SendResult)
+        started = transaction.start(conn.smtp, envelope, prepared, 5.0, Progress())
+        assert started is not None
+        await asyncio.sleep(0.1)  # MAIL answered, RCPT TO waiting
+        started.cancel()
+        await eventually(lambda: not conn.smtp.is_connected)  # at the late answer
+        with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+            await asyncio.wait_for(conn.smtp.execute_command(b"NOOP"), 1.0)
+        sender._idle.clear()
