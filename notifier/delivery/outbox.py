@@ -4,7 +4,7 @@ A sender claims due rows (`pending`, `next_attempt_at <= now`) with FOR UPDATE S
 a lease, sends, then marks them `sent`. A worker that dies mid-send leaves rows in `sending`; once the lease runs
 out the sweeper makes them `pending` again, so nothing is lost. The only possible duplicates are the messages that
 were in flight at the moment of death, or accepted by the mail server in the moments before it, whose marks were
-still waiting to be written: no more of those than of the former (see `SentMarks`).
+still waiting to be written or being written: no more of those than twice the former (see `SentMarks`).
 
 Leases are short (tens of seconds) and renewed by the live sender (`notifier.leases.LeaseKeeper`); each claim names
 its holder, the claiming session's `application_name` (the worker's id, see `notifier.leases`), so the claims of a

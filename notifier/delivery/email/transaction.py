@@ -90,7 +90,9 @@ class _Transaction(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.done.done():
-            return  # over (the sending task was cancelled, and the connection is being closed)
+            if self.done.cancelled():
+                self._abandon()
+            return
         if not self._buffer and data[3:4] == b" " and data.find(b"\n") == len(data) - 1 and len(data) <= _MAX_LINE:
             # the usual read: one whole reply of one line, read as `_next_reply` reads it, without the buffer
             try:
@@ -101,6 +103,9 @@ class _Transaction(asyncio.Protocol):
                 self._answer(Reply(code, data[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape")))
                 return
         self._buffer += data
+        if len(self._buffer) > _MAX_REPLY:  # as aiosmtplib: too much at once, whole replies or not
+            self._fail(aiosmtplib.SMTPResponseException(_INVALID, "Response too long"))
+            return
         while not self.done.done():
             try:
                 reply = self._next_reply()
@@ -173,7 +178,16 @@ class _Transaction(asyncio.Protocol):
         self._transport.write(line)
 
     def _late(self) -> None:
-        self._fail(TimeoutError())
+        if self.done.cancelled():
+            self._abandon()
+        else:
+            self._fail(TimeoutError())
+
+    def _abandon(self) -> None:
+        """The awaiting task was cancelled mid-transaction: the server is still answering commands no one will
+        read, so the connection cannot carry another, and is closed (as `SmtpSender` closes it anyway)."""
+        self._give_back()
+        self._transport.close()
 
     def _finish(self, reply: Reply | None) -> None:
         self._give_back()
@@ -189,7 +203,10 @@ class _Transaction(asyncio.Protocol):
             self.done.exception()  # retrieved, for a sending task cancelled meanwhile that never awaits it
 
     def _give_back(self) -> None:
-        """aiosmtplib's protocol takes the transport back; data after the last reply is dropped, as it drops it."""
+        """aiosmtplib's protocol takes the transport back. Bytes read after the last reply, which only a server out
+        of step sends, are dropped; aiosmtplib would keep them for the next reply, to the same end: a connection
+        whose replies no longer match its commands, closed at the next one that does not fit (see
+        `SmtpSender._failed`)."""
         self._deadline.stop()
         if self._transport.get_protocol() is self:
             self._transport.set_protocol(self._protocol)

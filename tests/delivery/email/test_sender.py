@@ -208,6 +208,17 @@ async def test_send_replaces_a_connection_once_it_is_old_however_busy(server: Po
     assert len(server.messages) == 13
 
 
+async def test_send_does_not_take_a_connection_that_grew_old_while_idle(server: PoolServer) -> None:
+    now = [1000.0]
+    async with sender_for(server, max_connection_seconds=300, clock=lambda: now[0]) as sender:
+        assert (await sender.send(make_message("opens it"))).ok
+        now[0] += 299
+        assert (await sender.send(make_message("at 299 s, kept"))).ok
+        now[0] += 2
+        assert (await sender.send(make_message("at 301 s, on a new one"))).ok
+    assert server.connections == 2
+
+
 def test_sender_refuses_a_connection_age_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="max_connection_seconds"):
         SmtpSender(SmtpConfig("localhost", 25), max_connection_seconds=0)
