@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 # email sender lets as many wait as it has SMTP connections (4 by default). A worker killed outright then leaves
 # at most that many accepted messages unmarked, and as many in the statement being written, to be sent again: the
 # same order as the messages it may have in flight anyway, one a connection. Before, with no wait, it was one or
-# two. Shared four ways, the marks cost PostgreSQL 0.13 ms of CPU an alert instead of 0.20-0.23, and the sender 0.37
-# instead of 0.43 (`bench/results/email_send.md`).
+# two. Shared four ways, PostgreSQL spends 0.13-0.15 ms of CPU an alert instead of 0.21-0.26, and the sender 0.40-0.43
+# instead of 0.50-0.59 (`bench/results/email_send.md`).
 MARK_LINGER = 0.02
 MARK_BATCH = 4
 # A claim reads up to this many due deliveries for each group it may claim: a digest's group has 5-20 of them, and a
