@@ -232,6 +232,4 @@ class _Transaction(asyncio.Protocol):
             if line[3:4] != b"-":
                 del buffer[:offset]
                 return Reply(code, b"\n".join(lines).decode("utf-8", "surrogateescape"))
-        if len(buffer) > _MAX_REPLY:
-            raise aiosmtplib.SMTPResponseException(_INVALID, "Response too long")
-        return None
+        return None  # (the buffer's size is held to `_MAX_REPLY` as data comes in)

@@ -215,7 +215,7 @@ async def test_only_the_usual_message_takes_the_road_of_replies(
         envelope = make_envelope(data, sender, [recipient], "<m@notifier.test>", host="smtp.test")
         prepared = for_server(conn.smtp, envelope)
         assert not isinstance(prepared, SendResult)
-        started = transaction.start(conn.smtp, envelope, prepared, 5.0, Progress())
+        started = transaction.start(conn.smtp, envelope, prepared, 0.5, Progress())
         assert (started is not None) == (fits and road == "replies")
         if started is not None:
             reply = await started
@@ -238,23 +238,24 @@ async def test_a_message_larger_than_the_transports_buffer(server: PoolServer) -
     assert server.messages[0].message.get_payload().encode() == body
 
 
-async def test_a_transaction_whose_waiter_is_cancelled_closes_its_connection() -> None:
+@pytest.mark.parametrize("answer", ["late", "never"])
+async def test_a_transaction_whose_waiter_is_cancelled_closes_its_connection(answer: str) -> None:
     """Whoever awaits `start`'s future and is cancelled leaves the server answering commands no one will read: the
     connection goes back to aiosmtplib closed, and a command sent on it then fails at once rather than waiting."""
     server = Scripted()
     async with scripted_sender(server) as sender:
         assert (await sender.send(MESSAGE, sender="bounces@notifier.test", recipients=["reader@example.org"])).ok
         [conn] = sender._idle
-        server.script["RCPT"] = [b"<pause>", b"250 late\r\n"]
+        server.script["RCPT"] = [b"<pause>", b"250 late\r\n"] if answer == "late" else []
         envelope = make_envelope(MESSAGE, "bounces@notifier.test", ["reader@example.org"], "<m@notifier.test>",
                                  host="smtp.test")
         prepared = for_server(conn.smtp, envelope)
         assert not isinstance(prepared, SendResult)
-        started = transaction.start(conn.smtp, envelope, prepared, 5.0, Progress())
+        started = transaction.start(conn.smtp, envelope, prepared, 0.5, Progress())
         assert started is not None
         await asyncio.sleep(0.1)  # MAIL answered, RCPT TO waiting
         started.cancel()
-        await eventually(lambda: not conn.smtp.is_connected)  # at the late answer
+        await eventually(lambda: not conn.smtp.is_connected)  # at the late answer, or when it is overdue
         with pytest.raises(aiosmtplib.SMTPServerDisconnected):
             await asyncio.wait_for(conn.smtp.execute_command(b"NOOP"), 1.0)
         sender._idle.clear()
