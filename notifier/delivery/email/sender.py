@@ -225,8 +225,7 @@ class SmtpSender:
         now = self._clock()
         keep: list[_Connection] = []
         for conn in self._idle:
-            fresh = now - conn.last_used <= self.max_idle_seconds and now - conn.opened_at < self.max_connection_seconds
-            if conn.smtp.is_connected and fresh:
+            if conn.smtp.is_connected and now - conn.last_used <= self.max_idle_seconds and self._young(conn, now):
                 keep.append(conn)
             else:
                 # a connection idle this long may be dead without our knowing: a QUIT could wait a full timeout
@@ -237,12 +236,15 @@ class SmtpSender:
     async def _release(self, conn: _Connection, *, keep: bool) -> None:
         clean = keep and conn.smtp.is_connected
         now = self._clock()
-        fresh = conn.messages < self.max_messages_per_connection and now - conn.opened_at < self.max_connection_seconds
-        if clean and not self._closed and fresh:
+        if clean and not self._closed and conn.messages < self.max_messages_per_connection and self._young(conn, now):
             conn.last_used = now
             self._idle.append(conn)
         else:
             await self._discard(conn, polite=clean)
+
+    def _young(self, conn: _Connection, now: float) -> bool:
+        """Not yet `max_connection_seconds` old: it may carry another message."""
+        return now - conn.opened_at < self.max_connection_seconds
 
     async def _discard(self, conn: _Connection, *, polite: bool) -> None:
         if polite and conn.smtp.is_connected:

@@ -125,7 +125,7 @@ class _Transaction(asyncio.Protocol):
         self._protocol.connection_lost(exc)
         lost = aiosmtplib.SMTPServerDisconnected("Connection lost")
         lost.__cause__ = exc
-        self._fail(lost, give_back=False)
+        self._fail(lost)
 
     def pause_writing(self) -> None:
         self._protocol.pause_writing()
@@ -193,11 +193,8 @@ class _Transaction(asyncio.Protocol):
         self._give_back()
         self.done.set_result(reply)
 
-    def _fail(self, error: BaseException, *, give_back: bool = True) -> None:
-        if give_back:
-            self._give_back()
-        else:
-            self._deadline.stop()
+    def _fail(self, error: BaseException) -> None:
+        self._give_back()
         if not self.done.done():
             self.done.set_exception(error)
             self.done.exception()  # retrieved, for a sending task cancelled meanwhile that never awaits it
